@@ -1,0 +1,37 @@
+/**
+ * The file system as storage sees it. Production passes `NodeDisk` (node:fs); the simulator passes `SimDisk`,
+ * which loses unsynced writes on a crash. Every path is relative to the disk's root (the node's dataDir).
+ */
+export interface Disk {
+  /** Creates the directory and its parents; no error when it exists. */
+  mkdir(dir: string): Promise<void>;
+  /** Names (not paths) of the entries in `dir`, sorted; [] when it does not exist. */
+  list(dir: string): Promise<string[]>;
+  /** The whole file, or null when it does not exist. */
+  readFile(path: string): Promise<Uint8Array | null>;
+  /** Opens for appending, creating it when missing. */
+  openAppend(path: string): Promise<AppendFile>;
+  /** Atomically replaces `to` with `from` (rename(2)); durable only after `syncDir`. */
+  rename(from: string, to: string): Promise<void>;
+  unlink(path: string): Promise<void>;
+  /** Makes creations, renames and unlinks in `dir` durable (fsync of the directory). */
+  syncDir(dir: string): Promise<void>;
+  /** Takes an exclusive lock on `path` for this process; throws DataDirLockedError when another holds it. */
+  lock(path: string): Promise<DiskLock>;
+}
+
+export interface AppendFile {
+  readonly path: string;
+  /** Current length in bytes, including unsynced appends. */
+  readonly size: number;
+  append(data: Uint8Array): Promise<void>;
+  /** fdatasync: everything appended so far survives a crash once this resolves. */
+  sync(): Promise<void>;
+  /** Cuts the file to `length` bytes (used to drop a torn tail or a conflicting suffix). */
+  truncate(length: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface DiskLock {
+  release(): Promise<void>;
+}
