@@ -1,0 +1,77 @@
+import type { Entry, NodeId, SnapshotMeta } from './types.js';
+
+export enum MessageType {
+  PreVote = 1,
+  PreVoteResp,
+  Vote,
+  VoteResp,
+  App,
+  AppResp,
+  Heartbeat,
+  HeartbeatResp,
+  Snap,
+  ReadIndex,
+  ReadIndexResp,
+  TimeoutNow,
+}
+
+/** One piece of a snapshot; the follower restores once `offset + data.length === total`. */
+export interface SnapshotChunk {
+  readonly meta: SnapshotMeta;
+  readonly offset: number;
+  readonly total: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * A flat message like etcd's raftpb.Message: every kind uses a subset of the fields, which keeps the codec and the
+ * simulator's tracing simple.
+ */
+export interface Message {
+  readonly type: MessageType;
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  /** App: term of the entry at `index`. AppResp reject: term at `rejectHint`. Votes: term of the last entry. */
+  readonly logTerm: number;
+  /** App: index before `entries`. AppResp: last index matched (or rejected). Votes: last index. ReadIndexResp: read index. */
+  readonly index: number;
+  readonly commit: number;
+  readonly entries: readonly Entry[];
+  readonly reject: boolean;
+  readonly rejectHint: number;
+  /** ReadIndex request id; on Vote, CAMPAIGN_TRANSFER marks a campaign a leader asked for. */
+  readonly context: string;
+  /** The leader's tick when it sent App/Heartbeat/Snap, echoed by the responses: what the leader lease is measured on. */
+  readonly stamp: number;
+  readonly snapshot: SnapshotChunk | null;
+}
+
+export const CAMPAIGN_TRANSFER = 'transfer';
+
+const EMPTY: readonly Entry[] = Object.freeze([]);
+
+export function message(fields: Pick<Message, 'type' | 'from' | 'to' | 'term'> & Partial<Message>): Message {
+  return {
+    logTerm: 0,
+    index: 0,
+    commit: 0,
+    entries: EMPTY,
+    reject: false,
+    rejectHint: 0,
+    context: '',
+    stamp: 0,
+    snapshot: null,
+    ...fields,
+  };
+}
+
+export function isResponse(type: MessageType): boolean {
+  return (
+    type === MessageType.PreVoteResp ||
+    type === MessageType.VoteResp ||
+    type === MessageType.AppResp ||
+    type === MessageType.HeartbeatResp ||
+    type === MessageType.ReadIndexResp
+  );
+}

@@ -1,0 +1,664 @@
+import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
+import { CAMPAIGN_TRANSFER, message, MessageType, type Message } from './message.js';
+import { Progress } from './progress.js';
+import { majorityValue, quorumSize, voteOutcome } from './quorum.js';
+import { RaftLog } from './raft-log.js';
+import { ReadOnlyQueue } from './read-only.js';
+import { EMPTY_HARD_STATE, NONE, type Entry, type HardState, type NodeId, type Snapshot } from './types.js';
+
+export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
+
+/** A linearizable read may be served once the state machine has applied `index`. */
+export interface ReadState {
+  readonly index: number;
+  readonly context: string;
+}
+
+/** What the node recovered from storage. */
+export interface InitialState {
+  readonly hardState: HardState;
+  readonly snapshot: Snapshot | null;
+  readonly entries: readonly Entry[];
+}
+
+export const EMPTY_STATE: InitialState = { hardState: EMPTY_HARD_STATE, snapshot: null, entries: [] };
+
+/** A snapshot arriving in chunks. */
+interface IncomingSnapshot {
+  readonly meta: Snapshot['meta'];
+  readonly total: number;
+  /** Chunks by offset; the leader cuts a snapshot the same way every time, so offsets never overlap. */
+  readonly parts: Map<number, Uint8Array>;
+  received: number;
+}
+
+/**
+ * The Raft state machine: pure and single-threaded. Inputs are tick(), step(), propose(), readIndex() and
+ * transferLeader(); outputs accumulate in `msgs`, `readStates`, the log and `pendingSnapshot`, which RaftNode hands
+ * out as Ready batches. The protected methods hold the rules the checker self-test breaks on purpose.
+ */
+export class Raft {
+  readonly id: NodeId;
+  readonly cfg: ResolvedConfig;
+  readonly log: RaftLog;
+  term: number;
+  vote: NodeId;
+  lead: NodeId = NONE;
+  role: Role = 'follower';
+  voters: readonly NodeId[];
+  prs = new Map<NodeId, Progress>();
+  msgs: Message[] = [];
+  readStates: ReadState[] = [];
+  /** Ticks since this node started: the clock the lease is measured on. */
+  now = 0;
+  /** The newest snapshot: made locally (compact) or received; sent to followers that fell behind it. */
+  snapshot: Snapshot | null;
+  /** A snapshot received from the leader and not yet persisted and applied. */
+  pendingSnapshot: Snapshot | null = null;
+
+  private votes = new Map<NodeId, boolean>();
+  private electionElapsed = 0;
+  private heartbeatElapsed = 0;
+  private randomizedElectionTimeout = 0;
+  /** Tick of the last message from a current leader; boot counts as one, so a restarted voter keeps the lease rule. */
+  private lastLeaderContact = 0;
+  private leadTransferee: NodeId = NONE;
+  /** Set once TimeoutNow is sent: the target may win votes at any moment, so this term's lease is void. */
+  private leaseVoid = false;
+  private readonly readOnly = new ReadOnlyQueue();
+  /** ReadIndex requests held until this leader has committed an entry of its own term. */
+  private pendingReads: { from: NodeId; context: string }[] = [];
+  private incoming: IncomingSnapshot | null = null;
+
+  constructor(config: RaftConfig, state: InitialState = EMPTY_STATE) {
+    this.cfg = resolveConfig(config);
+    this.id = this.cfg.id;
+    this.term = state.hardState.term;
+    this.vote = state.hardState.vote;
+    this.snapshot = state.snapshot;
+    this.voters = state.snapshot?.meta.voters ?? this.cfg.voters;
+    this.log = new RaftLog(state.snapshot?.meta ?? null, state.entries, state.hardState.commit);
+    this.becomeFollower(this.term, NONE);
+  }
+
+  // ---- inputs -------------------------------------------------------------------------------------------------
+
+  tick(): void {
+    this.now++;
+    if (this.role === 'leader') this.tickHeartbeat();
+    else this.tickElection();
+  }
+
+  step(m: Message): void {
+    if (m.term > this.term) {
+      if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+        // Leader stickiness (thesis §4.2.3): while we hear from a leader, a vote request is a disruption, not a need.
+        if (m.context !== CAMPAIGN_TRANSFER && this.inLease()) return;
+      }
+      if (m.type === MessageType.PreVote || (m.type === MessageType.PreVoteResp && !m.reject)) {
+        // Pre-votes travel at term+1 without changing anybody's term.
+      } else if (m.type === MessageType.App || m.type === MessageType.Heartbeat || m.type === MessageType.Snap) {
+        this.becomeFollower(m.term, m.from);
+      } else {
+        this.becomeFollower(m.term, NONE);
+      }
+    } else if (m.term < this.term) {
+      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) {
+        // A leader cut off by a partition learns of the newer term and steps down.
+        this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term }));
+      } else if (m.type === MessageType.PreVote) {
+        this.send(message({ type: MessageType.PreVoteResp, from: this.id, to: m.from, term: this.term, reject: true }));
+      }
+      return;
+    }
+
+    if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
+      this.handleVoteRequest(m);
+      return;
+    }
+    switch (this.role) {
+      case 'leader':
+        this.stepLeader(m);
+        break;
+      case 'candidate':
+      case 'pre-candidate':
+        this.stepCandidate(m);
+        break;
+      case 'follower':
+        this.stepFollower(m);
+        break;
+    }
+  }
+
+  /** Appends client data on the leader; null when this node cannot take proposals now. */
+  propose(data: readonly Uint8Array[]): { term: number; index: number } | null {
+    if (this.role !== 'leader' || this.leadTransferee !== NONE) return null;
+    const first = this.log.lastIndex() + 1;
+    this.appendEntries(data);
+    this.bcastAppend();
+    return { term: this.term, index: first };
+  }
+
+  /** Starts a linearizable read; its ReadState arrives in a later Ready. False when no leader is known. */
+  readIndex(context: string): boolean {
+    if (this.role === 'leader') {
+      this.handleReadIndex(this.id, context);
+      return true;
+    }
+    if (this.lead === NONE) return false;
+    this.send(message({ type: MessageType.ReadIndex, from: this.id, to: this.lead, term: this.term, context }));
+    return true;
+  }
+
+  /** Hands leadership to `to` (Raft thesis §3.10); false when this node is not leader or `to` is not a voter. */
+  transferLeader(to: NodeId): boolean {
+    if (this.role !== 'leader' || to === this.id || !this.voters.includes(to)) return false;
+    if (this.leadTransferee === to) return true;
+    this.leadTransferee = to;
+    this.electionElapsed = 0; // the transfer must finish within one election timeout
+    const pr = this.prs.get(to)!;
+    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(to);
+    else this.sendAppend(to);
+    return true;
+  }
+
+  /** Starts an election now (used by a single-member cluster and by tests). */
+  campaign(): void {
+    if (this.role !== 'leader') this.hup(false);
+  }
+
+  /** The caller made a snapshot of its state up to `snapshot.meta.index`; the log before it is dropped. */
+  compact(snapshot: Snapshot): void {
+    if (snapshot.meta.index <= this.log.snapshotIndex()) return;
+    this.log.compact(snapshot.meta.index);
+    this.snapshot = snapshot;
+  }
+
+  // ---- called by RaftNode once a Ready is persisted -------------------------------------------------------------
+
+  entriesStable(index: number, term: number): void {
+    this.log.stableTo(index, term);
+    if (this.role === 'leader') {
+      this.prs.get(this.id)!.maybeUpdate(this.log.stableIndex);
+      if (this.maybeCommit()) this.onCommitAdvanced();
+    }
+  }
+
+  hardState(): HardState {
+    return { term: this.term, vote: this.vote, commit: this.log.committed };
+  }
+
+  /** True while a quorum acknowledged, within the lease window, a message this leader sent in its current term. */
+  hasValidLease(): boolean {
+    if (this.role !== 'leader' || this.leaseVoid || !this.cfg.checkQuorum) return false;
+    return this.now < this.leaseStart() + this.cfg.leaseTicks;
+  }
+
+  // ---- rules the checker self-test breaks on purpose --------------------------------------------------------
+
+  /** Figure 8: only an entry of the current term is committed by counting replicas. */
+  protected canCommit(index: number): boolean {
+    return this.log.term(index) === this.term;
+  }
+
+  /** §5.2: one vote per term, to the first candidate that asks (or the same one again). */
+  protected canVote(m: Message): boolean {
+    return (
+      this.vote === m.from ||
+      (this.vote === NONE && this.lead === NONE) ||
+      (m.type === MessageType.PreVote && m.term > this.term)
+    );
+  }
+
+  /** §5.4.1: only a candidate whose log is at least as up to date as ours. */
+  protected candidateUpToDate(m: Message): boolean {
+    return this.log.isUpToDate(m.index, m.logTerm);
+  }
+
+  /** The tick since which a quorum has acknowledged this leader: the quorum-th newest acknowledged stamp. */
+  protected leaseStart(): number {
+    return majorityValue(this.voters.map((v) => (v === this.id ? this.now : this.prs.get(v)!.ackedStamp)));
+  }
+
+  // ---- roles ----------------------------------------------------------------------------------------------------
+
+  private becomeFollower(term: number, lead: NodeId): void {
+    this.reset(term);
+    this.role = 'follower';
+    this.lead = lead;
+    if (lead !== NONE) this.lastLeaderContact = this.now;
+  }
+
+  private becomePreCandidate(): void {
+    // Term and vote stay: a pre-election changes nothing durable, so a partitioned node cannot inflate terms.
+    this.role = 'pre-candidate';
+    this.lead = NONE;
+    this.votes.clear();
+    this.resetRandomizedElectionTimeout();
+  }
+
+  private becomeCandidate(): void {
+    this.reset(this.term + 1);
+    this.vote = this.id;
+    this.role = 'candidate';
+  }
+
+  private becomeLeader(): void {
+    this.reset(this.term);
+    this.role = 'leader';
+    this.lead = this.id;
+    this.prs.get(this.id)!.becomeReplicate();
+    // §8: a no-op of the new term commits everything before it, and lets ReadIndex learn the commit index.
+    this.appendEntries([new Uint8Array(0)]);
+    this.bcastAppend();
+  }
+
+  private reset(term: number): void {
+    if (term !== this.term) {
+      this.term = term;
+      this.vote = NONE;
+    }
+    this.lead = NONE;
+    this.electionElapsed = 0;
+    this.heartbeatElapsed = 0;
+    this.resetRandomizedElectionTimeout();
+    this.leadTransferee = NONE;
+    this.leaseVoid = false;
+    this.votes.clear();
+    this.readOnly.clear();
+    this.pendingReads = [];
+    this.prs = new Map();
+    const next = this.log.lastIndex() + 1;
+    for (const v of this.voters) {
+      const pr = new Progress(next, this.cfg.maxInflightMsgs);
+      if (v === this.id) pr.match = this.log.stableIndex;
+      this.prs.set(v, pr);
+    }
+  }
+
+  private resetRandomizedElectionTimeout(): void {
+    this.randomizedElectionTimeout = this.cfg.electionTick + Math.floor(this.cfg.random() * this.cfg.electionTick);
+  }
+
+  private promotable(): boolean {
+    return this.voters.includes(this.id);
+  }
+
+  private inLease(): boolean {
+    if (!this.cfg.checkQuorum) return false;
+    return this.role === 'leader' || this.now - this.lastLeaderContact < this.cfg.electionTick;
+  }
+
+  // ---- ticks ----------------------------------------------------------------------------------------------------
+
+  private tickElection(): void {
+    this.electionElapsed++;
+    if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
+      this.electionElapsed = 0;
+      this.hup(false);
+    }
+  }
+
+  private tickHeartbeat(): void {
+    this.heartbeatElapsed++;
+    this.electionElapsed++;
+    if (this.electionElapsed >= this.cfg.electionTick) {
+      this.electionElapsed = 0;
+      if (this.cfg.checkQuorum && !this.quorumActive()) {
+        this.becomeFollower(this.term, NONE);
+        return;
+      }
+      this.leadTransferee = NONE; // a transfer that did not finish in an election timeout is abandoned
+    }
+    if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
+      this.heartbeatElapsed = 0;
+      this.bcastHeartbeat(this.readOnly.lastContext() ?? '');
+    }
+    for (const [id, pr] of this.prs) {
+      // A lost snapshot chunk leaves the follower waiting for the rest; start over after two election timeouts.
+      if (pr.state === 'snapshot' && this.now - pr.snapshotSentAt >= 2 * this.cfg.electionTick) {
+        pr.becomeProbe();
+        this.sendAppend(id);
+      }
+    }
+  }
+
+  /** CheckQuorum: did a quorum talk to us during the last election timeout? Resets the record for the next one. */
+  private quorumActive(): boolean {
+    let active = 0;
+    for (const [id, pr] of this.prs) {
+      if (id === this.id || pr.recentActive) active++;
+      pr.recentActive = false;
+    }
+    return active >= quorumSize(this.voters.length);
+  }
+
+  // ---- elections ------------------------------------------------------------------------------------------------
+
+  private hup(transfer: boolean): void {
+    if (!this.promotable()) return;
+    if (this.cfg.preVote && !transfer) this.startCampaign(true, false);
+    else this.startCampaign(false, transfer);
+  }
+
+  private startCampaign(pre: boolean, transfer: boolean): void {
+    if (pre) this.becomePreCandidate();
+    else this.becomeCandidate();
+    this.votes.set(this.id, true);
+    if (this.poll() === 'won') {
+      if (pre) this.startCampaign(false, false);
+      else this.becomeLeader();
+      return;
+    }
+    const term = pre ? this.term + 1 : this.term;
+    for (const v of this.voters) {
+      if (v === this.id) continue;
+      this.send(
+        message({
+          type: pre ? MessageType.PreVote : MessageType.Vote,
+          from: this.id,
+          to: v,
+          term,
+          index: this.log.lastIndex(),
+          logTerm: this.log.lastTerm(),
+          context: transfer ? CAMPAIGN_TRANSFER : '',
+        }),
+      );
+    }
+  }
+
+  private poll(): 'won' | 'lost' | 'pending' {
+    let granted = 0;
+    let rejected = 0;
+    for (const g of this.votes.values()) g ? granted++ : rejected++;
+    return voteOutcome(this.voters.length, granted, rejected);
+  }
+
+  private handleVoteRequest(m: Message): void {
+    const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+    if (this.canVote(m) && this.candidateUpToDate(m)) {
+      this.send(message({ type: respType, from: this.id, to: m.from, term: m.term }));
+      if (m.type === MessageType.Vote) {
+        this.electionElapsed = 0;
+        this.vote = m.from;
+      }
+    } else {
+      this.send(message({ type: respType, from: this.id, to: m.from, term: this.term, reject: true }));
+    }
+  }
+
+  private stepCandidate(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+      case MessageType.Heartbeat:
+      case MessageType.Snap:
+        // Someone won this term.
+        this.becomeFollower(m.term, m.from);
+        this.stepFollower(m);
+        break;
+      case MessageType.PreVoteResp:
+      case MessageType.VoteResp: {
+        if ((m.type === MessageType.PreVoteResp) !== (this.role === 'pre-candidate')) return;
+        this.votes.set(m.from, !m.reject);
+        const outcome = this.poll();
+        if (outcome === 'won') {
+          if (this.role === 'pre-candidate') this.startCampaign(false, false);
+          else this.becomeLeader();
+        } else if (outcome === 'lost') {
+          this.becomeFollower(this.term, NONE);
+        }
+        break;
+      }
+    }
+  }
+
+  // ---- follower -------------------------------------------------------------------------------------------------
+
+  private stepFollower(m: Message): void {
+    switch (m.type) {
+      case MessageType.App:
+        this.heardFromLeader(m.from);
+        this.handleAppend(m);
+        break;
+      case MessageType.Heartbeat:
+        this.heardFromLeader(m.from);
+        this.handleHeartbeat(m);
+        break;
+      case MessageType.Snap:
+        this.heardFromLeader(m.from);
+        this.handleSnapshotChunk(m);
+        break;
+      case MessageType.TimeoutNow:
+        this.hup(true);
+        break;
+      case MessageType.ReadIndexResp:
+        this.readStates.push({ index: m.index, context: m.context });
+        break;
+    }
+  }
+
+  private heardFromLeader(from: NodeId): void {
+    this.electionElapsed = 0;
+    this.lead = from;
+    this.lastLeaderContact = this.now;
+  }
+
+  private handleAppend(m: Message): void {
+    const reply = (fields: Partial<Message>) =>
+      this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term, stamp: m.stamp, ...fields }));
+    if (m.index < this.log.committed) {
+      reply({ index: this.log.committed });
+      return;
+    }
+    const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.entries);
+    if (lastNew !== undefined) {
+      this.log.commitTo(Math.min(m.commit, lastNew));
+      reply({ index: lastNew });
+      return;
+    }
+    // Tell the leader where our log might match: the last index at or below its probe whose term is not newer.
+    const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
+    reply({ index: m.index, reject: true, rejectHint: hint, logTerm: this.log.term(hint) ?? 0 });
+  }
+
+  private handleHeartbeat(m: Message): void {
+    // The leader sends min(match, commit), which our log is known to hold.
+    this.log.commitTo(Math.min(m.commit, this.log.lastIndex()));
+    this.send(
+      message({ type: MessageType.HeartbeatResp, from: this.id, to: m.from, term: this.term, context: m.context, stamp: m.stamp }),
+    );
+  }
+
+  private handleSnapshotChunk(m: Message): void {
+    const c = m.snapshot!;
+    let inc = this.incoming;
+    if (!inc || inc.meta.index !== c.meta.index || inc.meta.term !== c.meta.term) {
+      // A different snapshot starts over; chunks may arrive in any order and more than once.
+      inc = this.incoming = { meta: c.meta, total: c.total, parts: new Map(), received: 0 };
+    }
+    if (!inc.parts.has(c.offset) && c.offset + c.data.length <= inc.total) {
+      inc.parts.set(c.offset, c.data);
+      inc.received += c.data.length;
+    }
+    if (inc.received < inc.total || (inc.total === 0 && !inc.parts.has(0))) return;
+    this.incoming = null;
+    const data = assemble(inc.parts, inc.total);
+    const index = this.restore({ meta: inc.meta, data }) ? this.log.lastIndex() : this.log.committed;
+    this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term, index, stamp: m.stamp }));
+  }
+
+  private restore(s: Snapshot): boolean {
+    if (s.meta.index <= this.log.committed) return false;
+    if (this.log.matchTerm(s.meta.index, s.meta.term)) {
+      // We hold the snapshot's last entry, so everything up to it is ours already: just learn it is committed.
+      this.log.commitTo(s.meta.index);
+      return false;
+    }
+    this.log.restore(s.meta);
+    this.snapshot = s;
+    this.pendingSnapshot = s;
+    this.voters = s.meta.voters;
+    return true;
+  }
+
+  // ---- leader ---------------------------------------------------------------------------------------------------
+
+  private stepLeader(m: Message): void {
+    const pr = this.prs.get(m.from);
+    switch (m.type) {
+      case MessageType.AppResp:
+        if (pr) this.handleAppResp(m, pr);
+        break;
+      case MessageType.HeartbeatResp:
+        if (pr) this.handleHeartbeatResp(m, pr);
+        break;
+      case MessageType.ReadIndex:
+        if (pr) this.handleReadIndex(m.from, m.context);
+        break;
+    }
+  }
+
+  private handleAppResp(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.ackedStamp = Math.max(pr.ackedStamp, m.stamp);
+    if (m.reject) {
+      const hint = m.logTerm > 0 ? this.log.findConflictByTerm(m.rejectHint, m.logTerm) : m.rejectHint;
+      if (pr.maybeDecrTo(m.index, hint)) {
+        if (pr.state === 'replicate') pr.becomeProbe();
+        this.sendAppend(m.from);
+      }
+      return;
+    }
+    const wasPaused = pr.paused();
+    if (!pr.maybeUpdate(m.index)) return;
+    if (pr.state === 'probe') pr.becomeReplicate();
+    else if (pr.state === 'snapshot' && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
+    else if (pr.state === 'replicate') pr.inflights.freeLE(m.index);
+
+    if (this.maybeCommit()) this.onCommitAdvanced();
+    else if (wasPaused) this.sendAppend(m.from);
+    while (this.sendAppend(m.from, false)) {
+      // keep the pipeline full
+    }
+    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) this.sendTimeoutNow(m.from);
+  }
+
+  private handleHeartbeatResp(m: Message, pr: Progress): void {
+    pr.recentActive = true;
+    pr.ackedStamp = Math.max(pr.ackedStamp, m.stamp);
+    pr.probeSent = false;
+    // An App or its answer may have been lost; free a slot so a full window cannot stall this follower for good.
+    if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
+    if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
+    if (m.context === '') return;
+    if (this.readOnly.ack(m.from, m.context) < quorumSize(this.voters.length)) return;
+    for (const r of this.readOnly.advance(m.context)) this.answerRead(r.from, r.index, r.context);
+  }
+
+  private handleReadIndex(from: NodeId, context: string): void {
+    if (this.log.term(this.log.committed) !== this.term) {
+      // Until our no-op commits we do not know the commit index of the previous leader (thesis §6.4 step 1).
+      this.pendingReads.push({ from, context });
+      return;
+    }
+    if (this.voters.length === 1 || (this.cfg.readOnly === 'lease' && this.hasValidLease())) {
+      this.answerRead(from, this.log.committed, context);
+      return;
+    }
+    this.readOnly.add(this.log.committed, from, context, this.id);
+    this.bcastHeartbeat(context);
+  }
+
+  private answerRead(from: NodeId, index: number, context: string): void {
+    if (from === this.id) this.readStates.push({ index, context });
+    else this.send(message({ type: MessageType.ReadIndexResp, from: this.id, to: from, term: this.term, index, context }));
+  }
+
+  private onCommitAdvanced(): void {
+    const held = this.pendingReads;
+    this.pendingReads = [];
+    for (const r of held) this.handleReadIndex(r.from, r.context);
+    this.bcastAppend();
+  }
+
+  private maybeCommit(): boolean {
+    const index = majorityValue(this.voters.map((v) => this.prs.get(v)!.match));
+    if (index <= this.log.committed || !this.canCommit(index)) return false;
+    return this.log.commitTo(index);
+  }
+
+  private appendEntries(data: readonly Uint8Array[]): void {
+    let index = this.log.lastIndex();
+    const entries: Entry[] = data.map((d) => ({ term: this.term, index: ++index, data: d }));
+    this.log.append(entries);
+  }
+
+  private bcastAppend(): void {
+    for (const v of this.voters) if (v !== this.id) this.sendAppend(v);
+  }
+
+  private bcastHeartbeat(context: string): void {
+    for (const v of this.voters) {
+      if (v === this.id) continue;
+      const commit = Math.min(this.prs.get(v)!.match, this.log.committed);
+      this.send(message({ type: MessageType.Heartbeat, from: this.id, to: v, term: this.term, commit, context, stamp: this.now }));
+    }
+  }
+
+  /** Sends what `to` is missing (entries, or a snapshot when they are compacted away); false when nothing was sent. */
+  private sendAppend(to: NodeId, sendIfEmpty = true): boolean {
+    const pr = this.prs.get(to)!;
+    if (pr.paused()) return false;
+    const prevIndex = pr.next - 1;
+    const prevTerm = this.log.term(prevIndex);
+    const entries = this.log.slice(pr.next, this.log.lastIndex() + 1, this.cfg.maxSizePerMsg);
+    if (prevTerm === undefined || entries === undefined) return this.sendSnapshot(to, pr);
+    if (entries.length === 0 && !sendIfEmpty) return false;
+    this.send(
+      message({
+        type: MessageType.App,
+        from: this.id,
+        to,
+        term: this.term,
+        index: prevIndex,
+        logTerm: prevTerm,
+        entries,
+        commit: this.log.committed,
+        stamp: this.now,
+      }),
+    );
+    if (entries.length > 0) pr.sentEntries(entries[entries.length - 1]!.index);
+    return true;
+  }
+
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    const snap = this.snapshot;
+    if (!snap || !pr.recentActive) return false; // an unreachable follower gets its snapshot once it answers
+    pr.becomeSnapshot(snap.meta.index, this.now);
+    const size = this.cfg.maxSizePerMsg;
+    const total = snap.data.length;
+    for (let offset = 0; offset === 0 || offset < total; offset += size) {
+      const data = snap.data.subarray(offset, Math.min(offset + size, total));
+      this.send(
+        message({ type: MessageType.Snap, from: this.id, to, term: this.term, stamp: this.now, snapshot: { meta: snap.meta, offset, total, data } }),
+      );
+    }
+    return true;
+  }
+
+  private sendTimeoutNow(to: NodeId): void {
+    this.leaseVoid = true;
+    this.send(message({ type: MessageType.TimeoutNow, from: this.id, to, term: this.term }));
+  }
+
+  private send(m: Message): void {
+    this.msgs.push(m);
+  }
+}
+
+function assemble(parts: ReadonlyMap<number, Uint8Array>, total: number): Uint8Array {
+  if (parts.size === 1) return parts.values().next().value!;
+  const out = new Uint8Array(total);
+  for (const [offset, data] of parts) out.set(data, offset);
+  return out;
+}

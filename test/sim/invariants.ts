@@ -1,0 +1,101 @@
+import type { Entry, RaftLog } from '../../lib/raft/index.js';
+import type { SimNode } from './sim-node.js';
+
+export interface Violation {
+  readonly kind: string;
+  readonly detail: string;
+}
+
+/**
+ * What the cluster has decided so far: the entry applied at each index (State Machine Safety), and the leader of each
+ * term (Election Safety). Leader Completeness is checked against it whenever a node becomes leader.
+ */
+export class LogLedger {
+  private readonly committed = new Map<number, Entry>();
+  private readonly leaders = new Map<number, string>();
+
+  get size(): number {
+    return this.committed.size;
+  }
+
+  applied(node: string, e: Entry): Violation | null {
+    const known = this.committed.get(e.index);
+    if (!known) {
+      this.committed.set(e.index, e);
+      return null;
+    }
+    if (known.term !== e.term || !sameBytes(known.data, e.data)) {
+      return {
+        kind: 'state-machine-safety',
+        detail: `${node} applied index ${e.index} term ${e.term}, but term ${known.term} was applied there before`,
+      };
+    }
+    return null;
+  }
+
+  leaderElected(node: string, term: number, log: RaftLog): Violation | null {
+    const other = this.leaders.get(term);
+    if (other !== undefined && other !== node) {
+      return { kind: 'election-safety', detail: `${other} and ${node} are both leader in term ${term}` };
+    }
+    this.leaders.set(term, node);
+    for (const [index, e] of this.committed) {
+      if (index <= log.snapshotIndex()) continue;
+      if (log.term(index) !== e.term) {
+        return {
+          kind: 'leader-completeness',
+          detail: `${node} became leader of term ${term} without committed entry ${index} (term ${e.term}); it has term ${log.term(index) ?? 'none'}`,
+        };
+      }
+    }
+    return null;
+  }
+}
+
+/** Checks run after every simulated event; `full` adds the quadratic Log Matching check. */
+export function checkInvariants(nodes: readonly SimNode[], full: boolean): Violation | null {
+  const leased = nodes.filter((n) => n.raft?.hasValidLease());
+  if (leased.length > 1) {
+    return {
+      kind: 'lease-exclusivity',
+      detail: leased.map((n) => `${n.id} (term ${n.raft!.core.term})`).join(' and ') + ' both hold a valid lease',
+    };
+  }
+  if (!full) return null;
+  const live = nodes.filter((n) => n.raft);
+  for (let i = 0; i < live.length; i++) {
+    for (let j = i + 1; j < live.length; j++) {
+      const v = logMatching(live[i]!, live[j]!);
+      if (v) return v;
+    }
+  }
+  return null;
+}
+
+/** §5.3: if two logs hold an entry with the same index and term, the logs are identical up to it. */
+function logMatching(a: SimNode, b: SimNode): Violation | null {
+  const la = a.raft!.core.log;
+  const lb = b.raft!.core.log;
+  const lo = Math.max(la.firstIndex(), lb.firstIndex());
+  let hi = Math.min(la.lastIndex(), lb.lastIndex());
+  while (hi >= lo && la.term(hi) !== lb.term(hi)) hi--;
+  if (hi < lo) return null;
+  const ea = la.slice(lo, hi + 1)!;
+  const eb = lb.slice(lo, hi + 1)!;
+  for (let k = 0; k < ea.length; k++) {
+    if (ea[k]!.term !== eb[k]!.term || !sameBytes(ea[k]!.data, eb[k]!.data)) {
+      return {
+        kind: 'log-matching',
+        detail: `${a.id} and ${b.id} agree at index ${hi} but differ at ${ea[k]!.index}`,
+      };
+    }
+  }
+  return null;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,145 @@
+import { availableParallelism } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { BROKEN_CORES } from './broken-cores.js';
+import { runSimulation, type SimResult } from './simulation.js';
+
+/**
+ * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--workers W] [--variant NAME]` runs seeds S..S+N-1 across
+ * worker threads; `--seed S` replays one seed with its trace. The last line printed is a JSON summary.
+ */
+interface Args {
+  seeds: number;
+  start: number;
+  single: number | null;
+  nodes: number[];
+  workers: number;
+  variant: string | null;
+  faultMs?: number;
+  calmMs?: number;
+}
+
+interface Job {
+  readonly seeds: number[];
+  readonly args: Args;
+}
+
+type Summary = Pick<SimResult, 'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'profile'>;
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = argv[++i];
+    const num = () => {
+      const n = Number(value);
+      if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a whole number, got ${value}`);
+      return n;
+    };
+    switch (flag) {
+      case '--seeds': a.seeds = num(); break;
+      case '--start': a.start = num(); break;
+      case '--seed': a.single = num(); break;
+      case '--workers': a.workers = Math.max(1, num()); break;
+      case '--fault-ms': a.faultMs = num(); break;
+      case '--calm-ms': a.calmMs = num(); break;
+      case '--nodes':
+        a.nodes = (value ?? '').split(',').map(Number);
+        if (a.nodes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes expects e.g. 3 or 3,5, got ${value}`);
+        break;
+      case '--variant':
+        if (!value || !(value in BROKEN_CORES)) throw new Error(`--variant expects one of ${Object.keys(BROKEN_CORES).join(', ')}`);
+        a.variant = value;
+        break;
+      default:
+        throw new Error(`unknown option ${flag}; see test/sim/run.ts`);
+    }
+  }
+  return a;
+}
+
+function nodesFor(seed: number, args: Args): number {
+  return args.nodes[seed % args.nodes.length]!;
+}
+
+function runOne(seed: number, args: Args, trace: boolean): SimResult {
+  return runSimulation({
+    seed,
+    nodes: nodesFor(seed, args),
+    core: args.variant ? BROKEN_CORES[args.variant] : undefined,
+    faultMs: args.faultMs,
+    calmMs: args.calmMs,
+    trace,
+  });
+}
+
+function summarize(r: SimResult): Summary {
+  const { seed, nodes, violation, steps, elections, commits, ops, profile } = r;
+  return { seed, nodes, violation, steps, elections, commits, ops, profile };
+}
+
+function replayHint(seed: number, args: Args): string {
+  const extra = [
+    `--nodes ${nodesFor(seed, args)}`,
+    args.variant ? `--variant ${args.variant}` : '',
+    args.faultMs !== undefined ? `--fault-ms ${args.faultMs}` : '',
+    args.calmMs !== undefined ? `--calm-ms ${args.calmMs}` : '',
+  ].filter(Boolean);
+  return `npm run sim -- --seed ${seed} ${extra.join(' ')}`;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const started = Date.now();
+  let results: Summary[];
+  if (args.single !== null) {
+    const r = runOne(args.single, args, true);
+    console.log(`seed ${r.seed}, ${r.nodes} nodes, profile: ${r.profile}`);
+    if (r.violation) console.log(r.trace.slice(-80).join('\n'));
+    results = [summarize(r)];
+  } else {
+    const seeds = Array.from({ length: args.seeds }, (_, i) => args.start + i);
+    const workers = Math.min(args.workers, Math.max(1, seeds.length));
+    const jobs: Job[] = Array.from({ length: workers }, (_, w) => ({ seeds: seeds.filter((_, i) => i % workers === w), args }));
+    results = (await Promise.all(jobs.map(runWorker))).flat();
+  }
+  const failed = results.filter((r) => r.violation);
+  for (const f of failed.slice(0, 10)) {
+    console.log(`VIOLATION seed ${f.seed} (${f.nodes} nodes): ${f.violation!.kind}: ${f.violation!.detail}`);
+    console.log(`  profile: ${f.profile}`);
+    console.log(`  replay:  ${replayHint(f.seed, args)}`);
+  }
+  const sum = (k: 'steps' | 'elections' | 'commits' | 'ops') => results.reduce((s, r) => s + r[k], 0);
+  console.log(
+    JSON.stringify({
+      seeds: results.length,
+      violations: failed.length,
+      steps: sum('steps'),
+      elections: sum('elections'),
+      commits: sum('commits'),
+      ops: sum('ops'),
+      ms: Date.now() - started,
+      ...(args.variant ? { variant: args.variant } : {}),
+      ...(failed.length ? { failedSeeds: failed.slice(0, 50).map((f) => f.seed) } : {}),
+    }),
+  );
+  process.exitCode = failed.length > 0 ? 1 : 0;
+}
+
+function runWorker(job: Job): Promise<Summary[]> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(__filename, { workerData: job });
+    w.once('message', resolve);
+    w.once('error', reject);
+    w.once('exit', (code) => code !== 0 && reject(new Error(`simulator worker exited with ${code}`)));
+  });
+}
+
+if (isMainThread) {
+  main().catch((e: unknown) => {
+    console.error(e instanceof Error ? e.message : e);
+    process.exitCode = 2;
+  });
+} else {
+  const job = workerData as Job;
+  parentPort!.postMessage(job.seeds.map((s) => summarize(runOne(s, job.args, false))));
+}
