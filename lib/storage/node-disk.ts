@@ -1,0 +1,209 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { AppendFile, Disk, DiskLock } from './disk.js';
+import { DataDirLockedError, errnoCode, toStorageError } from './errors.js';
+
+/** Lock files this process holds, by absolute path: a second storage on the same dataDir in one process is refused. */
+const heldLocks = new Set<string>();
+
+/**
+ * Disk over node:fs. Appends, syncs and truncates use the callback API (one threadpool hop each, no promise
+ * wrapper objects); errors an operator must act on (ENOSPC, EACCES, EROFS, ...) become StorageErrors naming the
+ * absolute path.
+ */
+export class NodeDisk implements Disk {
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+
+  async mkdir(dir: string): Promise<void> {
+    const abs = this.abs(dir);
+    await io('create directory', abs, () => fs.promises.mkdir(abs, { recursive: true }));
+  }
+
+  async list(dir: string): Promise<string[]> {
+    const abs = this.abs(dir);
+    try {
+      return (await fs.promises.readdir(abs)).sort();
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return [];
+      throw toStorageError(err, 'list', abs);
+    }
+  }
+
+  async readFile(file: string): Promise<Uint8Array | null> {
+    const abs = this.abs(file);
+    try {
+      return await fs.promises.readFile(abs);
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') return null;
+      throw toStorageError(err, 'read', abs);
+    }
+  }
+
+  async openAppend(file: string): Promise<AppendFile> {
+    const abs = this.abs(file);
+    const fd = await io('open', abs, () => callback<number>((cb) => fs.open(abs, 'a', 0o644, cb)));
+    try {
+      const stat = await io('stat', abs, () => callback<fs.Stats>((cb) => fs.fstat(fd, cb)));
+      return new NodeAppendFile(file, abs, fd, stat.size);
+    } catch (err) {
+      fs.close(fd, () => undefined);
+      throw err;
+    }
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    const abs = this.abs(from);
+    await io('rename', abs, () => fs.promises.rename(abs, this.abs(to)));
+  }
+
+  async unlink(file: string): Promise<void> {
+    const abs = this.abs(file);
+    await io('delete', abs, () => fs.promises.unlink(abs));
+  }
+
+  async syncDir(dir: string): Promise<void> {
+    const abs = this.abs(dir);
+    await io('sync directory', abs, async () => {
+      const handle = await fs.promises.open(abs, 'r');
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+    });
+  }
+
+  /**
+   * Lock file holding our pid. It is published with link(2) from a fully written temp file, so it never appears
+   * empty to a process starting at the same moment (a plain `wx` create would show an empty file until the pid is
+   * written); where link is unsupported it falls back to an exclusive (`wx`) create. A lock whose pid is not a
+   * live process, or is our own pid but not held by this process (a container restarting as pid 1), is stale and
+   * taken over. Caveat: a dead holder's pid reused by an unrelated process looks alive; the error says what to do.
+   */
+  async lock(file: string): Promise<DiskLock> {
+    const abs = this.abs(file);
+    if (heldLocks.has(abs)) throw new DataDirLockedError(this.root, abs, process.pid);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      if (await this.tryCreateLock(abs)) {
+        heldLocks.add(abs);
+        return {
+          release: async () => {
+            heldLocks.delete(abs);
+            await io('delete lock file', abs, () => fs.promises.unlink(abs));
+          },
+        };
+      }
+      const holder = await readPid(abs);
+      if (holder !== null && holder !== process.pid && isAlive(holder)) throw new DataDirLockedError(this.root, abs, holder);
+      // Stale: its holder is gone. Remove it and race for it again.
+      await fs.promises.unlink(abs).catch((err: unknown) => {
+        if (errnoCode(err) !== 'ENOENT') throw toStorageError(err, 'delete stale lock file', abs);
+      });
+    }
+    throw new DataDirLockedError(this.root, abs, await readPid(abs));
+  }
+
+  private async tryCreateLock(abs: string): Promise<boolean> {
+    const content = `${process.pid}\n`;
+    const tmp = `${abs}.${process.pid}.tmp`;
+    await io('create lock file', tmp, () => fs.promises.writeFile(tmp, content));
+    try {
+      await fs.promises.link(tmp, abs);
+      return true;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'EEXIST') return false;
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') {
+        throw toStorageError(err, 'create lock file', abs);
+      }
+      try {
+        await fs.promises.writeFile(abs, content, { flag: 'wx' });
+        return true;
+      } catch (err2) {
+        if (errnoCode(err2) === 'EEXIST') return false;
+        throw toStorageError(err2, 'create lock file', abs);
+      }
+    } finally {
+      await fs.promises.unlink(tmp).catch(() => undefined); // only a leftover name; the lock result stands
+    }
+  }
+
+  private abs(rel: string): string {
+    return path.join(this.root, rel);
+  }
+}
+
+class NodeAppendFile implements AppendFile {
+  constructor(
+    readonly path: string,
+    private readonly abs: string,
+    private readonly fd: number,
+    private length: number,
+  ) {}
+
+  get size(): number {
+    return this.length;
+  }
+
+  append(data: Uint8Array): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const write = (from: number): void => {
+        fs.write(this.fd, data, from, data.byteLength - from, null, (err, written) => {
+          if (err) return reject(toStorageError(err, 'write', this.abs));
+          this.length += written;
+          if (from + written < data.byteLength) write(from + written);
+          else resolve();
+        });
+      };
+      if (data.byteLength === 0) resolve();
+      else write(0);
+    });
+  }
+
+  sync(): Promise<void> {
+    return io('fdatasync', this.abs, () => callback<void>((cb) => fs.fdatasync(this.fd, cb)));
+  }
+
+  async truncate(length: number): Promise<void> {
+    await io('truncate', this.abs, () => callback<void>((cb) => fs.ftruncate(this.fd, length, cb)));
+    this.length = length;
+  }
+
+  close(): Promise<void> {
+    return io('close', this.abs, () => callback<void>((cb) => fs.close(this.fd, cb)));
+  }
+}
+
+async function io<T>(op: string, abs: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    throw toStorageError(err, op, abs);
+  }
+}
+
+function callback<T>(start: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
+  return new Promise((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value))));
+}
+
+async function readPid(abs: string): Promise<number | null> {
+  try {
+    const pid = Number.parseInt(await fs.promises.readFile(abs, 'utf8'), 10);
+    return Number.isInteger(pid) && pid > 0 ? pid : null;
+  } catch {
+    return null; // gone or unreadable: treated as stale, the create that follows decides
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM'; // exists, owned by another user
+  }
+}

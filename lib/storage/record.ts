@@ -1,0 +1,276 @@
+import { crc32 } from 'node:zlib';
+import type { Entry, HardState } from '../raft/types.js';
+import { asBuffer, readU64, writeU64 } from './u64.js';
+
+/**
+ * WAL record codec. One record on disk:
+ *
+ *   u32 LE payload length | u8 type | u32 LE CRC32(type byte + payload) | payload
+ *
+ * The CRC covers the type so a flipped type byte is caught; the length is not covered (it cannot be, as it is
+ * needed to find the CRC's extent) and is instead checked for plausibility and by the torn-tail rule below.
+ */
+
+export const RECORD_HEADER_BYTES = 9;
+/** Larger lengths are treated as damage rather than allocated. */
+export const MAX_RECORD_PAYLOAD = 1 << 30;
+export const WAL_MAGIC = 'CATGAWAL';
+export const WAL_VERSION = 1;
+
+export const RecordType = {
+  segmentHeader: 1,
+  entry: 2,
+  hardState: 3,
+  snapshotMarker: 4,
+} as const;
+
+/** First record of every segment file: identifies the format so a foreign file is refused, not misread. */
+export interface SegmentHeaderRecord {
+  readonly type: 'segmentHeader';
+  readonly magic: string;
+  readonly version: number;
+  /** Index the segment was created to hold first (-1 when the payload is too short to say, i.e. another version). */
+  readonly firstIndex: number;
+}
+
+export interface EntryRecord {
+  readonly type: 'entry';
+  readonly entry: Entry;
+}
+
+export interface HardStateRecord {
+  readonly type: 'hardState';
+  readonly hardState: HardState;
+}
+
+/**
+ * Written after a snapshot is stored: entries up to `index` are covered by it, and the log continues after it.
+ * `keep` records whether the entries the log held after `index` were kept (the log matched the snapshot at `index`)
+ * or discarded; it is decided when written, because the entries it was decided on may be compacted away later.
+ */
+export interface SnapshotMarkerRecord {
+  readonly type: 'snapshotMarker';
+  readonly index: number;
+  readonly term: number;
+  readonly keep: boolean;
+}
+
+export type WalRecord = SegmentHeaderRecord | EntryRecord | HardStateRecord | SnapshotMarkerRecord;
+
+const SEGMENT_HEADER_PAYLOAD = 8 + 2 + 8;
+const ENTRY_FIXED = 16;
+const HARD_STATE_FIXED = 8 + 8 + 2;
+const MARKER_PAYLOAD = 17;
+
+function payloadSize(rec: WalRecord): number {
+  switch (rec.type) {
+    case 'segmentHeader':
+      return SEGMENT_HEADER_PAYLOAD;
+    case 'entry':
+      return ENTRY_FIXED + rec.entry.data.byteLength;
+    case 'hardState': {
+      const voteBytes = Buffer.byteLength(rec.hardState.vote, 'utf8');
+      if (voteBytes > 0xffff) throw new RangeError(`node id too long for the WAL (${voteBytes} bytes, max 65535)`);
+      return HARD_STATE_FIXED + voteBytes;
+    }
+    case 'snapshotMarker':
+      return MARKER_PAYLOAD;
+  }
+}
+
+/** Bytes `rec` takes on disk, header included. */
+export function encodedSize(rec: WalRecord): number {
+  return RECORD_HEADER_BYTES + payloadSize(rec);
+}
+
+/**
+ * Encodes records back to back into one freshly allocated buffer, so a whole batch goes to disk with one write
+ * and no concatenation.
+ */
+export function encodeRecords(records: readonly WalRecord[]): Buffer {
+  let total = 0;
+  for (const rec of records) total += encodedSize(rec);
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (const rec of records) at = encodeInto(buf, at, rec);
+  return buf;
+}
+
+function encodeInto(buf: Buffer, start: number, rec: WalRecord): number {
+  const p = start + RECORD_HEADER_BYTES;
+  let end: number;
+  switch (rec.type) {
+    case 'segmentHeader':
+      buf.write(WAL_MAGIC, p, 'latin1');
+      buf.writeUInt16LE(rec.version, p + 8);
+      end = writeU64(buf, p + 10, rec.firstIndex);
+      break;
+    case 'entry': {
+      writeU64(buf, p, rec.entry.term);
+      writeU64(buf, p + 8, rec.entry.index);
+      buf.set(rec.entry.data, p + ENTRY_FIXED);
+      end = p + ENTRY_FIXED + rec.entry.data.byteLength;
+      break;
+    }
+    case 'hardState': {
+      const hs = rec.hardState;
+      writeU64(buf, p, hs.term);
+      writeU64(buf, p + 8, hs.commit);
+      const n = buf.write(hs.vote, p + HARD_STATE_FIXED, 'utf8');
+      buf.writeUInt16LE(n, p + 16);
+      end = p + HARD_STATE_FIXED + n;
+      break;
+    }
+    case 'snapshotMarker':
+      writeU64(buf, p, rec.index);
+      writeU64(buf, p + 8, rec.term);
+      buf.writeUInt8(rec.keep ? 1 : 0, p + 16);
+      end = p + MARKER_PAYLOAD;
+      break;
+  }
+  const type = RecordType[rec.type];
+  buf.writeUInt32LE(end - p, start);
+  buf.writeUInt8(type, start + 4);
+  buf.writeUInt32LE(recordCrc(type, buf, p, end), start + 5);
+  return end;
+}
+
+function recordCrc(type: number, buf: Buffer, from: number, to: number): number {
+  return crc32(buf.subarray(from, to), TYPE_SEEDS[type] ?? crc32(Buffer.of(type)));
+}
+
+/** CRC32 of each possible type byte, the starting value for the payload's CRC. */
+const TYPE_SEEDS: readonly number[] = Array.from({ length: 256 }, (_, t) => crc32(Buffer.of(t)));
+const TYPES_BY_CODE = new Map<number, WalRecord['type']>(
+  Object.entries(RecordType).map(([name, code]) => [code, name as WalRecord['type']]),
+);
+
+export interface DecodedRecord {
+  readonly record: WalRecord;
+  /** Byte offset of the record's header in the decoded buffer. */
+  readonly offset: number;
+  /** Bytes the record occupies, header included. */
+  readonly size: number;
+}
+
+/**
+ * How decoding stopped.
+ * - `clean`: the buffer ends exactly after a record.
+ * - `torn`: the bytes from `offset` on hold no intact record: an incomplete header, a length running past the end,
+ *   or a CRC failure, with nothing intact after it (only zeros or garbage). That is what a write cut short by a
+ *   power failure leaves, and it can only be the last thing in a file.
+ * - `corrupt`: a damaged record at `offset` with an intact record somewhere after it, or a record whose CRC is
+ *   right but whose content is invalid. Damage in the middle of a log is never a torn write; nothing is guessed.
+ */
+export type DecodeEnd =
+  | { readonly kind: 'clean' }
+  | { readonly kind: 'torn'; readonly offset: number; readonly reason: string }
+  | { readonly kind: 'corrupt'; readonly offset: number; readonly reason: string };
+
+export interface DecodeResult {
+  readonly records: DecodedRecord[];
+  readonly end: DecodeEnd;
+}
+
+/** Walks `bytes` record by record. Entry data are views into `bytes` (no copy). */
+export function decodeRecords(bytes: Uint8Array): DecodeResult {
+  const buf = asBuffer(bytes);
+  const records: DecodedRecord[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    const frame = checkFrame(buf, at);
+    if ('reason' in frame) {
+      if (frame.definite) return { records, end: { kind: 'corrupt', offset: at, reason: frame.reason } };
+      const next = findIntactRecord(buf, at + 1);
+      const end: DecodeEnd =
+        next < 0
+          ? { kind: 'torn', offset: at, reason: frame.reason }
+          : { kind: 'corrupt', offset: at, reason: `${frame.reason}; an intact record follows at byte ${next}` };
+      return { records, end };
+    }
+    const record = parsePayload(frame.type, buf, at + RECORD_HEADER_BYTES, frame.end);
+    if (typeof record === 'string') return { records, end: { kind: 'corrupt', offset: at, reason: record } };
+    records.push({ record, offset: at, size: frame.end - at });
+    at = frame.end;
+  }
+  return { records, end: { kind: 'clean' } };
+}
+
+interface Frame {
+  readonly type: WalRecord['type'];
+  readonly end: number;
+}
+
+/** Why the bytes at an offset are not a record; `definite` when they cannot be a torn write (the CRC matched). */
+interface BadFrame {
+  readonly reason: string;
+  readonly definite: boolean;
+}
+
+/** The record frame at `at` if its header is plausible and its CRC matches, else why not. */
+function checkFrame(buf: Buffer, at: number): Frame | BadFrame {
+  if (buf.length - at < RECORD_HEADER_BYTES) return { reason: 'incomplete record header', definite: false };
+  const length = buf.readUInt32LE(at);
+  const code = buf[at + 4] ?? 0;
+  if (length > MAX_RECORD_PAYLOAD) return { reason: `implausible record length ${length}`, definite: false };
+  const end = at + RECORD_HEADER_BYTES + length;
+  if (end > buf.length) {
+    return { reason: `record of ${length} bytes runs past the end of the file`, definite: false };
+  }
+  const crcOk = recordCrc(code, buf, at + RECORD_HEADER_BYTES, end) === buf.readUInt32LE(at + 5);
+  const type = TYPES_BY_CODE.get(code);
+  if (type === undefined) {
+    return crcOk
+      ? { reason: `unknown record type ${code} (written by a newer version?)`, definite: true }
+      : { reason: `bad record type ${code}`, definite: false };
+  }
+  if (!crcOk) return { reason: 'CRC mismatch', definite: false };
+  return { type, end };
+}
+
+/** Offset of the first position at or after `from` where an intact record (known type, CRC ok) starts, or -1. */
+function findIntactRecord(buf: Buffer, from: number): number {
+  for (let p = from; p + RECORD_HEADER_BYTES <= buf.length; p++) {
+    const code = buf[p + 4] ?? 0;
+    if (!TYPES_BY_CODE.has(code)) continue;
+    if (!('reason' in checkFrame(buf, p))) return p;
+  }
+  return -1;
+}
+
+function parsePayload(type: WalRecord['type'], buf: Buffer, p: number, end: number): WalRecord | string {
+  const size = end - p;
+  switch (type) {
+    case 'segmentHeader': {
+      if (size < 10) return 'segment header too short';
+      const magic = buf.toString('latin1', p, p + 8);
+      const version = buf.readUInt16LE(p + 8);
+      const firstIndex = size >= SEGMENT_HEADER_PAYLOAD ? readU64(buf, p + 10) : -1;
+      return { type, magic, version, firstIndex };
+    }
+    case 'entry': {
+      if (size < ENTRY_FIXED) return 'entry record too short';
+      const term = readU64(buf, p);
+      const index = readU64(buf, p + 8);
+      if (term < 0 || index < 1) return 'entry term or index out of range';
+      return { type, entry: { term, index, data: buf.subarray(p + ENTRY_FIXED, end) } };
+    }
+    case 'hardState': {
+      if (size < HARD_STATE_FIXED || size !== HARD_STATE_FIXED + buf.readUInt16LE(p + 16)) {
+        return 'hard state record has the wrong length';
+      }
+      const term = readU64(buf, p);
+      const commit = readU64(buf, p + 8);
+      if (term < 0 || commit < 0) return 'hard state term or commit out of range';
+      return { type, hardState: { term, vote: buf.toString('utf8', p + HARD_STATE_FIXED, end), commit } };
+    }
+    case 'snapshotMarker': {
+      if (size !== MARKER_PAYLOAD) return 'snapshot marker has the wrong length';
+      const index = readU64(buf, p);
+      const term = readU64(buf, p + 8);
+      const flag = buf[p + 16];
+      if (index < 0 || term < 0 || (flag !== 0 && flag !== 1)) return 'snapshot marker fields out of range';
+      return { type, index, term, keep: flag === 1 };
+    }
+  }
+}

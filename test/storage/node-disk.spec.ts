@@ -1,0 +1,124 @@
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DataDirLockedError, StorageError, toStorageError } from '../../lib/storage/errors.js';
+import { FileStorage } from '../../lib/storage/file-storage.js';
+import { NodeDisk } from '../../lib/storage/node-disk.js';
+import { batch, entries, plain, tempDir } from './helpers.js';
+
+describe('NodeDisk', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => {
+    tmp = tempDir();
+  });
+  afterEach(() => tmp.cleanup());
+
+  it('does the Disk operations on real files', async () => {
+    const disk = new NodeDisk(tmp.dir);
+    expect(await disk.list('nope')).toEqual([]);
+    expect(await disk.readFile('nope')).toBeNull();
+    await disk.mkdir('a/b');
+    const f = await disk.openAppend('a/b/f');
+    await f.append(Buffer.from('hello '));
+    await f.append(new Uint8Array(Buffer.from('world')));
+    expect(f.size).toBe(11);
+    await f.sync();
+    await f.truncate(5);
+    expect(f.size).toBe(5);
+    await f.close();
+    const g = await disk.openAppend('a/b/f');
+    expect(g.size).toBe(5);
+    await g.close();
+    await disk.rename('a/b/f', 'a/b/g');
+    await disk.syncDir('a/b');
+    expect(await disk.list('a/b')).toEqual(['g']);
+    expect(Buffer.from((await disk.readFile('a/b/g')) as Uint8Array).toString()).toBe('hello');
+    await disk.unlink('a/b/g');
+    expect(await disk.list('a/b')).toEqual([]);
+  });
+
+  it('refuses a second lock on the dataDir from this process', async () => {
+    const first = new FileStorage(new NodeDisk(tmp.dir));
+    await first.open();
+    const err = await new FileStorage(new NodeDisk(tmp.dir)).open().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DataDirLockedError);
+    expect(err).toMatchObject({ dataDir: tmp.dir, pid: process.pid });
+    await first.close();
+    expect(fs.existsSync(path.join(tmp.dir, 'LOCK'))).toBe(false);
+    const again = new FileStorage(new NodeDisk(tmp.dir));
+    await again.open();
+    await again.close();
+  });
+
+  it('refuses a dataDir locked by another live process, naming the dataDir, the pid and what to do', async () => {
+    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    try {
+      fs.writeFileSync(path.join(tmp.dir, 'LOCK'), `${child.pid}\n`);
+      const err = await new FileStorage(new NodeDisk(tmp.dir)).open().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(DataDirLockedError);
+      expect(err).toMatchObject({ pid: child.pid });
+      const message = (err as Error).message;
+      expect(message).toContain(tmp.dir);
+      expect(message).toContain(`process ${child.pid}`);
+      expect(message).toMatch(/Stop that process or give this node another dataDir/);
+    } finally {
+      child.kill();
+    }
+  });
+
+  it('takes over a stale lock whose process is gone', async () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid as number;
+    fs.writeFileSync(path.join(tmp.dir, 'LOCK'), `${dead}\n`);
+    const storage = new FileStorage(new NodeDisk(tmp.dir));
+    await storage.open();
+    expect(fs.readFileSync(path.join(tmp.dir, 'LOCK'), 'utf8').trim()).toBe(String(process.pid));
+    await storage.persist(batch({ entries: entries(1, 2, 1) }));
+    await storage.close();
+  });
+
+  it('takes over a lock with our own pid that this process does not hold (restart as the same pid)', async () => {
+    fs.writeFileSync(path.join(tmp.dir, 'LOCK'), `${process.pid}\n`);
+    const storage = new FileStorage(new NodeDisk(tmp.dir));
+    await storage.open();
+    await storage.close();
+  });
+
+  it('persists through real fdatasync and recovers after reopening', async () => {
+    const disk = new NodeDisk(path.join(tmp.dir, 'data'));
+    const a = new FileStorage(disk);
+    await a.open();
+    await a.persist(batch({ entries: entries(1, 3, 1, 100), hardState: { term: 1, vote: 'n1', commit: 2 } }));
+    await a.close();
+    const b = new FileStorage(new NodeDisk(path.join(tmp.dir, 'data')));
+    const state = await b.open();
+    expect(plain(state.entries)).toEqual(plain(entries(1, 3, 1, 100)));
+    expect(state.hardState).toEqual({ term: 1, vote: 'n1', commit: 2 });
+    await b.close();
+  });
+
+  it('maps full-disk, permission and read-only errors to StorageErrors with the path and a hint', () => {
+    const cases: [string, RegExp][] = [
+      ['ENOSPC', /disk is full/],
+      ['EACCES', /permission denied/],
+      ['EROFS', /read-only/],
+    ];
+    for (const [code, hint] of cases) {
+      const raw = Object.assign(new Error(`${code}: raw`), { code });
+      const err = toStorageError(raw, 'write', '/data/wal/x.wal');
+      expect(err).toBeInstanceOf(StorageError);
+      expect(err).toMatchObject({ code, path: '/data/wal/x.wal', cause: raw });
+      expect((err as Error).message).toMatch(hint);
+      expect((err as Error).message).toContain('/data/wal/x.wal');
+    }
+    const other = Object.assign(new Error('ENOENT: raw'), { code: 'ENOENT' });
+    expect(toStorageError(other, 'read', '/x')).toBe(other);
+  });
+
+  it('reports a real I/O failure with the path instead of swallowing it', async () => {
+    fs.writeFileSync(path.join(tmp.dir, 'wal'), 'a file where a directory should be');
+    const err = await new FileStorage(new NodeDisk(tmp.dir)).open().catch((e: unknown) => e);
+    expect((err as Error).message).toContain(path.join(tmp.dir, 'wal'));
+    // The failed open released the lock.
+    expect(fs.existsSync(path.join(tmp.dir, 'LOCK'))).toBe(false);
+  });
+});
