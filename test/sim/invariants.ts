@@ -52,8 +52,21 @@ export class LogLedger {
   }
 }
 
-/** Checks run after every simulated event; `full` adds the quadratic Log Matching check. */
-export function checkInvariants(nodes: readonly SimNode[], full: boolean): Violation | null {
+/**
+ * Checks run after every simulated event; `full` adds the quadratic Log Matching check. `seenCommit` remembers each
+ * node's commit index so a commit is examined once, when it happens.
+ */
+export function checkInvariants(nodes: readonly SimNode[], full: boolean, seenCommit: Map<string, number>): Violation | null {
+  for (const n of nodes) {
+    const core = n.raft?.core;
+    if (!core || core.role !== 'leader') continue;
+    const commit = core.log.committed;
+    if (commit > (seenCommit.get(n.id) ?? 0)) {
+      seenCommit.set(n.id, commit);
+      const v = commitIsSafe(nodes, n, commit);
+      if (v) return v;
+    }
+  }
   const leased = nodes.filter((n) => n.raft?.hasValidLease());
   if (leased.length > 1) {
     return {
@@ -67,6 +80,34 @@ export function checkInvariants(nodes: readonly SimNode[], full: boolean): Viola
     for (let j = i + 1; j < live.length; j++) {
       const v = logMatching(live[i]!, live[j]!);
       if (v) return v;
+    }
+  }
+  return null;
+}
+
+/**
+ * A committed entry must survive every future election (Leader Completeness, looked at from the commit): no node that
+ * lacks it may collect a majority of votes, counting each voter by its durable log. Correct Raft guarantees this
+ * because the commit quorum holds the entry on disk and is at least as up to date. Catches the Figure 8 mistake the
+ * moment it commits, not only in the rare runs where a later leader goes on to overwrite the entry.
+ */
+function commitIsSafe(nodes: readonly SimNode[], leader: SimNode, commit: number): Violation | null {
+  const term = leader.raft!.core.log.term(commit);
+  if (term === undefined) return null;
+  for (const n of nodes) {
+    const log = n.raft?.core.log;
+    const cand = log ? { index: log.lastIndex(), term: log.lastTerm() } : n.durableLast();
+    const has = log ? log.snapshotIndex() >= commit || log.term(commit) === term : cand.index >= commit;
+    if (has) continue;
+    const voters = nodes.filter((v) => {
+      const d = v === n ? cand : v.durableLast();
+      return cand.term > d.term || (cand.term === d.term && cand.index >= d.index);
+    });
+    if (voters.length >= Math.floor(nodes.length / 2) + 1) {
+      return {
+        kind: 'commit-safety',
+        detail: `${leader.id} committed index ${commit} (term ${term}), yet ${n.id} lacks it and could win votes from ${voters.map((v) => v.id)}`,
+      };
     }
   }
   return null;

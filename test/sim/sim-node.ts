@@ -59,6 +59,14 @@ export class SimNode {
     private readonly hooks: NodeHooks,
   ) {}
 
+  /** Last index and term of what is surely on disk: what this node would vote with after a crash. */
+  durableLast(): { index: number; term: number } {
+    const d = this.durable;
+    const last = d.entries[d.entries.length - 1];
+    if (last) return { index: last.index, term: last.term };
+    return { index: d.snapshot?.meta.index ?? 0, term: d.snapshot?.meta.term ?? 0 };
+  }
+
   get alive(): boolean {
     return this.raft !== null;
   }
@@ -85,10 +93,15 @@ export class SimNode {
     this.pump();
   }
 
-  crash(): void {
+  /**
+   * Power cut. A Ready being written keeps nothing or a torn prefix of its entries; with `afterSync` it was fully
+   * written and only its messages are lost (a crash between fsync and send).
+   */
+  crash(afterSync = false): void {
     if (!this.raft) return;
     const rd = this.persisting;
-    if (rd && this.rng.chance(0.5)) this.persist(rd, this.rng.int(0, rd.entries.length + 1));
+    if (rd && afterSync) this.persist(rd, rd.entries.length);
+    else if (rd && this.rng.chance(0.5)) this.persist(rd, this.rng.int(0, rd.entries.length + 1));
     this.raft = null;
     this.persisting = null;
     this.incarnation++;
