@@ -1,0 +1,18 @@
+/**
+ * Seeds that once exposed a bug, each replayable with `npm run sim -- --seed S --nodes N`. They are found by putting
+ * the bug back and running the current generator, so they keep testing the fix while the generator stays as it is;
+ * when the generator changes, find new ones the same way.
+ */
+export interface RegressionSeed {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly bug: string;
+}
+
+export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
+  { seed: 15, nodes: 5, bug: 'a lost App left the inflight window full and replication to that follower stopped for good' },
+  { seed: 10, nodes: 3, bug: 'a lost App left the inflight window full and replication to that follower stopped for good' },
+  { seed: 1, nodes: 5, bug: 'snapshot chunks reordered by the network were dropped, so a lagging follower never caught up' },
+  { seed: 26, nodes: 3, bug: 'snapshot chunks reordered by the network were dropped, so a lagging follower never caught up' },
+  { seed: 392, nodes: 3, bug: 'the applied index jumped to a received snapshot before the state machine installed it: a stale read' },
+];
