@@ -1,6 +1,6 @@
 import { crc32 } from 'node:zlib';
 import type { Entry, HardState } from '../raft/types.js';
-import { asBuffer, readU64, writeU64 } from './u64.js';
+import { asBuffer, readU64, setU64 } from './u64.js';
 
 /**
  * WAL record codec. One record on disk:
@@ -91,47 +91,48 @@ export function encodeRecords(records: readonly WalRecord[]): Buffer {
   let total = 0;
   for (const rec of records) total += encodedSize(rec);
   const buf = Buffer.allocUnsafe(total);
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   let at = 0;
-  for (const rec of records) at = encodeInto(buf, at, rec);
+  for (const rec of records) at = encodeInto(buf, view, at, rec);
   return buf;
 }
 
-function encodeInto(buf: Buffer, start: number, rec: WalRecord): number {
+function encodeInto(buf: Buffer, view: DataView, start: number, rec: WalRecord): number {
   const p = start + RECORD_HEADER_BYTES;
   let end: number;
   switch (rec.type) {
     case 'segmentHeader':
       buf.write(WAL_MAGIC, p, 'latin1');
-      buf.writeUInt16LE(rec.version, p + 8);
-      end = writeU64(buf, p + 10, rec.firstIndex);
+      view.setUint16(p + 8, rec.version, true);
+      end = setU64(view, p + 10, rec.firstIndex);
       break;
     case 'entry': {
-      writeU64(buf, p, rec.entry.term);
-      writeU64(buf, p + 8, rec.entry.index);
+      setU64(view, p, rec.entry.term);
+      setU64(view, p + 8, rec.entry.index);
       buf.set(rec.entry.data, p + ENTRY_FIXED);
       end = p + ENTRY_FIXED + rec.entry.data.byteLength;
       break;
     }
     case 'hardState': {
       const hs = rec.hardState;
-      writeU64(buf, p, hs.term);
-      writeU64(buf, p + 8, hs.commit);
+      setU64(view, p, hs.term);
+      setU64(view, p + 8, hs.commit);
       const n = buf.write(hs.vote, p + HARD_STATE_FIXED, 'utf8');
-      buf.writeUInt16LE(n, p + 16);
+      view.setUint16(p + 16, n, true);
       end = p + HARD_STATE_FIXED + n;
       break;
     }
     case 'snapshotMarker':
-      writeU64(buf, p, rec.index);
-      writeU64(buf, p + 8, rec.term);
-      buf.writeUInt8(rec.keep ? 1 : 0, p + 16);
+      setU64(view, p, rec.index);
+      setU64(view, p + 8, rec.term);
+      view.setUint8(p + 16, rec.keep ? 1 : 0);
       end = p + MARKER_PAYLOAD;
       break;
   }
   const type = RecordType[rec.type];
-  buf.writeUInt32LE(end - p, start);
-  buf.writeUInt8(type, start + 4);
-  buf.writeUInt32LE(recordCrc(type, buf, p, end), start + 5);
+  view.setUint32(start, end - p, true);
+  view.setUint8(start + 4, type);
+  view.setUint32(start + 5, recordCrc(type, buf, p, end), true);
   return end;
 }
 

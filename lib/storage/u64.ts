@@ -14,6 +14,14 @@ export function writeU64(buf: Buffer, offset: number, value: number): number {
   return offset + 8;
 }
 
+/** Same as writeU64 through a DataView, which V8 inlines (Buffer.writeUInt32LE costs ~30 ns a call). */
+export function setU64(view: DataView, offset: number, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not a u64 value: ${value}`);
+  view.setUint32(offset, value % TWO_32, true);
+  view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+  return offset + 8;
+}
+
 /** Reads a u64; returns -1 when it does not fit a safe integer (the caller treats that as corruption). */
 export function readU64(buf: Buffer, offset: number): number {
   const high = buf.readUInt32LE(offset + 4);

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DataDirLockedError, StorageError, toStorageError } from '../../lib/storage/errors.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
-import { NodeDisk } from '../../lib/storage/node-disk.js';
+import { NodeDisk, type NodeDiskOptions } from '../../lib/storage/node-disk.js';
 import { batch, entries, plain, tempDir } from './helpers.js';
 
 describe('NodeDisk', () => {
@@ -83,17 +83,35 @@ describe('NodeDisk', () => {
     await storage.close();
   });
 
-  it('persists through real fdatasync and recovers after reopening', async () => {
-    const disk = new NodeDisk(path.join(tmp.dir, 'data'));
-    const a = new FileStorage(disk);
+  const modes: NodeDiskOptions[] = [
+    { durability: 'dsync', io: 'threadpool' },
+    { durability: 'fdatasync', io: 'threadpool' },
+    { durability: 'dsync', io: 'blocking' },
+    { durability: 'fdatasync', io: 'blocking' },
+  ];
+  it.each(modes)('persists, cuts a torn tail and recovers with %o', async (mode) => {
+    const dir = path.join(tmp.dir, 'data');
+    const a = new FileStorage(new NodeDisk(dir, mode), { segmentBytes: 2048 });
     await a.open();
-    await a.persist(batch({ entries: entries(1, 3, 1, 100), hardState: { term: 1, vote: 'n1', commit: 2 } }));
+    for (let i = 1; i <= 40; i += 4) {
+      await a.persist(batch({ entries: entries(i, i + 3, 1, 100), hardState: { term: 1, vote: 'n1', commit: i } }));
+    }
     await a.close();
-    const b = new FileStorage(new NodeDisk(path.join(tmp.dir, 'data')));
+    const segments = fs.readdirSync(path.join(dir, 'wal'));
+    expect(segments.length).toBeGreaterThan(1);
+    const last = path.join(dir, 'wal', segments.at(-1) as string);
+    fs.truncateSync(last, fs.statSync(last).size - 3); // tear the final hard state record
+    const b = new FileStorage(new NodeDisk(dir, mode), { segmentBytes: 2048 });
     const state = await b.open();
-    expect(plain(state.entries)).toEqual(plain(entries(1, 3, 1, 100)));
-    expect(state.hardState).toEqual({ term: 1, vote: 'n1', commit: 2 });
+    expect(plain(state.entries)).toEqual(plain(entries(1, 40, 1, 100)));
+    expect(state.hardState).toEqual({ term: 1, vote: 'n1', commit: 33 });
+    await b.persist(batch({ entries: entries(41, 41, 2), hardState: { term: 2, vote: 'n2', commit: 40 } }));
     await b.close();
+    const c = new FileStorage(new NodeDisk(dir, mode));
+    const again = await c.open();
+    expect(plain(again.entries)).toEqual(plain([...entries(1, 40, 1, 100), ...entries(41, 41, 2)]));
+    expect(again.hardState).toEqual({ term: 2, vote: 'n2', commit: 40 });
+    await c.close();
   });
 
   it('maps full-disk, permission and read-only errors to StorageErrors with the path and a hint', () => {
