@@ -165,11 +165,6 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
             return cls('cas', input.expectedVersion, seen(input.value));
         }
       }),
-      // A delete that succeeded or may have succeeded leads to "absent" from any state.
-      blind: history.map(
-        ({ input, output }) =>
-          input.op === 'delete' && (isUnknownOutput(output) || (output.ok && output.version === 0)),
-      ),
       // A write of a value that reads observed and that nothing else writes must produce one of the observed
       // (value, version) pairs; anywhere else that read could not be satisfied.
       admissible(state, index) {

@@ -171,6 +171,20 @@ describe('checkLinearizability: linearizable histories', () => {
     expect(result.steps).toBeLessThan(10_000);
   });
 
+  it('does not let a configuration that used other unknown ops stand in for one that used fewer', () => {
+    // The search first tries put p then delete (state absent, both used) and fails; delete alone reaches the same
+    // state with put p still available, which is the way through: put x, delete, put p, get.
+    const history = [
+      op(1, put('x', 'x'), 0, 1, okV(1)),
+      op(2, put('x', 'p'), 2, INF, U),
+      op(3, del('x'), 3, INF, U),
+      op(4, get('x'), 10, 11, read('p', 1)),
+    ];
+    expectLinearizable(history);
+    const bare = { ...kvModel, partition: undefined, partitionKey: undefined, hints: undefined };
+    expect(checkLinearizability(bare, history)).toMatchObject({ ok: true });
+  });
+
   it('checks keys independently', () => {
     expectLinearizable([
       op(1, put('x', 'a'), 0, 10, okV(1)),
@@ -262,10 +276,26 @@ describe('checkLinearizability: violations', () => {
       'y',
     );
     const text = result.explanation ?? '';
-    expect(text).toContain('Longest linearizable prefix found: 2 of 3 operations');
+    expect(text).toContain('Longest linearizable prefix found: 2 of 3 operations with a known outcome');
     expect(text).toContain('put("y", "b") → ok v2');
     expect(text).toContain('"b" (v2)');
     expect(text).toMatch(/get\("y"\) → "a" v1 .*contradicts this state/);
+  });
+
+  it('does not pad the explained prefix with unknown-outcome operations', () => {
+    const result = expectViolation([
+      op(1, put('x', 'a'), 0, 1, okV(1)),
+      op(2, put('x', 'b'), 2, 3, okV(2)),
+      op(5, put('x', 'z'), 2, INF, U),
+      op(3, get('x'), 4, 5, read('a', 1)),
+      op(4, cas('x', 2, 'c'), 4, 9, okV(3)),
+    ]);
+    const text = result.explanation ?? '';
+    expect(text).toContain('3 of 4 operations with a known outcome\n(3 in all');
+    expect(text).not.toContain('put("x", "z")');
+    expect(text).toContain('State after it: "c" (v3)');
+    expect(text).toContain('unknown-outcome operations pending here: 1');
+    expect(text).toMatch(/get\("x"\) → "a" v1 .*contradicts this state/);
   });
 });
 
@@ -321,19 +351,20 @@ const planArb: fc.Arbitrary<Plan> = fc.record({
 /**
  * Runs the plans against a correct KV in sequence, op i taking effect at time 10(i+1), then widens each op into an
  * interval around that point (or an infinite one for unknown outcomes). Small value and key ranges make repeated
- * values and equal times common.
+ * values and equal times common; `uniqueValues` instead gives every write its own value, as a simulator would.
  */
-function sequentialHistory(plans: readonly Plan[]): KvOperation[] {
+function sequentialHistory(plans: readonly Plan[], uniqueValues = false): KvOperation[] {
   const store = new Map<string, KvState>();
   return plans.map((p, i) => {
     const key = `k${p.key}`;
     const point = 10 * (i + 1);
     const cur = store.get(key) ?? kvModel.init();
+    const value = uniqueValues ? `u${i}` : `v${p.value}`;
     let input: KvInput;
     if (p.kind === 'get') input = get(key);
-    else if (p.kind === 'put') input = put(key, `v${p.value}`);
+    else if (p.kind === 'put') input = put(key, value);
     else if (p.kind === 'delete') input = del(key);
-    else input = cas(key, p.casRight ? cur.version : cur.version + 1 + p.value, `v${p.value}`);
+    else input = cas(key, p.casRight ? cur.version : cur.version + 1 + p.value, value);
     const applied = p.fate !== 'lost';
     const result = kvModel.step(cur, input, U).state;
     if (applied) store.set(key, result);
@@ -425,8 +456,8 @@ function concurrentHistory(seed: number, clients: number, perClient: number, unk
 describe('checkLinearizability: properties', () => {
   it('accepts every widened sequential execution of a correct KV', () => {
     fc.assert(
-      fc.property(fc.array(planArb, { maxLength: 60 }), (plans) => {
-        const result = check(sequentialHistory(plans));
+      fc.property(fc.array(planArb, { maxLength: 60 }), fc.boolean(), (plans, unique) => {
+        const result = check(sequentialHistory(plans, unique));
         return result.ok && !result.timedOut;
       }),
       { numRuns: 300 },
@@ -435,8 +466,8 @@ describe('checkLinearizability: properties', () => {
 
   it('rejects it once one read returns a value never written', () => {
     fc.assert(
-      fc.property(fc.array(planArb, { minLength: 1, maxLength: 60 }), fc.nat(), (plans, pick) => {
-        const history = sequentialHistory(plans);
+      fc.property(fc.array(planArb, { minLength: 1, maxLength: 60 }), fc.nat(), fc.boolean(), (plans, pick, unique) => {
+        const history = sequentialHistory(plans, unique);
         const reads = history.flatMap((o, i) => (o.input.op === 'get' && o.return !== INF ? [i] : []));
         fc.pre(reads.length > 0);
         const i = reads[pick % reads.length];
@@ -460,8 +491,9 @@ describe('checkLinearizability: properties', () => {
       fc.property(
         fc.array(planArb, { minLength: 1, maxLength: 7 }),
         fc.array(perturbation, { maxLength: 2 }),
-        (plans, perturbations) => {
-          const history = sequentialHistory(plans);
+        fc.boolean(),
+        (plans, perturbations, uniqueValues) => {
+          const history = sequentialHistory(plans, uniqueValues);
           for (const { index, what, amount } of perturbations) {
             const i = index % history.length;
             const o = history[i];
@@ -483,18 +515,24 @@ describe('checkLinearizability: properties', () => {
     );
   });
 
-  it('gives the same verdict without the symmetry reduction', () => {
+  it('gives the same verdict without the search hints', () => {
     const plain = { ...kvModel, hints: undefined };
     fc.assert(
-      fc.property(fc.array(planArb, { maxLength: 14 }), fc.nat(), fc.boolean(), (plans, pick, mutate) => {
-        const history = sequentialHistory(plans);
-        if (mutate && history.length > 0) {
-          const i = pick % history.length;
-          const o = history[i];
-          if (!('unknown' in o.output)) history[i] = { ...o, output: { ...o.output, version: o.output.version + 1 } };
-        }
-        expect(check(history).ok).toBe(checkLinearizability(plain, history).ok);
-      }),
+      fc.property(
+        fc.array(planArb, { maxLength: 14 }),
+        fc.nat(),
+        fc.boolean(),
+        fc.boolean(),
+        (plans, pick, mutate, unique) => {
+          const history = sequentialHistory(plans, unique);
+          if (mutate && history.length > 0) {
+            const i = pick % history.length;
+            const o = history[i];
+            if (!('unknown' in o.output)) history[i] = { ...o, output: { ...o.output, version: o.output.version + 1 } };
+          }
+          expect(check(history).ok).toBe(checkLinearizability(plain, history).ok);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -510,9 +548,9 @@ describe('checkLinearizability: performance guard', () => {
     expect(result).toMatchObject({ ok: true, timedOut: false });
   });
 
-  it('rejects the same history with one corrupted read quickly', () => {
-    const history = concurrentHistory(42, 5, 400, 0.01);
-    const i = history.findIndex((o, k) => k > 1500 && o.input.op === 'get' && o.return !== INF);
+  it('rejects a 2,000-op history with one corrupted read quickly', () => {
+    const history = concurrentHistory(42, 5, 400, 0);
+    const i = history.findIndex((o, k) => k > 1500 && o.input.op === 'get');
     history[i] = { ...history[i], output: read('never-written', 1) };
     const started = Date.now();
     const result = check(history);
@@ -526,5 +564,14 @@ describe('checkLinearizability: performance guard', () => {
     const result = check(history);
     expect(Date.now() - started).toBeLessThan(5000);
     expect(result).toMatchObject({ ok: true, timedOut: false });
+  });
+
+  // A failing search must rule out every placement of every timed-out write, so it is the expensive case.
+  it('rejects a 500-op history with timed-out writes and one corrupted read', () => {
+    const history = concurrentHistory(3, 5, 100, 0.02);
+    const i = history.findIndex((o, k) => k > 375 && o.input.op === 'get' && o.return !== INF);
+    history[i] = { ...history[i], output: read('never-written', 1) };
+    const result = checkLinearizability(kvModel, history, { budget: 5_000_000 });
+    expect(result).toMatchObject({ ok: false, timedOut: false, key: 'k' });
   });
 });

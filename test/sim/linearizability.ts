@@ -3,6 +3,11 @@
  * (set of linearized operations, model state) pairs that were already explored, and per-partition (per-key)
  * checking, which turns one exponential search into many small ones.
  *
+ * Beyond Porcupine, for operations whose outcome is unknown (they may be linearized anywhere after their call, or
+ * never, so they multiply the search space): the search succeeds once every known-outcome operation is placed,
+ * tries known-outcome operations first, treats a configuration as seen when one with fewer unknown-outcome
+ * operations and the same state was seen, and takes pruning hints from the model (see `SearchHints`).
+ *
  * Pure and deterministic: no I/O, no randomness. The only clock read is for the optional `timeoutMs`; the
  * simulator uses `budget` (a count of search steps) so that a verdict never depends on machine speed.
  */
@@ -55,12 +60,6 @@ export interface SearchHints<S> {
    * Only the earliest-called unused member of a class is then tried. Ignored for known outcomes.
    */
   readonly symmetryClasses?: readonly (string | undefined)[];
-  /**
-   * Per operation: it accepts every state and leads to one same state from all of them (a blind overwrite such as
-   * a delete). Unknown-outcome operations placed right before such an operation have no observable effect, so the
-   * search never places one there.
-   */
-  readonly blind?: readonly boolean[];
   /**
    * False when applying unknown-outcome operation `index` to `state` cannot be part of any linearization (e.g. it
    * writes a value that reads observed only at other versions).
@@ -221,8 +220,6 @@ function search<S, I, O>(
   }
   if (knownLeft === 0) return { kind: 'ok' };
 
-  const blind = new Uint8Array(n);
-  if (hints.blind) for (let i = 0; i < n; i++) blind[i] = hints.blind[i] ? 1 : 0;
   const admissible = hints.admissible;
 
   // Symmetry classes: rank[i] is the position of unknown op i among its class in call order; used[c] counts the
@@ -253,8 +250,9 @@ function search<S, I, O>(
   // Cache of visited configurations (linearized set, state). Lowe's memoization skips a configuration seen
   // before; here a configuration is also skipped when one with the same known ops and state but a subset of its
   // unknown-outcome ops was seen: every completion of the larger one completes the smaller one too (the extra
-  // unknown ops simply never take effect). Skipping is sound even if that configuration is still on the current
-  // path: a visited configuration with a shortest completion would have found it, so none was ever skipped.
+  // unknown ops simply never take effect). This is sound even while the smaller one is still being explored on
+  // the current path: if a linearization exists, take a visited configuration with the shortest completion; the
+  // first step of that completion was not skipped, or what it was skipped for would have a shorter one.
   const words = (n + 31) >>> 5;
   const bits = new Uint32Array(words);
   const knownMask = new Uint32Array(words);
@@ -284,9 +282,12 @@ function search<S, I, O>(
   let state = model.init();
   const stack: number[] = [];
   const saved: S[] = [];
-  // Longest prefix so far, for the explanation. best[0, same) equals stack[0, same), so extending best copies
-  // only the part that changed since: amortized O(1) per step.
+  // The prefix that placed the most known-outcome ops so far, for the explanation (unknown ones can always be
+  // appended, which would only pad it). best[0, same) equals stack[0, same), so updating best copies only the
+  // part that changed since: amortized O(1) per step.
+  const knownTotal = knownLeft;
   const best: number[] = [];
+  let bestKnown = 0;
   let bestState = state;
   let same = 0;
 
@@ -297,14 +298,12 @@ function search<S, I, O>(
     if (!meter.tick()) return { kind: 'timeout' };
     if (isCall(entry)) {
       const i = opOf(entry);
-      let eligible =
+      const eligible =
         phase === 1
           ? unknown[i] === 0
           : unknown[i] === 1 &&
             (classOf[i] < 0 || rank[i] === used[classOf[i]]) &&
             (admissible === undefined || admissible(state, i));
-      // An unknown op right before a blind one would have no observable effect: leave it out instead.
-      if (blind[i] === 1 && stack.length > 0 && unknown[stack[stack.length - 1]] === 1) eligible = false;
       if (eligible) {
         const r = model.step(state, ops[i].input, ops[i].output);
         if (r.ok) {
@@ -316,9 +315,11 @@ function search<S, I, O>(
             state = r.state;
             if (classOf[i] >= 0) used[classOf[i]]++;
             if (knownLeft === 0) return { kind: 'ok' };
-            if (stack.length > best.length) {
+            if (knownTotal - knownLeft > bestKnown) {
               for (let k = same; k < stack.length; k++) best[k] = stack[k];
+              best.length = stack.length;
               same = stack.length;
+              bestKnown = knownTotal - knownLeft;
               bestState = state;
             }
             lift(entry);
@@ -382,7 +383,10 @@ function explain<S, I, O>(
   };
   const lines = [`${label} is not linearizable.`];
   const { prefix } = fail;
-  lines.push(`Longest linearizable prefix found: ${prefix.length} of ${ops.length} operations.`);
+  const placedKnown = prefix.filter((i) => ops[i].return !== Infinity).length;
+  const knownTotal = ops.filter((op) => op.return !== Infinity).length;
+  lines.push(`Longest linearizable prefix found: ${placedKnown} of ${knownTotal} operations with a known outcome`);
+  lines.push(`(${prefix.length} in all, counting unknown-outcome ones placed as having taken effect):`);
   if (prefix.length > SHOWN) lines.push(`  ... ${prefix.length - SHOWN} earlier`);
   for (let k = Math.max(0, prefix.length - SHOWN); k < prefix.length; k++) lines.push(`  ${k + 1}. ${show(prefix[k])}`);
   const stateText = model.describeState ? model.describeState(fail.state) : model.hash(fail.state);
@@ -408,9 +412,12 @@ function explain<S, I, O>(
   lines.push(`None of these could be placed next${when}:`);
   for (const i of known.slice(0, SHOWN)) {
     const fits = model.step(fail.state, ops[i].input, ops[i].output).ok;
-    lines.push(`  - ${show(i)}: ${fits ? 'fits this state, but nothing linearizable follows' : 'contradicts this state'}`);
+    const why = fits ? 'fits this state, but nothing linearizable follows' : 'contradicts this state';
+    lines.push(`  - ${show(i)}: ${why}`);
   }
   if (known.length > SHOWN) lines.push(`  ... and ${known.length - SHOWN} more`);
-  if (unknownCount > 0) lines.push(`  (plus ${unknownCount} pending operations with unknown outcome; none helped)`);
+  if (unknownCount > 0) {
+    lines.push(`  (unknown-outcome operations pending here: ${unknownCount}; placing them does not help)`);
+  }
   return lines.join('\n');
 }
