@@ -186,6 +186,14 @@ export class FileStorage implements RaftStorage {
     for (const e of entries) this.log.appendEntry(e.index, e.term);
     this.failure = null;
     await wal.start(this.log.lastIndex + 1);
+    if (snapshot !== null && replayed.floor < snapshot.meta.index) {
+      // The snapshot reached the disk but its marker did not (a crash in between). Record the decision taken above
+      // now, or a later replay would judge it again against entries written after this open.
+      const { index, term } = snapshot.meta;
+      const keep = replayed.markerKeeps(index, term);
+      await wal.append(encodeRecords([{ type: 'snapshotMarker', index, term, keep }]), { first: null, max: null, next: this.log.lastIndex + 1 });
+      this.logger.warn(`storage: snapshot ${index} had no marker in the WAL (interrupted install); wrote it`);
+    }
     this.logger.log(
       `storage: recovered snapshot ${snapshot === null ? 'none' : `at ${snapshot.meta.index}`}, ` +
         `${entries.length} entries to ${this.log.lastIndex}, term ${hardState.term}, commit ${hardState.commit}`,

@@ -88,9 +88,13 @@ export class LogState {
     this.anchored = true;
   }
 
-  /** Would a snapshot at (index, term) keep the current entries? */
+  /**
+   * Would a snapshot at (index, term) keep the current entries? Yes when the log holds `index` with `term`, or
+   * when it starts right after `index` (what precedes was compacted away under an earlier snapshot decision).
+   */
   markerKeeps(index: number, term: number): boolean {
-    return index <= this.floorIndex || this.termAt(index) === term;
+    if (index <= this.floorIndex) return true;
+    return this.termAt(index) === term || (this.terms.length > 0 && this.first === index + 1);
   }
 
   /** Drops entries at or below `index` (they are in a snapshot) to free memory; the rules are unaffected. */

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { EMPTY_HARD_STATE, type Entry } from '../../lib/raft/types.js';
 import { DataDirLockedError, InvalidWriteError, StorageError } from '../../lib/storage/errors.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
+import { SnapshotStore } from '../../lib/storage/snapshot-store.js';
 import { SimDisk } from '../support/sim-disk.js';
 import { batch, entries, entry, hs, MemoryLogger, plain, snapshot } from './helpers.js';
 
@@ -234,5 +235,40 @@ describe('FileStorage', () => {
     const { state } = await reopen(disk, storage);
     expect(plain(state.entries)).toEqual(plain(entries(1, 5, 1)));
     expect(state.hardState.commit).toBe(5);
+  });
+});
+
+describe('FileStorage after a crash between a snapshot file and its WAL marker', () => {
+  it('keeps the decision it made at open: entries written afterwards survive the next restart', async () => {
+    const disk = new SimDisk();
+    let { storage } = await reopen(disk, null);
+    await storage.persist(batch({ entries: entries(1, 100, 1), hardState: hs(1, 'n1', 10) }));
+    await storage.close();
+    // The snapshot file of an install from the leader reached the disk; its marker did not.
+    await new SnapshotStore(disk).save(snapshot(60, 2));
+    let r = await reopen(disk, null);
+    expect(r.state.snapshot?.meta.index).toBe(60);
+    expect(r.state.entries).toEqual([]); // the log disagreed with the snapshot at 60
+    await r.storage.persist(batch({ entries: entries(61, 70, 2), hardState: hs(2, 'n2', 65) }));
+    r = await reopen(disk, r.storage);
+    expect(plain(r.state.entries)).toEqual(plain(entries(61, 70, 2)));
+    expect(r.state.hardState).toEqual(hs(2, 'n2', 65));
+    await r.storage.close();
+  });
+
+  it('also when the snapshot lies past the end of the log', async () => {
+    const disk = new SimDisk();
+    const { storage } = await reopen(disk, null);
+    await storage.persist(batch({ entries: entries(1, 10, 1) }));
+    await storage.close();
+    await new SnapshotStore(disk).save(snapshot(60, 2));
+    let r = await reopen(disk, null);
+    expect(r.state.entries).toEqual([]);
+    expect(r.logger.warnings.join('\n')).toMatch(/snapshot 60 had no marker/);
+    await r.storage.persist(batch({ entries: entries(61, 62, 2) }));
+    r = await reopen(disk, r.storage);
+    expect(r.state.snapshot?.meta.index).toBe(60);
+    expect(plain(r.state.entries)).toEqual(plain(entries(61, 62, 2)));
+    await r.storage.close();
   });
 });
