@@ -75,11 +75,6 @@ export class Wal {
     private readonly options: WalOptions,
   ) {}
 
-  /** Segments, oldest first; the last is the active one. */
-  get segmentList(): readonly SegmentInfo[] {
-    return this.segments;
-  }
-
   /**
    * Reads every segment in order and hands each record to `visit` (which may throw, e.g. on a gap). Cuts a torn
    * tail off the last segment; throws CorruptLogError for any other damage and UnsupportedFormatError for a
@@ -178,9 +173,13 @@ export class Wal {
       if (seg.maxIndex > through) break;
       doomed.push(seg);
     }
-    for (const seg of doomed) await this.disk.unlink(seg.path);
-    if (doomed.length > 0) await this.disk.syncDir(DIR);
-    this.segments.splice(0, doomed.length);
+    // One directory sync per deletion, oldest first: the file system may persist unlinks in any order, and replay
+    // must never find a hole in the sequence.
+    for (const seg of doomed) {
+      await this.disk.unlink(seg.path);
+      await this.disk.syncDir(DIR);
+      this.segments.shift();
+    }
     return doomed.map((s) => s.path);
   }
 
