@@ -1,6 +1,18 @@
 import type { AppendFile, Disk, DiskLock } from '../../lib/storage/disk.js';
 import { DataDirLockedError, toStorageError } from '../../lib/storage/errors.js';
 
+/** The platters: everything a crash does not wipe, shared by the SimDisk handed out before and after it. */
+class Platter {
+  files = new Map<string, SimFile>();
+  durableFiles = new Map<string, SimFile>();
+  dirs = new Set<string>(['']);
+  readonly locks = new Set<string>();
+  /** Bumped by every crash; a SimDisk (or file handle) from an earlier generation is dead. */
+  generation = 0;
+  failWrites = { count: 0, code: 'ENOSPC' };
+  failSyncs = { count: 0, code: 'EIO' };
+}
+
 /**
  * A deterministic in-memory Disk for the simulator and storage tests. It models what a power cut can do:
  *
@@ -14,23 +26,14 @@ import { DataDirLockedError, toStorageError } from '../../lib/storage/errors.js'
  *
  * Randomness comes only from the `rng` passed to `crash`, so a seed replays exactly.
  */
-/** The platters: everything a crash does not wipe, shared by the SimDisk handed out before and after it. */
-class Platter {
-  files = new Map<string, SimFile>();
-  durableFiles = new Map<string, SimFile>();
-  dirs = new Set<string>(['']);
-  readonly locks = new Set<string>();
-  /** Bumped by every crash; a SimDisk (or file handle) from an earlier generation is dead. */
-  generation = 0;
-  failWrites = { count: 0, code: 'ENOSPC' };
-  failSyncs = { count: 0, code: 'EIO' };
-}
-
 export class SimDisk implements Disk {
   private readonly platter: Platter;
   private readonly generation: number;
 
-  /** `name` stands for the dataDir in error messages. */
+  /**
+   * `name` stands for the dataDir in error messages. `platter` is internal: crash() and clone() pass the state the
+   * new SimDisk works on; callers pass nothing and get an empty disk.
+   */
   constructor(readonly name = 'sim', platter?: Platter) {
     this.platter = platter ?? new Platter();
     this.generation = this.platter.generation;
