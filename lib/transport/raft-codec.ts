@@ -1,0 +1,144 @@
+import { MessageType, type Entry, type Message, type SnapshotChunk } from '../raft/index.js';
+import { ByteReader, asBuffer, putStr16, putU64, str16Size } from './binary.js';
+import { FrameError } from './errors.js';
+
+/**
+ * Binary codec of a Raft Message. Layout (little endian; u64 = low u32 + high u32, see binary.ts):
+ *
+ *   u8 type | u8 flags (bit 0 reject, bit 1 snapshot present) | str16 from | str16 to |
+ *   u64 term | u64 logTerm | u64 index | u64 commit | u64 rejectHint | u64 stamp | str16 context |
+ *   u32 entry count | entries: (u64 term | u64 index | u32 length | data)* |
+ *   snapshot, when flagged: u64 meta.index | u64 meta.term | u16 voter count | str16 voter* |
+ *                           u64 offset | u64 total | u32 length | data
+ *
+ * str16 = u16 byte length + utf8. Encoding sizes the message in one pass and writes it into one preallocated buffer.
+ */
+
+const FIXED_BYTES = 1 + 1 + 6 * 8 + 4; // type, flags, six u64, entry count; the three str16 are counted apart
+const ENTRY_FIXED_BYTES = 8 + 8 + 4;
+const SNAPSHOT_FIXED_BYTES = 8 + 8 + 2 + 8 + 8 + 4;
+const FLAG_REJECT = 1;
+const FLAG_SNAPSHOT = 2;
+const MAX_TYPE = MessageType.TimeoutNow;
+const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+
+/** Encoded size of `m` in bytes. Throws RangeError for values the layout cannot hold (a caller bug). */
+export function messageSize(m: Message): number {
+  let n = FIXED_BYTES + str16Size(m.from, 'from') + str16Size(m.to, 'to') + str16Size(m.context, 'context');
+  for (const e of m.entries) n += ENTRY_FIXED_BYTES + e.data.byteLength;
+  const s = m.snapshot;
+  if (s !== null) {
+    n += SNAPSHOT_FIXED_BYTES + s.data.byteLength;
+    if (s.meta.voters.length > 0xffff) throw new RangeError(`snapshot has ${s.meta.voters.length} voters; at most 65535 fit`);
+    for (const v of s.meta.voters) n += str16Size(v, 'voter id');
+  }
+  return n;
+}
+
+/** Writes `m` at `offset` (which must have messageSize(m) bytes free) and returns the offset after it. */
+export function writeMessage(buf: Buffer, offset: number, m: Message): number {
+  let o = offset;
+  buf[o++] = m.type;
+  buf[o++] = (m.reject ? FLAG_REJECT : 0) | (m.snapshot !== null ? FLAG_SNAPSHOT : 0);
+  o = putStr16(buf, o, m.from);
+  o = putStr16(buf, o, m.to);
+  o = putU64(buf, o, m.term);
+  o = putU64(buf, o, m.logTerm);
+  o = putU64(buf, o, m.index);
+  o = putU64(buf, o, m.commit);
+  o = putU64(buf, o, m.rejectHint);
+  o = putU64(buf, o, m.stamp);
+  o = putStr16(buf, o, m.context);
+  o = buf.writeUInt32LE(m.entries.length, o);
+  for (const e of m.entries) {
+    o = putU64(buf, o, e.term);
+    o = putU64(buf, o, e.index);
+    o = buf.writeUInt32LE(e.data.byteLength, o);
+    buf.set(e.data, o);
+    o += e.data.byteLength;
+  }
+  const s = m.snapshot;
+  if (s !== null) {
+    o = putU64(buf, o, s.meta.index);
+    o = putU64(buf, o, s.meta.term);
+    o = buf.writeUInt16LE(s.meta.voters.length, o);
+    for (const v of s.meta.voters) o = putStr16(buf, o, v);
+    o = putU64(buf, o, s.offset);
+    o = putU64(buf, o, s.total);
+    o = buf.writeUInt32LE(s.data.byteLength, o);
+    buf.set(s.data, o);
+    o += s.data.byteLength;
+  }
+  return o;
+}
+
+export function encodeMessage(m: Message): Buffer {
+  const buf = Buffer.allocUnsafe(messageSize(m));
+  writeMessage(buf, 0, m);
+  return buf;
+}
+
+/**
+ * Decodes one message that fills `bytes` exactly. Throws FrameError on anything malformed. Entry and snapshot data
+ * are copies, so the Raft log never pins the socket chunk they arrived in.
+ */
+export function decodeMessage(bytes: Uint8Array): Message {
+  const r = new ByteReader(asBuffer(bytes), 'raft message');
+  const type = r.u8('type');
+  if (type < 1 || type > MAX_TYPE) throw new FrameError(`raft message: unknown type ${type}`);
+  const flags = r.u8('flags');
+  if ((flags & ~(FLAG_REJECT | FLAG_SNAPSHOT)) !== 0) throw new FrameError(`raft message: unknown flags 0x${flags.toString(16)}`);
+  const from = r.str16('from');
+  const to = r.str16('to');
+  const term = r.u64('term');
+  const logTerm = r.u64('logTerm');
+  const index = r.u64('index');
+  const commit = r.u64('commit');
+  const rejectHint = r.u64('rejectHint');
+  const stamp = r.u64('stamp');
+  const context = r.str16('context');
+  const count = r.u32('entry count');
+  // Each entry takes at least ENTRY_FIXED_BYTES, so the count is checked before anything is sized from it.
+  r.need(count * ENTRY_FIXED_BYTES, `${count} entries`);
+  let entries = NO_ENTRIES;
+  if (count > 0) {
+    const list: Entry[] = new Array<Entry>(count);
+    for (let i = 0; i < count; i++) {
+      const eTerm = r.u64('entry term');
+      const eIndex = r.u64('entry index');
+      const data = r.copy(r.u32('entry length'), 'entry data');
+      list[i] = { term: eTerm, index: eIndex, data };
+    }
+    entries = list;
+  }
+  const snapshot = (flags & FLAG_SNAPSHOT) !== 0 ? readSnapshot(r) : null;
+  r.end();
+  return {
+    type: type as MessageType,
+    from,
+    to,
+    term,
+    logTerm,
+    index,
+    commit,
+    entries,
+    reject: (flags & FLAG_REJECT) !== 0,
+    rejectHint,
+    context,
+    stamp,
+    snapshot,
+  };
+}
+
+function readSnapshot(r: ByteReader): SnapshotChunk {
+  const index = r.u64('snapshot index');
+  const term = r.u64('snapshot term');
+  const nVoters = r.u16('voter count');
+  r.need(nVoters * 2, `${nVoters} voters`);
+  const voters: string[] = new Array<string>(nVoters);
+  for (let i = 0; i < nVoters; i++) voters[i] = r.str16('voter id');
+  const offset = r.u64('snapshot offset');
+  const total = r.u64('snapshot total');
+  const data = r.copy(r.u32('snapshot chunk length'), 'snapshot chunk data');
+  return { meta: { index, term, voters }, offset, total, data };
+}
