@@ -22,6 +22,7 @@ import {
   type ReadState,
   type Ready,
   type Snapshot,
+  type SoftState,
 } from '../../lib/raft/index.js';
 
 export const ELECTION = 10;
@@ -193,6 +194,8 @@ export class Cluster {
   /** Committed entries handed to each node's application, in order. */
   readonly applied = new Map<NodeId, Entry[]>();
   readonly readStates = new Map<NodeId, ReadState[]>();
+  /** Every soft state change each node reported. */
+  readonly softStates = new Map<NodeId, SoftState[]>();
   private readonly configs = new Map<NodeId, RaftConfig>();
 
   constructor(
@@ -207,6 +210,7 @@ export class Cluster {
       this.disks.set(id, { hardState: s?.hardState ?? EMPTY_HARD_STATE, snapshot: s?.snapshot ?? null, entries: [...(s?.entries ?? [])] });
       this.applied.set(id, []);
       this.readStates.set(id, []);
+      this.softStates.set(id, []);
       this.start(id);
     });
   }
@@ -249,6 +253,7 @@ export class Cluster {
     this.net.send(rd.messages);
     this.applied.get(id)!.push(...rd.committedEntries);
     this.readStates.get(id)!.push(...rd.readStates);
+    if (rd.softState) this.softStates.get(id)!.push(rd.softState);
   }
 
   /** Handles every Ready of one node (or of all); true when there was any. */
