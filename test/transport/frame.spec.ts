@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { FrameError, FrameKind, FrameReader, frame, type Frame } from '../../lib/transport/index.js';
+import { FrameError } from '../../lib/transport/errors.js';
+import { FrameKind, FrameReader, frame, type Frame } from '../../lib/transport/frame.js';
 
 function drain(reader: FrameReader, chunk: Buffer): { kind: number; payload: string }[] {
   const out: { kind: number; payload: string }[] = [];

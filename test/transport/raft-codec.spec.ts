@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { MessageType, message, type Message } from '../../lib/raft/index.js';
-import { FrameError, decodeMessage, encodeMessage, messageSize } from '../../lib/transport/index.js';
+import { FrameError } from '../../lib/transport/errors.js';
+import { decodeMessage, encodeMessage, messageSize } from '../../lib/transport/raft-codec.js';
 
 const u64 = fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }));
 const id = fc.string({ unit: 'binary', maxLength: 20 });
