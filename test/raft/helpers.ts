@@ -97,6 +97,11 @@ export function send(n: RaftNode, m: Message): Message[] {
   return drain(n).messages;
 }
 
+/** Whether `out` grants a vote or pre-vote. */
+export function granted(out: readonly Message[]): boolean {
+  return out.some((m) => (m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp) && !m.reject);
+}
+
 /** Ticks `n` `count` times, handling Readies in between; returns every message sent. */
 export function tickN(n: RaftNode, count: number): Message[] {
   const out: Message[] = [];
