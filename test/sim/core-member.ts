@@ -9,10 +9,11 @@ import {
   type ReadState,
   type Ready,
   type Snapshot,
-  type SoftState,
 } from '../../lib/raft/index.js';
 import type { EventQueue } from './event-queue.js';
-import { KvMachine } from './kv-machine.js';
+import { decodeCommand, encodeCommand, KvMachine } from './kv-machine.js';
+import type { KvInput, KvOutput } from './kv-model.js';
+import type { MemberHooks, SimMember } from './member.js';
 import type { Prng } from './prng.js';
 
 /** What survives a crash. */
@@ -22,14 +23,15 @@ interface Durable {
   entries: Entry[];
 }
 
-export interface NodeHooks {
-  send(m: Message): void;
-  applied(node: SimNode, entry: Entry): void;
-  readReady(node: SimNode, rs: ReadState): void;
-  softState(node: SimNode, s: SoftState): void;
+interface Pending {
+  readonly client: number;
+  readonly op: number;
+  readonly input: KvInput;
+  readonly done: (out: KvOutput | null) => void;
+  readonly deadline: number;
 }
 
-export interface SimNodeOptions {
+export interface CoreMemberOptions {
   readonly config: Omit<RaftConfig, 'random'>;
   readonly core?: RaftConstructor;
   /** Real-time ms per tick of this node: its clock skew. */
@@ -38,28 +40,35 @@ export interface SimNodeOptions {
 }
 
 /**
- * One simulated member: the real core plus a disk model. A Ready is persisted after a random disk delay; a crash in
- * that window keeps nothing, or a random prefix of its entries (a torn write), and its messages are never sent.
+ * A member running the bare core with a model of a disk: fast, for thousands of seeds. A Ready is persisted after a
+ * random disk delay; a crash in that window keeps nothing, or a random prefix of its entries (a torn write), and its
+ * messages are never sent. Clients are served the way an application would: writes on the leader, matched by log
+ * index; reads by ReadIndex once applied.
  */
-export class SimNode {
+export class CoreMember implements SimMember {
   raft: RaftNode | null = null;
   kv = new KvMachine();
+  appliedIndex = 0;
   private durable: Durable = { hardState: EMPTY_HARD_STATE, snapshot: null, entries: [] };
   private persisting: Ready | null = null;
   private incarnation = 0;
   private waitingReads: ReadState[] = [];
-  /** What `kv` reflects: the application's own record, never the core's. */
-  appliedIndex = 0;
+  private readonly writes = new Map<number, Pending>();
+  private readonly reads = new Map<string, Pending>();
 
   constructor(
     readonly id: string,
-    private readonly opts: SimNodeOptions,
+    private readonly opts: CoreMemberOptions,
     private readonly queue: EventQueue,
     private readonly rng: Prng,
-    private readonly hooks: NodeHooks,
+    private readonly send: (m: Message) => void,
+    private readonly hooks: MemberHooks,
   ) {}
 
-  /** Last index and term of what is surely on disk: what this node would vote with after a crash. */
+  get alive(): boolean {
+    return this.raft !== null;
+  }
+
   durableLast(): { index: number; term: number } {
     const d = this.durable;
     const last = d.entries[d.entries.length - 1];
@@ -67,8 +76,12 @@ export class SimNode {
     return { index: d.snapshot?.meta.index ?? 0, term: d.snapshot?.meta.term ?? 0 };
   }
 
-  get alive(): boolean {
-    return this.raft !== null;
+  hasValidLease(): boolean {
+    return this.raft?.hasValidLease() ?? false;
+  }
+
+  step(m: Message): void {
+    this.input((r) => r.step(m));
   }
 
   boot(): void {
@@ -86,6 +99,7 @@ export class SimNode {
     const tick = () => {
       if (this.incarnation !== inc) return;
       this.raft!.tick();
+      this.expire();
       this.pump();
       this.queue.schedule(this.opts.tickMs, tick);
     };
@@ -93,10 +107,6 @@ export class SimNode {
     this.pump();
   }
 
-  /**
-   * Power cut. A Ready being written keeps nothing or a torn prefix of its entries; with `afterSync` it was fully
-   * written and only its messages are lost (a crash between fsync and send).
-   */
   crash(afterSync = false): void {
     if (!this.raft) return;
     const rd = this.persisting;
@@ -105,13 +115,46 @@ export class SimNode {
     this.raft = null;
     this.persisting = null;
     this.incarnation++;
+    for (const p of [...this.writes.values(), ...this.reads.values()]) p.done(null);
+    this.writes.clear();
+    this.reads.clear();
   }
 
-  /** Runs `fn` against the live core, then hands any new work to the disk. */
-  input(fn: (r: RaftNode) => void): void {
+  transferLeader(to: string): void {
+    this.input((r) => r.transferLeader(to));
+  }
+
+  submit(input: KvInput, client: number, op: number, timeoutMs: number, done: (out: KvOutput | null) => void): boolean {
+    const r = this.raft;
+    if (!r) return false;
+    const pending = { client, op, input, done, deadline: this.queue.now + timeoutMs };
+    if (input.op === 'get') {
+      const ctx = `c${client}-${op}`;
+      if (!r.readIndex(ctx)) return false;
+      this.reads.set(ctx, pending);
+    } else {
+      const at = r.propose([encodeCommand({ client, op, input })]);
+      if (!at) return false;
+      this.writes.set(at.index, pending);
+    }
+    this.pump();
+    return true;
+  }
+
+  private input(fn: (r: RaftNode) => void): void {
     if (!this.raft) return;
     fn(this.raft);
     this.pump();
+  }
+
+  private expire(): void {
+    for (const map of [this.writes, this.reads] as Map<unknown, Pending>[]) {
+      for (const [k, p] of map) {
+        if (p.deadline > this.queue.now) continue;
+        map.delete(k);
+        p.done(null);
+      }
+    }
   }
 
   private pump(): void {
@@ -130,21 +173,38 @@ export class SimNode {
   private finish(rd: Ready): void {
     const r = this.raft!;
     this.persist(rd, rd.entries.length);
-    for (const m of rd.messages) this.hooks.send(m);
+    for (const m of rd.messages) this.send(m);
     if (rd.snapshot) {
       this.kv = KvMachine.restore(rd.snapshot.data);
       this.appliedIndex = rd.snapshot.meta.index;
+      for (const [i, p] of this.writes) {
+        if (i > rd.snapshot.meta.index) continue;
+        this.writes.delete(i);
+        p.done(null);
+      }
     }
-    for (const e of rd.committedEntries) {
-      this.hooks.applied(this, e);
-      this.appliedIndex = e.index;
-    }
+    for (const e of rd.committedEntries) this.apply(e);
     this.waitingReads.push(...rd.readStates);
     this.persisting = null;
     r.advance(rd);
     this.serveReads();
     this.maybeSnapshot();
     this.pump();
+  }
+
+  private apply(e: Entry): void {
+    this.hooks.applied(this, e);
+    this.appliedIndex = e.index;
+    const mine = this.writes.get(e.index);
+    if (mine) this.writes.delete(e.index);
+    if (e.data.length === 0) {
+      mine?.done(null);
+      return;
+    }
+    const cmd = decodeCommand(e.data);
+    const out = this.kv.apply(cmd.input);
+    // Another entry in our slot: ours lost that slot, but could still be committed elsewhere later — unknown.
+    mine?.done(mine.client === cmd.client && mine.op === cmd.op ? out : null);
   }
 
   /** Writes the snapshot, the first `keep` entries and (only when all entries made it) the hard state. */
@@ -162,11 +222,16 @@ export class SimNode {
   }
 
   private serveReads(): void {
-    const applied = this.appliedIndex;
     const still: ReadState[] = [];
     for (const rs of this.waitingReads) {
-      if (rs.index <= applied) this.hooks.readReady(this, rs);
-      else still.push(rs);
+      if (rs.index > this.appliedIndex) {
+        still.push(rs);
+        continue;
+      }
+      const p = this.reads.get(rs.context);
+      if (!p) continue;
+      this.reads.delete(rs.context);
+      p.done(this.kv.apply(p.input));
     }
     this.waitingReads = still;
   }

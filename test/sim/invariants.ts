@@ -1,5 +1,5 @@
 import type { Entry, RaftLog } from '../../lib/raft/index.js';
-import type { SimNode } from './sim-node.js';
+import type { SimMember } from './member.js';
 
 export interface Violation {
   readonly kind: string;
@@ -56,7 +56,7 @@ export class LogLedger {
  * Checks run after every simulated event; `full` adds the quadratic Log Matching check. `seenCommit` remembers each
  * node's commit index so a commit is examined once, when it happens.
  */
-export function checkInvariants(nodes: readonly SimNode[], full: boolean, seenCommit: Map<string, number>): Violation | null {
+export function checkInvariants(nodes: readonly SimMember[], full: boolean, seenCommit: Map<string, number>): Violation | null {
   for (const n of nodes) {
     const core = n.raft?.core;
     if (!core || core.role !== 'leader') continue;
@@ -67,7 +67,7 @@ export function checkInvariants(nodes: readonly SimNode[], full: boolean, seenCo
       if (v) return v;
     }
   }
-  const leased = nodes.filter((n) => n.raft?.hasValidLease());
+  const leased = nodes.filter((n) => n.hasValidLease());
   if (leased.length > 1) {
     return {
       kind: 'lease-exclusivity',
@@ -91,7 +91,7 @@ export function checkInvariants(nodes: readonly SimNode[], full: boolean, seenCo
  * because the commit quorum holds the entry on disk and is at least as up to date. Catches the Figure 8 mistake the
  * moment it commits, not only in the rare runs where a later leader goes on to overwrite the entry.
  */
-function commitIsSafe(nodes: readonly SimNode[], leader: SimNode, commit: number): Violation | null {
+function commitIsSafe(nodes: readonly SimMember[], leader: SimMember, commit: number): Violation | null {
   const term = leader.raft!.core.log.term(commit);
   if (term === undefined) return null;
   for (const n of nodes) {
@@ -114,7 +114,7 @@ function commitIsSafe(nodes: readonly SimNode[], leader: SimNode, commit: number
 }
 
 /** §5.3: if two logs hold an entry with the same index and term, the logs are identical up to it. */
-function logMatching(a: SimNode, b: SimNode): Violation | null {
+function logMatching(a: SimMember, b: SimMember): Violation | null {
   const la = a.raft!.core.log;
   const lb = b.raft!.core.log;
   const lo = Math.max(la.firstIndex(), lb.firstIndex());

@@ -1,11 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BROKEN_CORES } from './broken-cores.js';
-import { runSimulation, type SimResult } from './simulation.js';
+import { runSimulation, type SimLevel, type SimResult } from './simulation.js';
 
 /**
- * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--workers W] [--variant NAME]` runs seeds S..S+N-1 across
- * worker threads; `--seed S` replays one seed with its trace. The last line printed is a JSON summary.
+ * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--level core|runtime] [--workers W] [--variant NAME]` runs
+ * seeds S..S+N-1 across worker threads; `--seed S` replays one seed with its trace. The last line printed is a JSON
+ * summary.
  */
 interface Args {
   seeds: number;
@@ -14,6 +15,7 @@ interface Args {
   nodes: number[];
   workers: number;
   variant: string | null;
+  level: SimLevel;
   faultMs?: number;
   calmMs?: number;
 }
@@ -26,7 +28,7 @@ interface Job {
 type Summary = Pick<SimResult, 'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'profile'>;
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null };
+  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core' };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = argv[++i];
@@ -46,6 +48,10 @@ function parseArgs(argv: string[]): Args {
         a.nodes = (value ?? '').split(',').map(Number);
         if (a.nodes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes expects e.g. 3 or 3,5, got ${value}`);
         break;
+      case '--level':
+        if (value !== 'core' && value !== 'runtime') throw new Error(`--level expects core or runtime, got ${value}`);
+        a.level = value;
+        break;
       case '--variant':
         if (!value || !(value in BROKEN_CORES)) throw new Error(`--variant expects one of ${Object.keys(BROKEN_CORES).join(', ')}`);
         a.variant = value;
@@ -61,10 +67,11 @@ function nodesFor(seed: number, args: Args): number {
   return args.nodes[seed % args.nodes.length]!;
 }
 
-function runOne(seed: number, args: Args, trace: boolean): SimResult {
+function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
   return runSimulation({
     seed,
     nodes: nodesFor(seed, args),
+    level: args.level,
     core: args.variant ? BROKEN_CORES[args.variant] : undefined,
     faultMs: args.faultMs,
     calmMs: args.calmMs,
@@ -80,6 +87,7 @@ function summarize(r: SimResult): Summary {
 function replayHint(seed: number, args: Args): string {
   const extra = [
     `--nodes ${nodesFor(seed, args)}`,
+    args.level !== 'core' ? `--level ${args.level}` : '',
     args.variant ? `--variant ${args.variant}` : '',
     args.faultMs !== undefined ? `--fault-ms ${args.faultMs}` : '',
     args.calmMs !== undefined ? `--calm-ms ${args.calmMs}` : '',
@@ -92,7 +100,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   let results: Summary[];
   if (args.single !== null) {
-    const r = runOne(args.single, args, true);
+    const r = await runOne(args.single, args, true);
     console.log(`seed ${r.seed}, ${r.nodes} nodes, profile: ${r.profile}`);
     if (r.violation) console.log(r.trace.slice(-80).join('\n'));
     results = [summarize(r)];
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
       commits: sum('commits'),
       ops: sum('ops'),
       ms: Date.now() - started,
+      level: args.level,
       ...(args.variant ? { variant: args.variant } : {}),
       ...(failed.length ? { failedSeeds: failed.slice(0, 50).map((f) => f.seed) } : {}),
     }),
@@ -141,5 +150,9 @@ if (isMainThread) {
   });
 } else {
   const job = workerData as Job;
-  parentPort!.postMessage(job.seeds.map((s) => summarize(runOne(s, job.args, false))));
+  void (async () => {
+    const out: Summary[] = [];
+    for (const s of job.seeds) out.push(summarize(await runOne(s, job.args, false)));
+    parentPort!.postMessage(out);
+  })();
 }

@@ -14,10 +14,10 @@ const EXPECTED: Record<string, string> = {
 const MAX_SEEDS = 400;
 
 describe('simulator self-test', () => {
-  test.each(Object.keys(BROKEN_CORES))('catches the broken core "%s"', (name) => {
+  test.each(Object.keys(BROKEN_CORES))('catches the broken core "%s"', async (name) => {
     let caught: { seed: number; kind: string } | null = null;
     for (let seed = 1; seed <= MAX_SEEDS && !caught; seed++) {
-      const r = runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, core: BROKEN_CORES[name] });
+      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, core: BROKEN_CORES[name] });
       if (r.violation) caught = { seed, kind: r.violation.kind };
     }
     expect(caught).not.toBeNull();
@@ -28,16 +28,16 @@ describe('simulator self-test', () => {
     expect(Object.keys(EXPECTED).sort()).toEqual(Object.keys(BROKEN_CORES).sort());
   });
 
-  test('the correct core passes the same kind of runs', () => {
+  test('the correct core passes the same kind of runs', async () => {
     for (let seed = 1; seed <= 20; seed++) {
-      const r = runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5 });
+      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5 });
       expect(r.violation).toBeNull();
     }
   });
 
-  test('a seed replays exactly', () => {
-    const a = runSimulation({ seed: 42, nodes: 5, trace: true });
-    const b = runSimulation({ seed: 42, nodes: 5, trace: true });
+  test('a seed replays exactly', async () => {
+    const a = await runSimulation({ seed: 42, nodes: 5, trace: true });
+    const b = await runSimulation({ seed: 42, nodes: 5, trace: true });
     expect(b.steps).toBe(a.steps);
     expect(b.trace).toEqual(a.trace);
     expect(a.commits).toBeGreaterThan(0);

@@ -26,18 +26,28 @@ export class SimNetwork {
   constructor(
     private readonly queue: EventQueue,
     private readonly rng: Prng,
-    private readonly deliver: (m: Message) => void,
+    private readonly deliver: (m: Message) => void = () => {},
   ) {}
 
   send(m: Message): void {
+    this.transmit(m.from, m.to, () => this.deliver(m), true);
+  }
+
+  /** Carries anything from `from` to `to` under the current faults; false when it was lost at once. */
+  transmit(from: NodeId, to: NodeId, arrive: () => void, mayDuplicate: boolean): boolean {
     this.sent++;
-    if (this.isCut(m.from, m.to) || this.rng.chance(this.faults.drop)) return;
-    const copies = this.rng.chance(this.faults.duplicate) ? 2 : 1;
+    if (this.isCut(from, to) || this.rng.chance(this.faults.drop)) return false;
+    const copies = mayDuplicate && this.rng.chance(this.faults.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       this.queue.schedule(this.rng.range(this.faults.delayMin, this.faults.delayMax), () => {
-        if (!this.isCut(m.from, m.to)) this.deliver(m);
+        if (!this.isCut(from, to)) arrive();
       });
     }
+    return true;
+  }
+
+  isLinkUp(from: NodeId, to: NodeId): boolean {
+    return !this.isCut(from, to);
   }
 
   /** Cuts the link from `a` to `b` only (one-way). */

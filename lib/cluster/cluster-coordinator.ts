@@ -1,0 +1,164 @@
+import { BehaviorSubject, type Observable } from 'rxjs';
+import type { NodeId } from '../raft/index.js';
+import type { ClusterStore } from './cluster-store.js';
+import { ClusterStoppedError, NoLeaderException, NotLeaderException } from './errors.js';
+import type { Clock, Network, Timers } from './io.js';
+import type { LeadershipState, RaftRuntime, RuntimeStatus } from './raft-runtime.js';
+import { decodeReply, encodeRequest } from './rpc.js';
+import { fromWire } from './cluster-store.js';
+
+export interface ClusterMember {
+  readonly id: NodeId;
+  /** host:port of its cluster listener. */
+  readonly address: string;
+}
+
+export interface MemberView extends ClusterMember {
+  readonly isLeader: boolean;
+  readonly isSelf: boolean;
+}
+
+export interface CoordinatorParts {
+  readonly runtime: RaftRuntime;
+  readonly network: Network;
+  readonly store: ClusterStore;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly members: readonly ClusterMember[];
+  readonly electionTimeoutMs: number;
+}
+
+export type { LeadershipState };
+
+/**
+ * The cluster as application code sees it, with or without Nest: who leads, leadership changes, leader-only
+ * execution, the replicated store. One per node.
+ */
+export class ClusterCoordinator {
+  readonly store: ClusterStore;
+  private readonly subject: BehaviorSubject<LeadershipState>;
+  /** Leadership changes, starting with the current state. */
+  readonly leadership$: Observable<LeadershipState>;
+  /** Aborted when this node's current tenure as leader ends; null while it is not a leader with a valid lease. */
+  private tenure: AbortController | null = null;
+  private stopped = false;
+
+  constructor(private readonly parts: CoordinatorParts) {
+    this.store = parts.store;
+    this.subject = new BehaviorSubject(parts.runtime.leadership);
+    this.leadership$ = this.subject.asObservable();
+    parts.runtime.onLeadershipChange((s) => {
+      if (!s.isLeader) this.endTenure();
+      this.subject.next(s);
+    });
+    parts.runtime.onLeaseChange((valid) => {
+      if (valid && !this.tenure) this.tenure = new AbortController();
+      if (!valid) this.endTenure();
+    });
+  }
+
+  get nodeId(): NodeId {
+    return this.parts.runtime.nodeId;
+  }
+
+  get isLeader(): boolean {
+    return this.parts.runtime.leadership.isLeader;
+  }
+
+  /** The leader's id, or null while none is known. */
+  get leaderId(): NodeId | null {
+    return this.parts.runtime.leadership.leaderId || null;
+  }
+
+  get term(): number {
+    return this.parts.runtime.leadership.term;
+  }
+
+  get members(): readonly MemberView[] {
+    const leader = this.leaderId;
+    return this.parts.members.map((m) => ({ ...m, isLeader: m.id === leader, isSelf: m.id === this.nodeId }));
+  }
+
+  /** True while this node leads with a lease a quorum confirmed; no other node can be leading meanwhile. */
+  hasLease(): boolean {
+    return this.parts.runtime.hasValidLease();
+  }
+
+  /**
+   * The signal of this node's current tenure as leader: it aborts when the lease lapses, leadership moves, or the node
+   * stops. Null when this node is not leading with a valid lease.
+   */
+  leaderSignal(): AbortSignal | null {
+    return this.hasLease() ? (this.tenure?.signal ?? null) : null;
+  }
+
+  /**
+   * Runs `fn` if this node is the leader with a valid lease, passing a signal that aborts when leadership is lost.
+   * Returns false without running it otherwise.
+   */
+  async executeIfLeader(fn: (signal: AbortSignal) => Promise<unknown> | unknown): Promise<boolean> {
+    const signal = this.leaderSignal();
+    if (!signal) return false;
+    await fn(signal);
+    return true;
+  }
+
+  /** Resolves with the leader's id once one is known (and, when it is this node, once its lease is valid). */
+  waitForLeader(opts: { timeout?: number } = {}): Promise<NodeId> {
+    const timeout = opts.timeout ?? 5000;
+    const deadline = this.parts.clock.now() + timeout;
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (this.stopped) return reject(new ClusterStoppedError());
+        const id = this.leaderId;
+        if (id && (id !== this.nodeId || this.hasLease())) return resolve(id);
+        if (this.parts.clock.now() >= deadline) return reject(new NoLeaderException(`no leader within ${timeout} ms`));
+        this.parts.timers.setTimeout(check, 5);
+      };
+      check();
+    });
+  }
+
+  /**
+   * Moves leadership to `to` (or the most up-to-date follower) and resolves once another node leads. Works from any
+   * node: a follower asks the leader.
+   */
+  async transferLeadership(to?: NodeId): Promise<void> {
+    const timeoutMs = this.parts.electionTimeoutMs * 4;
+    const before = this.parts.runtime.leadership;
+    if (before.isLeader) {
+      if (!this.parts.runtime.transferLeadership(to)) throw new Error(`cannot transfer leadership to ${to ?? 'a follower'}: not a voting member`);
+    } else {
+      const leader = before.leaderId;
+      if (!leader) throw new NoLeaderException();
+      const reply = decodeReply(await this.parts.network.call(leader, encodeRequest({ kind: 'transfer', to: to ?? null }), timeoutMs));
+      if (!reply.ok) throw fromWire(reply.error);
+      if (reply.value === null) throw new NotLeaderException(leader, `${leader} could not start a transfer to ${to ?? 'a follower'}`);
+    }
+    const deadline = this.parts.clock.now() + timeoutMs;
+    while (this.parts.clock.now() < deadline) {
+      const now = this.parts.runtime.leadership;
+      if (now.leaderId && now.leaderId !== before.leaderId && (!to || now.leaderId === to)) return;
+      await new Promise<void>((r) => this.parts.timers.setTimeout(r, 5));
+    }
+    throw new Error(`leadership did not move within ${timeoutMs} ms`);
+  }
+
+  status(): RuntimeStatus {
+    return this.parts.runtime.status();
+  }
+
+  /** Stops this node; a leader hands over first. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.parts.runtime.stop();
+    this.endTenure();
+    this.subject.complete();
+  }
+
+  private endTenure(): void {
+    this.tenure?.abort(new NotLeaderException(this.leaderId ?? '', 'this node stopped leading'));
+    this.tenure = null;
+  }
+}

@@ -1,0 +1,162 @@
+import { NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
+import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError, type Clock, type Network, type Timers } from './io.js';
+import type { RaftRuntime } from './raft-runtime.js';
+import { decodeReply, encodeRequest, type WireError } from './rpc.js';
+import { encodePayload } from './state/entry-codec.js';
+import type { KvCommand, KvEntry, KvWriteResult } from './state/kv-module.js';
+import { ApplyError, type ClusterStateMachine } from './state/cluster-state-machine.js';
+
+export type ReadConsistency = 'local' | 'linearizable';
+
+export interface StoreEntry<T = unknown> {
+  readonly value: T;
+  /** Writes since the key was created: 1, 2, … */
+  readonly version: number;
+  /** Log index of the last write. */
+  readonly revision: number;
+}
+
+export interface WriteResult {
+  readonly version: number;
+  readonly revision: number;
+}
+
+export interface CasResult extends WriteResult {
+  readonly ok: boolean;
+}
+
+/** How a node submits commands to the replicated log, whether it leads or not. */
+export interface Proposer {
+  propose(module: string, command: unknown): Promise<unknown>;
+}
+
+export interface ProposerDeps {
+  readonly runtime: RaftRuntime;
+  readonly network: Network;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  /** Wall-clock ms written into entries (lock TTLs are measured on it). */
+  readonly wallClock: () => number;
+  /** Unique per process start: a restarted process must not reuse the previous one's sequence numbers. */
+  readonly clientId: string;
+  readonly requestTimeoutMs: number;
+}
+
+/**
+ * Submits commands: on the leader straight into the log, elsewhere forwarded to the leader. Every command carries
+ * (clientId, seq), so retrying after an unknown outcome (lost connection, leader change, timeout) applies it once;
+ * that makes every retry below safe, and the caller sees one result or, at the deadline, an error.
+ */
+export class LogProposer implements Proposer {
+  private seq = 0;
+
+  constructor(private readonly d: ProposerDeps) {}
+
+  async propose(module: string, command: unknown): Promise<unknown> {
+    const session = { client: this.d.clientId, seq: ++this.seq };
+    const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
+    let last: Error = new NoLeaderException();
+    for (let attempt = 0; this.d.clock.now() < deadline; attempt++) {
+      const { isLeader, leaderId } = this.d.runtime.leadership;
+      try {
+        if (isLeader) {
+          return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session })));
+        }
+        if (leaderId) {
+          const left = Math.max(1, deadline - this.d.clock.now());
+          const reply = decodeReply(await this.d.network.call(leaderId, encodeRequest({ kind: 'propose', module, command, session }), left));
+          if (reply.ok) return reply.value;
+          throw fromWire(reply.error);
+        }
+      } catch (e) {
+        if (!retryable(e)) throw e;
+        last = e as Error;
+      }
+      await this.pause(Math.min(5 * 2 ** Math.min(attempt, 6), 100));
+    }
+    throw last instanceof NoLeaderException
+      ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)
+      : new ProposalOutcomeUnknownError(`the write was not confirmed within ${this.d.requestTimeoutMs} ms (${last.message}); it may still apply once`);
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((r) => this.d.timers.setTimeout(r, ms));
+  }
+}
+
+/** Retry is safe for all of these because the session makes a second apply return the first result. */
+function retryable(e: unknown): boolean {
+  return (
+    e instanceof NotLeaderException ||
+    e instanceof NoLeaderException ||
+    e instanceof ProposalDroppedError ||
+    e instanceof ProposalOutcomeUnknownError ||
+    e instanceof NotSentError ||
+    e instanceof CallTimeoutError ||
+    e instanceof ConnectionLostError ||
+    e instanceof RemoteCallError
+  );
+}
+
+function unwrap(result: unknown): unknown {
+  if (result instanceof ApplyError) throw new Error(result.message);
+  return result;
+}
+
+export function fromWire(e: WireError): Error {
+  switch (e.name) {
+    case 'NotLeaderException':
+      return new NotLeaderException(e.leaderId ?? '', e.message);
+    case 'NoLeaderException':
+      return new NoLeaderException(e.message);
+    case 'ProposalDroppedError':
+      return new ProposalDroppedError(e.message);
+    case 'ProposalOutcomeUnknownError':
+      return new ProposalOutcomeUnknownError(e.message);
+    default: {
+      const err = new Error(e.message);
+      err.name = e.name;
+      return err;
+    }
+  }
+}
+
+/** The replicated key-value store: `cluster.store`. Writes from any node; reads local or linearizable. */
+export class ClusterStore {
+  constructor(
+    private readonly proposer: Proposer,
+    private readonly runtime: RaftRuntime,
+    private readonly sm: ClusterStateMachine,
+    private readonly requestTimeoutMs: number,
+  ) {}
+
+  async get<T = unknown>(key: string, opts: { consistency?: ReadConsistency } = {}): Promise<StoreEntry<T> | undefined> {
+    if (opts.consistency === 'linearizable') await this.runtime.readBarrier(this.requestTimeoutMs);
+    const e: KvEntry | undefined = this.sm.kv.get(key);
+    return e ? { value: e.value as T, version: e.version, revision: e.revision } : undefined;
+  }
+
+  async put(key: string, value: unknown): Promise<WriteResult> {
+    const r = await this.write({ op: 'put', key, value });
+    return { version: r.version, revision: r.revision };
+  }
+
+  async delete(key: string): Promise<WriteResult> {
+    const r = await this.write({ op: 'delete', key });
+    return { version: 0, revision: r.revision };
+  }
+
+  /** Writes `value` only if the key's version is `expectedVersion` (0: only if absent). */
+  async cas(key: string, expectedVersion: number, value: unknown): Promise<CasResult> {
+    if (!Number.isInteger(expectedVersion) || expectedVersion < 0) {
+      throw new TypeError(`cas expectedVersion must be a whole number >= 0 (0 = absent), got ${expectedVersion}`);
+    }
+    return this.write({ op: 'cas', key, expectedVersion, value });
+  }
+
+  private async write(cmd: KvCommand): Promise<KvWriteResult> {
+    if (typeof cmd.key !== 'string' || cmd.key.length === 0) throw new TypeError('store keys are non-empty strings');
+    return (await this.proposer.propose('kv', cmd)) as KvWriteResult;
+  }
+}
+

@@ -1,0 +1,78 @@
+import type { Message, NodeId } from '../raft/index.js';
+
+/** Monotonic time in ms. Production: performance.now(); the simulator: its own clock, optionally skewed per node. */
+export interface Clock {
+  now(): number;
+}
+
+export interface TimerHandle {
+  cancel(): void;
+}
+
+/** Production: setTimeout/setImmediate; the simulator: events on its queue. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Runs `fn` after the current I/O callbacks: how proposals from one event-loop turn end up in one batch. */
+  setImmediate(fn: () => void): void;
+}
+
+/** What a node receives from its peers. */
+export interface InboundHandler {
+  raft(m: Message): void;
+  /** A peer's request (a forwarded write or command); the returned bytes go back as the answer. */
+  call(from: NodeId, payload: Uint8Array): Promise<Uint8Array>;
+}
+
+/**
+ * Peer messaging as the runtime sees it. Production: TcpNetwork (authenticated TCP, one connection per peer pair);
+ * the simulator: an in-memory network with faults. Raft messages are fire-and-forget: Raft tolerates loss, so a send
+ * to a peer that is down or slow is dropped rather than queued without bound.
+ */
+export interface Network {
+  listen(handler: InboundHandler): Promise<void>;
+  sendRaft(m: Message): void;
+  /**
+   * Request/response to a peer. Rejects with NotSentError when the request surely never left this node (no
+   * connection, refused), which makes a retry safe; with CallTimeoutError or ConnectionLostError otherwise.
+   */
+  call(to: NodeId, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** The request was never handed to a connection: the peer cannot have acted on it. */
+export class NotSentError extends Error {
+  override name = 'NotSentError';
+}
+
+/** No answer in time: the peer may or may not have acted on the request. */
+export class CallTimeoutError extends Error {
+  override name = 'CallTimeoutError';
+}
+
+/** The connection closed after the request was sent: the peer may or may not have acted on it. */
+export class ConnectionLostError extends Error {
+  override name = 'ConnectionLostError';
+}
+
+/** The peer ran the request and it failed there; `payload` carries its encoded error. */
+export class RemoteCallError extends Error {
+  override name = 'RemoteCallError';
+  constructor(
+    message: string,
+    readonly payload: Uint8Array,
+  ) {
+    super(message);
+  }
+}
+
+export const systemClock: Clock = { now: () => performance.now() };
+
+export const systemTimers: Timers = {
+  setTimeout(fn, ms) {
+    const t = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(t) };
+  },
+  setImmediate(fn) {
+    setImmediate(fn);
+  },
+};

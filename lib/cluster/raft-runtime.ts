@@ -1,0 +1,485 @@
+import { RaftNode, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type SoftState } from '../raft/index.js';
+import type { RaftStorage } from '../storage/raft-storage.js';
+import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
+import type { Clock, Network, Timers, TimerHandle } from './io.js';
+import type { ClusterLogger } from './logger.js';
+import type { StateMachine } from './state/cluster-state-machine.js';
+
+export interface RuntimeConfig {
+  readonly nodeId: NodeId;
+  readonly voters: readonly NodeId[];
+  /** Real ms per core tick; elections and heartbeats are counted in ticks. */
+  readonly tickMs: number;
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  /** Entries applied past the last snapshot before a new one is taken and the log compacted. */
+  readonly compactionThreshold: number;
+  readonly maxClockDrift?: number;
+  readonly readOnly?: ReadOnlyMode;
+  readonly maxSizePerMsg?: number;
+  readonly maxInflightMsgs?: number;
+}
+
+export interface RuntimeDeps {
+  readonly storage: RaftStorage;
+  readonly network: Network;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly random: () => number;
+  readonly stateMachine: StateMachine;
+  readonly logger: ClusterLogger;
+  /** Answers peers' requests (forwarded writes and commands). */
+  readonly onCall?: (from: NodeId, payload: Uint8Array) => Promise<Uint8Array>;
+  /** A different core, for the simulator's self-test only. */
+  readonly core?: RaftConstructor;
+}
+
+export interface LeadershipState {
+  readonly isLeader: boolean;
+  /** '' while no leader is known. */
+  readonly leaderId: NodeId;
+  readonly term: number;
+}
+
+export interface MemberStatus {
+  readonly id: NodeId;
+  readonly role: 'leader' | 'follower' | 'self';
+  /** Highest log index known to be on that member (leader's view; null elsewhere). */
+  readonly matchIndex: number | null;
+  /** ms since a message from it arrived; null when never, 0 for this node. */
+  readonly lastContactMs: number | null;
+}
+
+export interface RuntimeStatus {
+  readonly nodeId: NodeId;
+  readonly role: string;
+  readonly isLeader: boolean;
+  readonly leaderId: NodeId;
+  readonly term: number;
+  readonly commitIndex: number;
+  readonly appliedIndex: number;
+  readonly snapshotIndex: number;
+  readonly lastIndex: number;
+  readonly leaseValid: boolean;
+  readonly members: readonly MemberStatus[];
+}
+
+interface Waiter {
+  readonly term: number;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface PendingProposal {
+  readonly data: Uint8Array;
+  readonly resolve: (result: unknown) => void;
+  readonly reject: (e: Error) => void;
+}
+
+interface PendingRead {
+  index: number | null;
+  readonly resolve: () => void;
+  readonly reject: (e: Error) => void;
+  readonly timer: TimerHandle;
+}
+
+type LeadershipListener = (s: LeadershipState) => void;
+type LeaseListener = (valid: boolean) => void;
+
+/**
+ * Drives the pure core with real (or simulated) time, disk and network: ticks from a monotonic clock, persists each
+ * Ready before sending its messages, applies committed entries, serves reads, snapshots and compacts.
+ *
+ * Group commit: proposals wait in a queue until the current Ready is persisted; everything that arrived meanwhile
+ * goes to the core as one batch, so one fsync covers all of it.
+ */
+export class RaftRuntime {
+  private node!: RaftNode;
+  private readonly proposals: PendingProposal[] = [];
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly reads = new Map<string, PendingRead>();
+  private readSeq = 0;
+  private appliedIndex = 0;
+  private snapshotIndex = 0;
+  private running = false;
+  private busy: Promise<void> | null = null;
+  private pumpScheduled = false;
+  private tickStart = 0;
+  private ticksDone = 0;
+  private tickTimer: TimerHandle | null = null;
+  private leaseWasValid = false;
+  private state: LeadershipState = { isLeader: false, leaderId: '', term: 0 };
+  private readonly lastHeard = new Map<NodeId, number>();
+  private readonly leadershipListeners = new Set<LeadershipListener>();
+  private readonly leaseListeners = new Set<LeaseListener>();
+  private failure: Error | null = null;
+
+  constructor(
+    readonly config: RuntimeConfig,
+    private readonly deps: RuntimeDeps,
+  ) {}
+
+  get leadership(): LeadershipState {
+    return this.state;
+  }
+
+  get nodeId(): NodeId {
+    return this.config.nodeId;
+  }
+
+  /** The core, for status pages and the simulator's invariant checks. Treat as read-only. */
+  get raft(): RaftNode {
+    return this.node;
+  }
+
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  async start(): Promise<void> {
+    const { storage, network, stateMachine } = this.deps;
+    const recovered = await storage.open();
+    const c = this.config;
+    this.node = new RaftNode(
+      {
+        id: c.nodeId,
+        voters: c.voters,
+        electionTick: c.electionTick,
+        heartbeatTick: c.heartbeatTick,
+        random: this.deps.random,
+        maxClockDrift: c.maxClockDrift,
+        readOnly: c.readOnly,
+        maxSizePerMsg: c.maxSizePerMsg,
+        maxInflightMsgs: c.maxInflightMsgs,
+      },
+      recovered,
+      this.deps.core,
+    );
+    if (recovered.snapshot) {
+      stateMachine.restore(recovered.snapshot.data);
+      this.appliedIndex = this.snapshotIndex = recovered.snapshot.meta.index;
+    }
+    this.state = { isLeader: false, leaderId: '', term: recovered.hardState.term };
+    this.running = true;
+    await network.listen({
+      raft: (m) => {
+        if (!this.running) return;
+        this.lastHeard.set(m.from, this.deps.clock.now());
+        this.node.step(m);
+        this.schedulePump();
+      },
+      call: (from, payload) => {
+        if (!this.deps.onCall) return Promise.reject(new Error('this node takes no requests'));
+        return this.deps.onCall(from, payload);
+      },
+    });
+    this.tickStart = this.deps.clock.now();
+    this.ticksDone = 0;
+    this.scheduleTick();
+    if (c.voters.length === 1 && c.voters[0] === c.nodeId) this.node.campaign(); // a single member leads at once
+    this.schedulePump();
+  }
+
+  /** Proposes on the leader; resolves with the state machine's result once the entry is applied here. */
+  propose(data: Uint8Array): Promise<unknown> {
+    if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
+    if (!this.state.isLeader) return Promise.reject(new NotLeaderException(this.state.leaderId));
+    return new Promise((resolve, reject) => {
+      this.proposals.push({ data, resolve, reject });
+      this.schedulePump();
+    });
+  }
+
+  /**
+   * Linearizable read barrier (ReadIndex): resolves once this node's state machine has applied everything committed
+   * before the call, on the leader or a follower.
+   */
+  readBarrier(timeoutMs: number): Promise<void> {
+    if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
+    const ctx = `${this.config.nodeId}:${++this.readSeq}`;
+    if (!this.node.readIndex(ctx)) return Promise.reject(new NoLeaderException());
+    this.schedulePump();
+    return new Promise((resolve, reject) => {
+      const timer = this.deps.timers.setTimeout(() => {
+        this.reads.delete(ctx);
+        reject(new NoLeaderException(`no read confirmation from a leader within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.reads.set(ctx, { index: null, resolve, reject, timer });
+    });
+  }
+
+  /** True while this node leads with a lease a quorum confirmed: no other node can be acting as leader. */
+  hasValidLease(): boolean {
+    if (!this.running) return false;
+    this.catchUpTicks();
+    return this.node.hasValidLease();
+  }
+
+  /** Asks the leader (this node) to hand over to `to`, or to the most up-to-date follower. */
+  transferLeadership(to?: NodeId): NodeId | null {
+    if (!this.running || !this.state.isLeader) return null;
+    const target = to ?? this.bestFollower();
+    if (!target || !this.node.transferLeader(target)) return null;
+    this.schedulePump();
+    return target;
+  }
+
+  onLeadershipChange(fn: LeadershipListener): () => void {
+    this.leadershipListeners.add(fn);
+    return () => this.leadershipListeners.delete(fn);
+  }
+
+  /** Fires when this leader's lease becomes valid or lapses. */
+  onLeaseChange(fn: LeaseListener): () => void {
+    this.leaseListeners.add(fn);
+    return () => this.leaseListeners.delete(fn);
+  }
+
+  status(): RuntimeStatus {
+    const s = this.node.status();
+    const now = this.deps.clock.now();
+    const match = new Map(s.peers.map((p) => [p.id, p.match]));
+    const members = this.config.voters.map((id): MemberStatus => {
+      const heard = this.lastHeard.get(id);
+      return {
+        id,
+        role: id === this.config.nodeId ? 'self' : id === s.leader ? 'leader' : 'follower',
+        matchIndex: match.get(id) ?? null,
+        lastContactMs: id === this.config.nodeId ? 0 : heard === undefined ? null : Math.round(now - heard),
+      };
+    });
+    return {
+      nodeId: this.config.nodeId,
+      role: s.role,
+      isLeader: s.role === 'leader',
+      leaderId: s.leader,
+      term: s.term,
+      commitIndex: s.commit,
+      appliedIndex: this.appliedIndex,
+      snapshotIndex: s.snapshotIndex,
+      lastIndex: s.lastIndex,
+      leaseValid: s.leaseValid,
+      members,
+    };
+  }
+
+  /**
+   * Stops the node. A leader first hands leadership to the most up-to-date follower and waits (bounded) until it has,
+   * so writes pause for a round trip rather than an election.
+   */
+  async stop(opts: { transfer?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    if (!this.running) return;
+    const timeoutMs = opts.timeoutMs ?? this.config.electionTick * this.config.tickMs * 2;
+    if (opts.transfer !== false && this.state.isLeader && this.config.voters.length > 1) {
+      const target = this.transferLeadership();
+      if (target) {
+        this.deps.logger.log(`handing leadership to ${target} before stopping`);
+        await this.waitFor(() => !this.state.isLeader, timeoutMs);
+      }
+    }
+    await this.halt(new ClusterStoppedError());
+    await this.deps.network.close();
+    await this.deps.storage.close();
+  }
+
+  // ---- the loop -------------------------------------------------------------------------------------------------
+
+  private schedulePump(): void {
+    if (this.pumpScheduled || !this.running) return;
+    this.pumpScheduled = true;
+    this.deps.timers.setImmediate(() => this.pump());
+  }
+
+  private pump(): void {
+    this.pumpScheduled = false;
+    if (!this.running || this.busy) return;
+    this.flushProposals();
+    if (!this.node.hasReady()) return;
+    const rd = this.node.ready();
+    this.busy = this.handleReady(rd).then(
+      () => {
+        this.busy = null;
+        this.schedulePump();
+      },
+      (e: unknown) => {
+        this.busy = null;
+        void this.fail(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
+  }
+
+  private flushProposals(): void {
+    if (this.proposals.length === 0) return;
+    const batch = this.proposals.splice(0);
+    const at = this.node.propose(batch.map((p) => p.data));
+    if (!at) {
+      const e = new NotLeaderException(this.node.core.lead === this.config.nodeId ? '' : this.node.core.lead);
+      for (const p of batch) p.reject(e);
+      return;
+    }
+    batch.forEach((p, i) => this.waiters.set(at.index + i, { term: at.term, resolve: p.resolve, reject: p.reject }));
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.updateLeadership(rd.softState);
+    if (rd.snapshot || rd.entries.length > 0 || (rd.hardState && rd.mustSync)) {
+      // A commit-only hard state needs no write: after a crash the commit index is learned again from the leader.
+      await this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      if (!this.running) return;
+    }
+    for (const m of rd.messages) this.deps.network.sendRaft(m);
+    const sm = this.deps.stateMachine;
+    if (rd.snapshot) {
+      sm.restore(rd.snapshot.data);
+      this.appliedIndex = this.snapshotIndex = rd.snapshot.meta.index;
+      this.settleSkipped(rd.snapshot.meta.index);
+    }
+    for (const e of rd.committedEntries) {
+      const result = sm.apply(e);
+      this.appliedIndex = e.index;
+      const w = this.waiters.get(e.index);
+      if (!w) continue;
+      this.waiters.delete(e.index);
+      if (w.term === e.term) w.resolve(result);
+      else w.reject(new ProposalDroppedError(`log index ${e.index} went to another leader's entry; the proposal was not applied`));
+    }
+    for (const rs of rd.readStates) {
+      const r = this.reads.get(rs.context);
+      if (r) r.index = rs.index;
+    }
+    this.node.advance(rd);
+    this.serveReads();
+    await this.maybeCompact();
+  }
+
+  /** A snapshot jumped over proposals still waiting: whether they made it in is unknown here. */
+  private settleSkipped(index: number): void {
+    for (const [i, w] of this.waiters) {
+      if (i > index) continue;
+      this.waiters.delete(i);
+      w.reject(new ProposalOutcomeUnknownError(`a snapshot to index ${index} replaced log index ${i} before it applied here`));
+    }
+  }
+
+  private serveReads(): void {
+    for (const [ctx, r] of this.reads) {
+      if (r.index === null || r.index > this.appliedIndex) continue;
+      this.reads.delete(ctx);
+      r.timer.cancel();
+      r.resolve();
+    }
+  }
+
+  private async maybeCompact(): Promise<void> {
+    if (this.appliedIndex - this.snapshotIndex < this.config.compactionThreshold) return;
+    const core = this.node.core;
+    const index = this.appliedIndex;
+    const snap = {
+      meta: { index, term: core.log.term(index)!, voters: core.voters },
+      data: this.deps.stateMachine.snapshot(),
+    };
+    await this.deps.storage.saveSnapshot(snap);
+    this.node.compact(snap);
+    this.snapshotIndex = index;
+  }
+
+  private updateLeadership(s: SoftState): void {
+    const next: LeadershipState = { isLeader: s.role === 'leader', leaderId: s.leader, term: s.term };
+    const prev = this.state;
+    this.state = next;
+    if (prev.isLeader === next.isLeader && prev.leaderId === next.leaderId && prev.term === next.term) return;
+    if (next.isLeader) this.deps.logger.log(`this node (${this.config.nodeId}) is the leader for term ${next.term}`);
+    else if (next.leaderId && next.leaderId !== prev.leaderId) this.deps.logger.log(`leader is ${next.leaderId} (term ${next.term})`);
+    else if (!next.leaderId && prev.leaderId) this.deps.logger.warn(`lost contact with leader ${prev.leaderId}; electing (term ${next.term})`);
+    for (const fn of this.leadershipListeners) fn(next);
+    this.checkLease();
+  }
+
+  // ---- time -----------------------------------------------------------------------------------------------------
+
+  private scheduleTick(): void {
+    if (!this.running) return;
+    const next = this.tickStart + (this.ticksDone + 1) * this.config.tickMs;
+    const delay = Math.max(0, next - this.deps.clock.now());
+    this.tickTimer = this.deps.timers.setTimeout(() => {
+      this.catchUpTicks();
+      this.schedulePump();
+      this.scheduleTick();
+    }, delay);
+  }
+
+  /**
+   * Ticks as many times as the monotonic clock says are due, so a stalled event loop cannot make the lease look
+   * longer than it is. Capped: after a few election timeouts without ticks every timer has fired anyway.
+   */
+  private catchUpTicks(): void {
+    // The epsilon absorbs float rounding: a timer set for the exact tick time must count that tick, or it would
+    // re-arm itself with a vanishing delay forever.
+    const due = Math.floor((this.deps.clock.now() - this.tickStart) / this.config.tickMs + 1e-9);
+    const n = Math.min(due - this.ticksDone, 3 * this.config.electionTick);
+    if (due <= this.ticksDone) return;
+    this.ticksDone = due;
+    for (let i = 0; i < n; i++) this.node.tick();
+    this.checkLease();
+  }
+
+  private checkLease(): void {
+    const valid = this.node.hasValidLease();
+    if (valid === this.leaseWasValid) return;
+    this.leaseWasValid = valid;
+    for (const fn of this.leaseListeners) fn(valid);
+  }
+
+  private bestFollower(): NodeId | null {
+    let best: { id: NodeId; match: number } | null = null;
+    for (const p of this.node.status().peers) {
+      if (p.id === this.config.nodeId) continue;
+      if (!best || p.match > best.match) best = { id: p.id, match: p.match };
+    }
+    return best?.id ?? null;
+  }
+
+  private waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const deadline = this.deps.clock.now() + timeoutMs;
+      const check = () => {
+        if (cond() || this.deps.clock.now() >= deadline || !this.running) resolve();
+        else this.deps.timers.setTimeout(check, this.config.tickMs);
+      };
+      check();
+    });
+  }
+
+  // ---- stopping -------------------------------------------------------------------------------------------------
+
+  /** Storage failed: acknowledging anything more could acknowledge what is not on disk, so this node stops. */
+  private async fail(e: Error): Promise<void> {
+    if (!this.running) return;
+    this.failure = e;
+    this.deps.logger.error(`stopping this node: ${e.message}. Fix the cause and restart the process; acknowledged data is safe on the other members.`);
+    await this.halt(e);
+    await this.deps.network.close().catch(() => undefined);
+  }
+
+  private async halt(reason: Error): Promise<void> {
+    this.running = false;
+    this.tickTimer?.cancel();
+    for (const p of this.proposals.splice(0)) p.reject(reason);
+    for (const w of this.waiters.values()) w.reject(new ProposalOutcomeUnknownError(`stopped before the outcome was known: ${reason.message}`));
+    this.waiters.clear();
+    for (const r of this.reads.values()) {
+      r.timer.cancel();
+      r.reject(reason);
+    }
+    this.reads.clear();
+    if (this.state.isLeader || this.state.leaderId) {
+      this.state = { isLeader: false, leaderId: '', term: this.state.term };
+      for (const fn of this.leadershipListeners) fn(this.state);
+    }
+    if (this.leaseWasValid) {
+      this.leaseWasValid = false;
+      for (const fn of this.leaseListeners) fn(false);
+    }
+    await this.busy?.catch(() => undefined);
+  }
+}

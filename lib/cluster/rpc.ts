@@ -1,0 +1,53 @@
+import { Packr } from 'msgpackr';
+import type { NodeId } from '../raft/index.js';
+import type { SessionId } from './state/session-table.js';
+
+/** Requests one member sends another over the cluster connection. */
+export type ClusterRequest =
+  | { readonly kind: 'propose'; readonly module: string; readonly command: unknown; readonly session: SessionId }
+  | { readonly kind: 'transfer'; readonly to: NodeId | null };
+
+/** An error carried back to the caller: enough to rethrow something meaningful there. */
+export interface WireError {
+  readonly name: string;
+  readonly message: string;
+  readonly leaderId?: NodeId;
+  readonly code?: string;
+}
+
+export type ClusterReply = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: WireError };
+
+const packr = new Packr({ useRecords: false, moreTypes: false });
+
+export function encodeRequest(r: ClusterRequest): Uint8Array {
+  return packr.pack(r);
+}
+
+export function decodeRequest(data: Uint8Array): ClusterRequest {
+  const r = packr.unpack(data) as ClusterRequest;
+  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer')) throw new Error('malformed cluster request');
+  return r;
+}
+
+export function encodeReply(r: ClusterReply): Uint8Array {
+  return packr.pack(r);
+}
+
+export function decodeReply(data: Uint8Array): ClusterReply {
+  const r = packr.unpack(data) as ClusterReply;
+  if (!r || typeof r.ok !== 'boolean') throw new Error('malformed cluster reply');
+  return r;
+}
+
+export function toWireError(e: unknown): WireError {
+  if (e instanceof Error) {
+    const extra = e as Error & { leaderId?: unknown; code?: unknown };
+    return {
+      name: e.name,
+      message: e.message,
+      ...(typeof extra.leaderId === 'string' ? { leaderId: extra.leaderId } : {}),
+      ...(typeof extra.code === 'string' ? { code: extra.code } : {}),
+    };
+  }
+  return { name: 'Error', message: String(e) };
+}

@@ -1,0 +1,67 @@
+import type { Entry } from '../../raft/index.js';
+import { decodeImage, decodePayload, encodeImage } from './entry-codec.js';
+import { KvModule } from './kv-module.js';
+import { SESSION_EXPIRED, SessionTable } from './session-table.js';
+import type { StateModule } from './state-module.js';
+
+/** What the runtime applies committed entries to. */
+export interface StateMachine {
+  apply(entry: Entry): unknown;
+  snapshot(): Uint8Array;
+  restore(data: Uint8Array): void;
+}
+
+/** A command that failed identically on every node (unknown module, a duplicate past the session window). */
+export class ApplyError {
+  constructor(readonly message: string) {}
+}
+
+/**
+ * The replicated state: modules by name (kv now; locks, events and the task ledger join later) plus client sessions.
+ * A bad entry yields an ApplyError result rather than an exception, since an exception would stop every node at the
+ * same entry.
+ */
+export class ClusterStateMachine implements StateMachine {
+  readonly kv = new KvModule();
+  readonly sessions = new SessionTable();
+  private readonly modules = new Map<string, StateModule>();
+  appliedIndex = 0;
+
+  constructor(extra: readonly StateModule[] = []) {
+    for (const m of [this.kv, ...extra]) this.modules.set(m.name, m);
+  }
+
+  apply(entry: Entry): unknown {
+    this.appliedIndex = entry.index;
+    if (entry.data.length === 0) return undefined; // a leader's no-op
+    let payload;
+    try {
+      payload = decodePayload(entry.data);
+    } catch (e) {
+      return new ApplyError(`entry ${entry.index}: ${(e as Error).message}`);
+    }
+    const module = this.modules.get(payload.module);
+    if (!module) return new ApplyError(`entry ${entry.index}: no state module "${payload.module}"`);
+    if (payload.session) {
+      const seen = this.sessions.lookup(payload.session);
+      if (seen === SESSION_EXPIRED) return new ApplyError(`entry ${entry.index}: retried after its session window`);
+      if (seen !== undefined) return seen;
+    }
+    const result = module.apply(payload.command, { index: entry.index, term: entry.term, time: payload.time });
+    if (payload.session) this.sessions.record(payload.session, entry.index, result);
+    return result;
+  }
+
+  snapshot(): Uint8Array {
+    const modules: Record<string, unknown> = {};
+    for (const [name, m] of this.modules) modules[name] = m.snapshot();
+    return encodeImage({ appliedIndex: this.appliedIndex, modules, sessions: this.sessions.snapshot() });
+  }
+
+  restore(data: Uint8Array): void {
+    const image = decodeImage(data) as { appliedIndex: number; modules: Record<string, unknown>; sessions: unknown };
+    this.appliedIndex = image.appliedIndex;
+    for (const [name, m] of this.modules) m.restore(image.modules[name] ?? []);
+    this.sessions.restore(image.sessions ?? []);
+  }
+}

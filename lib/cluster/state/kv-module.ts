@@ -1,0 +1,63 @@
+import type { ApplyContext, StateModule } from './state-module.js';
+
+export type KvCommand =
+  | { readonly op: 'put'; readonly key: string; readonly value: unknown }
+  | { readonly op: 'delete'; readonly key: string }
+  | { readonly op: 'cas'; readonly key: string; readonly expectedVersion: number; readonly value: unknown };
+
+/** `version` counts writes since the key was created (1, 2, …; 0 = absent); `revision` is the log index of the write. */
+export interface KvEntry {
+  readonly value: unknown;
+  readonly version: number;
+  readonly revision: number;
+}
+
+export interface KvWriteResult {
+  /** False only for a cas whose expected version did not match. */
+  readonly ok: boolean;
+  /** The key's version after the command (0 when absent). */
+  readonly version: number;
+  readonly revision: number;
+}
+
+/** The replicated key-value map. */
+export class KvModule implements StateModule<KvCommand, KvWriteResult> {
+  readonly name = 'kv';
+  private entries = new Map<string, KvEntry>();
+
+  get(key: string): KvEntry | undefined {
+    return this.entries.get(key);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  apply(cmd: KvCommand, ctx: ApplyContext): KvWriteResult {
+    const cur = this.entries.get(cmd.key);
+    const version = cur?.version ?? 0;
+    switch (cmd.op) {
+      case 'put':
+        return this.write(cmd.key, cmd.value, version + 1, ctx.index);
+      case 'delete':
+        this.entries.delete(cmd.key);
+        return { ok: true, version: 0, revision: ctx.index };
+      case 'cas':
+        if (version !== cmd.expectedVersion) return { ok: false, version, revision: cur?.revision ?? 0 };
+        return this.write(cmd.key, cmd.value, version + 1, ctx.index);
+    }
+  }
+
+  private write(key: string, value: unknown, version: number, revision: number): KvWriteResult {
+    this.entries.set(key, { value, version, revision });
+    return { ok: true, version, revision };
+  }
+
+  snapshot(): unknown {
+    return [...this.entries];
+  }
+
+  restore(image: unknown): void {
+    this.entries = new Map(image as [string, KvEntry][]);
+  }
+}

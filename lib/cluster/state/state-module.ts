@@ -1,0 +1,19 @@
+/** Facts about the entry being applied; identical on every node, so modules stay deterministic. */
+export interface ApplyContext {
+  readonly index: number;
+  readonly term: number;
+  /** Wall-clock ms the proposer wrote into the entry: the only clock replicated state may use (lock TTLs). */
+  readonly time: number;
+}
+
+/**
+ * One part of the replicated state (kv, locks, events, task ledger). `apply` must be a pure function of the module's
+ * state, the command and the context: every node applies the same entries and must reach the same state.
+ */
+export interface StateModule<Command = unknown, Result = unknown> {
+  readonly name: string;
+  apply(command: Command, ctx: ApplyContext): Result;
+  /** A plain-data image for snapshots (encoded with msgpack). */
+  snapshot(): unknown;
+  restore(image: unknown): void;
+}

@@ -1,0 +1,52 @@
+import type { ReadOnlyMode } from '../../lib/raft/index.js';
+import type { Prng } from './prng.js';
+import type { NetworkFaults } from './sim-network.js';
+
+/** A seed's fault profile, drawn from the seed itself so every seed explores a different mix. */
+export interface Profile {
+  readonly net: NetworkFaults;
+  readonly crashEvery: number;
+  readonly partitionEvery: number;
+  readonly transferEvery: number;
+  /** Chance that a newly elected leader is crashed within a few ms, before its first entries spread. */
+  readonly crashNewLeader: number;
+  /** Replays the Raft paper's Figure 8 pattern over and over (see simulation.ts). */
+  readonly figure8: boolean;
+  readonly snapshotEvery: number;
+  readonly readOnly: ReadOnlyMode;
+  readonly maxSizePerMsg: number;
+  readonly maxInflightMsgs: number;
+  readonly clients: number;
+}
+
+export function drawProfile(rng: Prng): Profile {
+  const figure8 = rng.chance(0.2);
+  return {
+    figure8,
+    net: {
+      drop: rng.pick([0, 0.01, 0.05, 0.2]),
+      duplicate: rng.pick([0, 0.02, 0.1]),
+      delayMin: 0.1,
+      delayMax: rng.pick([1, 5, 40]),
+    },
+    crashEvery: rng.pick([Infinity, 150, 400, 1500]),
+    partitionEvery: rng.pick([Infinity, 60, 300, 1000]),
+    transferEvery: rng.pick([Infinity, 500, 2000]),
+    crashNewLeader: rng.pick([0, 0, 0.3, 0.6]),
+    snapshotEvery: rng.pick([4, 16, 1000]),
+    readOnly: rng.pick(['safe', 'lease'] as const),
+    // Figure 8 needs an old entry acknowledged apart from the new leader's no-op: small messages split them.
+    maxSizePerMsg: figure8 ? 40 : rng.pick([40, 1024 * 1024]),
+    maxInflightMsgs: rng.pick([1, 4, 256]),
+    clients: rng.int(2, 6),
+  };
+}
+
+export function describeProfile(p: Profile): string {
+  const n = p.net;
+  return (
+    `drop=${n.drop} dup=${n.duplicate} delay<=${n.delayMax}ms crash/${p.crashEvery} partition/${p.partitionEvery} ` +
+    `transfer/${p.transferEvery} figure8=${p.figure8} crashNewLeader=${p.crashNewLeader} snapEvery=${p.snapshotEvery} ` +
+    `reads=${p.readOnly} msgBytes=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs} clients=${p.clients}`
+  );
+}

@@ -1,0 +1,295 @@
+import { LogProposer, ClusterStore } from '../../lib/cluster/cluster-store.js';
+import { CallTimeoutError, NotSentError, type Clock, type InboundHandler, type Network, type Timers } from '../../lib/cluster/io.js';
+import { silentLogger } from '../../lib/cluster/logger.js';
+import { RaftRuntime, type RuntimeConfig } from '../../lib/cluster/raft-runtime.js';
+import { createRequestHandler } from '../../lib/cluster/request-handler.js';
+import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
+import type { KvWriteResult } from '../../lib/cluster/state/kv-module.js';
+import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
+import type { AppendFile, Disk } from '../../lib/storage/disk.js';
+import { FileStorage } from '../../lib/storage/file-storage.js';
+import type { PersistBatch, RaftStorage, RecoveredState } from '../../lib/storage/raft-storage.js';
+import { SimDisk } from '../support/sim-disk.js';
+import type { EventQueue } from './event-queue.js';
+import type { KvInput, KvOutput } from './kv-model.js';
+import type { MemberHooks, SimMember } from './member.js';
+import type { Prng } from './prng.js';
+import type { SimNetwork } from './sim-network.js';
+
+export interface RuntimeMemberOptions {
+  readonly config: Omit<RuntimeConfig, 'nodeId'>;
+  readonly core?: RaftConstructor;
+  /** This node's clock rate relative to simulated real time (1.05 = 5% fast). */
+  readonly rate: number;
+  readonly requestTimeoutMs: number;
+}
+
+/**
+ * A member running the production stack — RaftRuntime, FileStorage on a SimDisk, ClusterStateMachine, the store with
+ * its forwarding and sessions — on simulated time and network. Only the disk, network, clock and timers are fake.
+ */
+export class RuntimeMember implements SimMember {
+  private disk: SimDisk;
+  private runtime: RaftRuntime | null = null;
+  private store: ClusterStore | null = null;
+  private sm: ClusterStateMachine | null = null;
+  private handler: InboundHandler | null = null;
+  private incarnation = 0;
+  private durable = { index: 0, term: 0 };
+  /** fdatasyncs in flight: a crash before their delay ends loses (part of) what they were to make durable. */
+  private readonly syncing = new Set<AppendFile>();
+  private readonly outstanding = new Set<(out: KvOutput | null) => void>();
+
+  constructor(
+    readonly id: string,
+    private readonly opts: RuntimeMemberOptions,
+    private readonly queue: EventQueue,
+    private readonly rng: Prng,
+    private readonly fabric: SimNetwork,
+    private readonly peer: (id: string) => RuntimeMember,
+    private readonly hooks: MemberHooks,
+  ) {
+    this.disk = new SimDisk(id);
+  }
+
+  get alive(): boolean {
+    return this.runtime !== null;
+  }
+
+  get raft(): RaftNode | null {
+    return this.handler ? this.runtime!.raft : null;
+  }
+
+  get appliedIndex(): number {
+    return this.sm?.appliedIndex ?? 0;
+  }
+
+  durableLast(): { index: number; term: number } {
+    return this.durable;
+  }
+
+  hasValidLease(): boolean {
+    return this.handler !== null && this.runtime!.hasValidLease();
+  }
+
+  boot(): void {
+    const inc = ++this.incarnation;
+    const rate = this.opts.rate;
+    const clock: Clock = { now: () => this.queue.now * rate };
+    const live = (fn: () => void) => () => {
+      if (this.incarnation === inc) fn();
+    };
+    const timers: Timers = {
+      setTimeout: (fn, ms) => {
+        let cancelled = false;
+        this.queue.schedule(ms / rate, live(() => !cancelled && fn()));
+        return { cancel: () => (cancelled = true) };
+      },
+      setImmediate: (fn) => this.queue.schedule(0, live(fn)),
+    };
+    const sm = new TracedStateMachine((e) => this.hooks.applied(this, e));
+    const storage = this.track(new FileStorage(this.delayed(this.disk, timers)));
+    const wallClock = () => 1_700_000_000_000 + clock.now();
+    let runtime: RaftRuntime;
+    const network = this.endpoint(inc, timers);
+    const rng = this.rng.fork();
+    runtime = new RaftRuntime(
+      { ...this.opts.config, nodeId: this.id },
+      {
+        storage,
+        network,
+        clock,
+        timers,
+        random: () => rng.next(),
+        stateMachine: sm,
+        logger: silentLogger,
+        onCall: (from, payload) => createRequestHandler(runtime, wallClock)(from, payload),
+        core: this.opts.core,
+      },
+    );
+    runtime.onLeadershipChange((s) =>
+      this.hooks.softState(this, { leader: s.leaderId, role: s.isLeader ? 'leader' : 'follower', term: s.term }),
+    );
+    const proposer = new LogProposer({
+      runtime,
+      network,
+      clock,
+      timers,
+      wallClock,
+      clientId: `${this.id}#${inc}`,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+    });
+    this.runtime = runtime;
+    this.sm = sm;
+    this.store = new ClusterStore(proposer, runtime, sm, this.opts.requestTimeoutMs);
+    runtime.start().catch((e: unknown) => {
+      if (this.incarnation === inc) throw new Error(`${this.id} failed to start: ${(e as Error).message}`);
+    });
+  }
+
+  crash(afterSync = false): void {
+    if (!this.runtime) return;
+    if (afterSync) for (const f of this.syncing) void f.sync();
+    this.syncing.clear();
+    this.disk = this.disk.crash(() => this.rng.next());
+    this.incarnation++;
+    this.runtime = null;
+    this.store = null;
+    this.sm = null;
+    this.handler = null;
+    for (const done of this.outstanding) done(null);
+    this.outstanding.clear();
+  }
+
+  transferLeader(to: string): void {
+    this.runtime?.transferLeadership(to);
+  }
+
+  submit(input: KvInput, _client: number, _op: number, _timeoutMs: number, done: (out: KvOutput | null) => void): boolean {
+    const store = this.store;
+    if (!store || !this.handler) return false;
+    let settled = false;
+    const finish = (out: KvOutput | null) => {
+      if (settled) return;
+      settled = true;
+      this.outstanding.delete(finish);
+      done(out);
+    };
+    this.outstanding.add(finish);
+    const run = async (): Promise<KvOutput> => {
+      switch (input.op) {
+        case 'get': {
+          const e = await store.get<string>(input.key, { consistency: 'linearizable' });
+          return { ok: true, value: e ? e.value : null, version: e?.version ?? 0 };
+        }
+        case 'put':
+          return { ok: true, version: (await store.put(input.key, input.value)).version };
+        case 'delete':
+          await store.delete(input.key);
+          return { ok: true, version: 0 };
+        case 'cas': {
+          const r = await store.cas(input.key, input.expectedVersion, input.value);
+          return r.ok ? { ok: true, version: r.version } : { ok: false, version: r.version };
+        }
+      }
+    };
+    run().then(finish, () => finish(null));
+    return true;
+  }
+
+  // ---- fakes ----------------------------------------------------------------------------------------------------
+
+  /** This incarnation's view of the fake network. */
+  private endpoint(inc: number, timers: Timers): Network {
+    const current = () => this.incarnation === inc;
+    return {
+      listen: async (handler) => {
+        if (current()) this.handler = handler;
+      },
+      sendRaft: (m: Message) => {
+        this.fabric.transmit(m.from, m.to, () => this.peer(m.to).deliverRaft(m), true);
+      },
+      call: (to, payload, timeoutMs) =>
+        new Promise<Uint8Array>((resolve, reject) => {
+          const callee = this.peer(to);
+          if (!this.fabric.isLinkUp(this.id, to) || !callee.handler) {
+            reject(new NotSentError(`no connection to ${to}`));
+            return;
+          }
+          const timer = timers.setTimeout(() => reject(new CallTimeoutError(`no reply from ${to} within ${timeoutMs} ms`)), timeoutMs);
+          this.fabric.transmit(
+            this.id,
+            to,
+            () =>
+              callee.deliverCall(this.id, payload, (reply) =>
+                this.fabric.transmit(to, this.id, () => {
+                  if (!current()) return;
+                  timer.cancel();
+                  resolve(reply);
+                }, false),
+              ),
+            false,
+          );
+        }),
+      close: async () => {},
+    };
+  }
+
+  private deliverRaft(m: Message): void {
+    this.handler?.raft(m);
+  }
+
+  private deliverCall(from: string, payload: Uint8Array, reply: (r: Uint8Array) => void): void {
+    const h = this.handler;
+    if (!h) return;
+    const inc = this.incarnation;
+    h.call(from, payload).then(
+      (r) => this.incarnation === inc && reply(r),
+      () => undefined,
+    );
+  }
+
+  /** Delays each fdatasync by a random disk latency; the data becomes durable only when it completes. */
+  private delayed(disk: Disk, timers: Timers): Disk {
+    const rng = this.rng;
+    const syncing = this.syncing;
+    return Object.assign(Object.create(disk) as Disk, {
+      openAppend: async (path: string): Promise<AppendFile> => {
+        const f = await disk.openAppend(path);
+        const wrapped: AppendFile = {
+          path: f.path,
+          get size() {
+            return f.size;
+          },
+          append: (data) => f.append(data),
+          truncate: (length) => f.truncate(length),
+          close: () => f.close(),
+          sync: () =>
+            new Promise<void>((resolve, reject) => {
+              syncing.add(f);
+              timers.setTimeout(() => {
+                syncing.delete(f);
+                f.sync().then(resolve, reject);
+              }, rng.range(0.05, rng.chance(0.02) ? 20 : 1.5));
+            }),
+        };
+        return wrapped;
+      },
+    });
+  }
+
+  /** Records what each completed persist made durable, for the commit-safety check. */
+  private track(storage: FileStorage): RaftStorage {
+    const d = (v: { index: number; term: number }) => (this.durable = v);
+    return {
+      open: async (): Promise<RecoveredState> => {
+        const r = await storage.open();
+        const last = r.entries[r.entries.length - 1];
+        d(last ? { index: last.index, term: last.term } : { index: r.snapshot?.meta.index ?? 0, term: r.snapshot?.meta.term ?? 0 });
+        return r;
+      },
+      persist: async (b: PersistBatch) => {
+        await storage.persist(b);
+        const last = b.entries[b.entries.length - 1];
+        if (last) d({ index: last.index, term: last.term });
+        else if (b.snapshot) d({ index: b.snapshot.meta.index, term: b.snapshot.meta.term });
+      },
+      saveSnapshot: (s: Snapshot) => storage.saveSnapshot(s),
+      close: () => storage.close(),
+    };
+  }
+}
+
+/** The production state machine, with a hook on every applied entry for the ledger checks. */
+class TracedStateMachine extends ClusterStateMachine {
+  constructor(private readonly onApply: (e: Entry) => void) {
+    super();
+  }
+
+  override apply(entry: Entry): unknown {
+    this.onApply(entry);
+    return super.apply(entry);
+  }
+}
+
+export type { KvWriteResult };
