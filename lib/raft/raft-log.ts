@@ -113,7 +113,7 @@ export class RaftLog {
     for (; i > this.base.index; i--) {
       if (this.term(i)! <= term) return i;
     }
-    return this.base.index;
+    return i; // at or below the snapshot base: terms there are unknown, so never answer above what was asked
   }
 
   commitTo(index: number): boolean {

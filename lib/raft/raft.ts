@@ -376,6 +376,12 @@ export class Raft {
 
   private handleVoteRequest(m: Message): void {
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
+    // Stickiness applies at any term, not only to requests that raise ours: a term adopted from some other message
+    // (a rejected PreVoteResp, say) must not open a window to vote while a leader may still count on our lease.
+    if (m.context !== CAMPAIGN_TRANSFER && this.role !== 'leader' && this.inLease()) {
+      this.send(message({ type: respType, from: this.id, to: m.from, term: this.term, reject: true }));
+      return;
+    }
     if (this.canVote(m) && this.candidateUpToDate(m)) {
       this.send(message({ type: respType, from: this.id, to: m.from, term: m.term }));
       if (m.type === MessageType.Vote) {
@@ -399,6 +405,7 @@ export class Raft {
       case MessageType.PreVoteResp:
       case MessageType.VoteResp: {
         if ((m.type === MessageType.PreVoteResp) !== (this.role === 'pre-candidate')) return;
+        if (!this.voters.includes(m.from)) return; // only members' votes count
         this.votes.set(m.from, !m.reject);
         const outcome = this.poll();
         if (outcome === 'won') {
