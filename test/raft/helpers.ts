@@ -331,10 +331,9 @@ export class Cluster {
     return n;
   }
 
-  /** Snapshots `id`'s applied state (as `data`) and compacts its log, in memory and on its disk. */
-  compact(id: NodeId, data: Uint8Array): Snapshot {
+  /** Snapshots `id`'s state at `index` (default: all it applied) as `data`, compacting its log in memory and on disk. */
+  compact(id: NodeId, data: Uint8Array, index = this.raft(id).log.applied): Snapshot {
     const r = this.raft(id);
-    const index = r.log.applied;
     const snap: Snapshot = { meta: { index, term: r.log.term(index)!, voters: r.voters }, data };
     r.compact(snap);
     const disk = this.disks.get(id)!;

@@ -117,6 +117,28 @@ describe('snapshots', () => {
   });
 });
 
+test('a probe rejected below the snapshot base goes straight to a snapshot', () => {
+  // 'b' compacted to 4 while 'c' (holding only index 1) was away, then became leader with entries up to 7.
+  const c = new Cluster(['a', 'b', 'c']);
+  c.elect('a');
+  c.net.isolate('c');
+  for (let i = 0; i < 5; i++) c.propose('a', `v${i}`);
+  c.settle();
+  c.compact('b', IMAGE, 4);
+  c.node('a').transferLeader('b');
+  c.settle();
+  expect(c.leader()).toBe('b');
+  c.net.heal();
+  const before = c.net.trace.length;
+  c.tick(1);
+  const toC = c.net.trace.slice(before).filter((m) => m.from === 'b' && m.to === 'c' && m.type !== MessageType.Heartbeat);
+  const firstSnap = toC.findIndex((m) => m.type === MessageType.Snap);
+  // One probe (prevIndex 6), rejected with hint 1: below b's base 4, so the next thing sent is the snapshot.
+  expect(toC.slice(0, firstSnap).map((m) => [m.type, m.index])).toEqual([[MessageType.App, 6]]);
+  expect(c.raft('c').log.snapshotIndex()).toBe(4);
+  expect(termsOf(c.raft('c'))).toEqual(termsOf(c.raft('b')));
+});
+
 describe('snapshot receiver', () => {
   const chunk = (meta: Snapshot['meta']) =>
     msg(MessageType.Snap, 'a', 'b', 1, { snapshot: { meta, offset: 0, total: 1, data: new Uint8Array([7]) } });
