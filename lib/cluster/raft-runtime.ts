@@ -99,6 +99,8 @@ export class RaftRuntime {
   private readonly waiters = new Map<number, Waiter>();
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
+  /** Makes read contexts unique across restarts of this process, so no answer meant for an earlier one matches. */
+  private readonly readPrefix: string;
   private appliedIndex = 0;
   private snapshotIndex = 0;
   private running = false;
@@ -117,7 +119,9 @@ export class RaftRuntime {
   constructor(
     readonly config: RuntimeConfig,
     private readonly deps: RuntimeDeps,
-  ) {}
+  ) {
+    this.readPrefix = `${config.nodeId}:${Math.floor(deps.random() * 2 ** 48).toString(36)}`;
+  }
 
   get leadership(): LeadershipState {
     return this.state;
@@ -196,7 +200,7 @@ export class RaftRuntime {
    */
   readBarrier(timeoutMs: number): Promise<void> {
     if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
-    const ctx = `${this.config.nodeId}:${++this.readSeq}`;
+    const ctx = `${this.readPrefix}:${++this.readSeq}`;
     if (!this.node.readIndex(ctx)) return Promise.reject(new NoLeaderException());
     this.schedulePump();
     return new Promise((resolve, reject) => {

@@ -42,14 +42,15 @@ export function leaseTicksFor(electionTick: number, maxClockDrift: number): numb
 }
 
 export function resolveConfig(c: RaftConfig): ResolvedConfig {
+  // `??` rather than spreading defaults: an option passed as undefined means "default", not "unset".
   const r = {
-    preVote: true,
-    checkQuorum: true,
-    readOnly: 'safe' as ReadOnlyMode,
-    maxClockDrift: 0.1,
-    maxSizePerMsg: 1024 * 1024,
-    maxInflightMsgs: 256,
     ...c,
+    preVote: c.preVote ?? true,
+    checkQuorum: c.checkQuorum ?? true,
+    readOnly: c.readOnly ?? ('safe' as ReadOnlyMode),
+    maxClockDrift: c.maxClockDrift ?? 0.1,
+    maxSizePerMsg: c.maxSizePerMsg ?? 1024 * 1024,
+    maxInflightMsgs: c.maxInflightMsgs ?? 256,
   };
   const fail = (field: string, want: string) => {
     throw new RaftConfigError(`raft config ${field}: expected ${want}`);

@@ -40,7 +40,10 @@ export interface Message {
   readonly entries: readonly Entry[];
   readonly reject: boolean;
   readonly rejectHint: number;
-  /** ReadIndex request id; on Vote, CAMPAIGN_TRANSFER marks a campaign a leader asked for. */
+  /**
+   * ReadIndex/ReadIndexResp: the requester's context. Heartbeat/HeartbeatResp: the leader's key of a read round.
+   * Vote: CAMPAIGN_TRANSFER marks a campaign the leader asked for.
+   */
   readonly context: string;
   /** The leader's tick when it sent App/Heartbeat/Snap, echoed by the responses: what the leader lease is measured on. */
   readonly stamp: number;

@@ -312,7 +312,7 @@ export class Raft {
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
       this.heartbeatElapsed = 0;
-      this.bcastHeartbeat(this.readOnly.lastContext() ?? '');
+      this.bcastHeartbeat(this.readOnly.lastKey() ?? '');
     }
     for (const [id, pr] of this.prs) {
       // A lost snapshot chunk leaves the follower waiting for the rest; start over after two election timeouts.
@@ -572,8 +572,7 @@ export class Raft {
       this.answerRead(from, this.log.committed, context);
       return;
     }
-    this.readOnly.add(this.log.committed, from, context, this.id);
-    this.bcastHeartbeat(context);
+    this.bcastHeartbeat(this.readOnly.add(this.term, this.log.committed, from, context, this.id));
   }
 
   private answerRead(from: NodeId, index: number, context: string): void {

@@ -141,13 +141,12 @@ describe('ReadIndex, lease mode', () => {
  * context counts toward the new request: the read is released without any acknowledgement of a heartbeat sent after
  * it was made, i.e. without proof that this node was still leader when the read began. Below, the old leader answers
  * a read at an index that misses a write a newer leader had already committed.
- * Fix that makes this test pass (tried on a copy of the core): key each pending read by a leader-made sequence number
- * (ReadOnlyQueue.add returns it) and send that key, not the caller's context, in the heartbeat round; the ReadState
- * still carries the caller's context. Counting only acks whose `stamp` is >= the tick the read was added is not
- * enough: here the old leader's clock does not move, so both rounds have the same stamp. Independently, the runtime's
- * contexts should be unique across restarts.
+ * The fix: each pending read is keyed by a leader-made key (term and sequence number) that the heartbeat round
+ * carries; the ReadState still carries the caller's context. Counting only acks whose `stamp` is >= the tick the read
+ * was added would not be enough: here the old leader's clock does not move, so both rounds have the same stamp. The
+ * runtime's contexts also carry a per-process random prefix, so they are unique across restarts.
  */
-test.failing('a read is confirmed only by answers to heartbeats sent after it, even when its context was used before', () => {
+test('a read is confirmed only by answers to heartbeats sent after it, even when its context was used before', () => {
   const c = new Cluster(['a', 'b', 'c']);
   c.elect('a');
   // Round 1 for context 'r': b answers at once, c's answer is delayed in the network.
