@@ -11,8 +11,12 @@ const TWO_32 = 0x1_0000_0000;
 const MAX_SAFE_HIGH = 0x1f_ffff;
 export const U16_MAX = 0xffff;
 
+export function checkU64(value: number, field: string): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`${field} is not a non-negative safe integer: ${value}`);
+}
+
+/** Writes a value checkU64 accepted (unchecked here: the hot path validates once, before writing). */
 export function putU64(buf: Buffer, offset: number, value: number): number {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not a non-negative safe integer: ${value}`);
   buf.writeUInt32LE(value % TWO_32, offset);
   buf.writeUInt32LE(Math.floor(value / TWO_32), offset + 4);
   return offset + 8;

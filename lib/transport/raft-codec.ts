@@ -1,5 +1,5 @@
 import { MessageType, type Entry, type Message, type SnapshotChunk } from '../raft/index.js';
-import { ByteReader, asBuffer, putStr16, putU64, str16Size } from './binary.js';
+import { ByteReader, asBuffer, checkU64, putStr16, putU64, str16Size } from './binary.js';
 import { FrameError } from './errors.js';
 
 /**
@@ -22,12 +22,31 @@ const FLAG_SNAPSHOT = 2;
 const MAX_TYPE = MessageType.TimeoutNow;
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
 
-/** Encoded size of `m` in bytes. Throws RangeError for values the layout cannot hold (a caller bug). */
+/**
+ * Encoded size of `m` in bytes. Also checks every field, throwing RangeError for values the layout cannot hold (a
+ * caller bug), so that writeMessage never fails half-way through a buffer shared with other frames.
+ */
 export function messageSize(m: Message): number {
   let n = FIXED_BYTES + str16Size(m.from, 'from') + str16Size(m.to, 'to') + str16Size(m.context, 'context');
-  for (const e of m.entries) n += ENTRY_FIXED_BYTES + e.data.byteLength;
+  if (!Number.isInteger(m.type) || m.type < 1 || m.type > MAX_TYPE) throw new RangeError(`unknown message type ${m.type}`);
+  checkU64(m.term, 'term');
+  checkU64(m.logTerm, 'logTerm');
+  checkU64(m.index, 'index');
+  checkU64(m.commit, 'commit');
+  checkU64(m.rejectHint, 'rejectHint');
+  checkU64(m.stamp, 'stamp');
+  if (m.entries.length > 0xffff_ffff) throw new RangeError(`${m.entries.length} entries do not fit a u32 count`);
+  for (const e of m.entries) {
+    checkU64(e.term, 'entry term');
+    checkU64(e.index, 'entry index');
+    n += ENTRY_FIXED_BYTES + e.data.byteLength;
+  }
   const s = m.snapshot;
   if (s !== null) {
+    checkU64(s.meta.index, 'snapshot index');
+    checkU64(s.meta.term, 'snapshot term');
+    checkU64(s.offset, 'snapshot offset');
+    checkU64(s.total, 'snapshot total');
     n += SNAPSHOT_FIXED_BYTES + s.data.byteLength;
     if (s.meta.voters.length > 0xffff) throw new RangeError(`snapshot has ${s.meta.voters.length} voters; at most 65535 fit`);
     for (const v of s.meta.voters) n += str16Size(v, 'voter id');
@@ -35,7 +54,10 @@ export function messageSize(m: Message): number {
   return n;
 }
 
-/** Writes `m` at `offset` (which must have messageSize(m) bytes free) and returns the offset after it. */
+/**
+ * Writes `m` at `offset` and returns the offset after it. Call messageSize(m) first: it validates the message and
+ * says how many bytes must be free.
+ */
 export function writeMessage(buf: Buffer, offset: number, m: Message): number {
   let o = offset;
   buf[o++] = m.type;
@@ -72,6 +94,7 @@ export function writeMessage(buf: Buffer, offset: number, m: Message): number {
   return o;
 }
 
+/** One message in its own buffer (sending uses messageSize + writeMessage into a shared one). */
 export function encodeMessage(m: Message): Buffer {
   const buf = Buffer.allocUnsafe(messageSize(m));
   writeMessage(buf, 0, m);
