@@ -2,7 +2,10 @@ import { MessageType, message } from '../../lib/raft/index.js';
 import { decodeMessage, encodeMessage } from '../../lib/transport/raft-codec.js';
 import { fullyConnected, testCluster, waitFor, type TestCluster } from './helpers.js';
 
-/** Sanity numbers, printed rather than asserted: timings on shared CI machines are not a test. */
+/**
+ * Sanity numbers, printed rather than asserted: timings on shared CI machines are not a test. Jest's module sandbox
+ * makes Buffer-heavy code several times slower than plain node, so these understate production throughput.
+ */
 let cluster: TestCluster | null = null;
 afterEach(async () => {
   await cluster?.close();
