@@ -79,6 +79,12 @@ export class PeerConnection {
     if (role === 'dialer') this.write((handshake as DialerHandshake).hello());
   }
 
+  /** The authenticated peer's id; only valid once open. */
+  get peerId(): NodeId {
+    if (this.peer === null) throw new Error('PeerConnection.peerId before authentication');
+    return this.peer.id;
+  }
+
   /** Who this is for logs: the address, and the id once authenticated (or as claimed, quoted, before). */
   get name(): string {
     if (this.peer !== null) return `${this.peer.id} (${this.remote})`;
@@ -238,12 +244,11 @@ export class PeerConnection {
   }
 
   private onFrame(f: Frame): void {
-    const peer = this.peer as PeerIdentity;
     switch (f.kind) {
       case FrameKind.raft: {
         const m = decodeMessage(f.payload);
-        if (m.from !== peer.id || m.to !== this.host.nodeId) {
-          throw new FrameError(`raft message from ${JSON.stringify(m.from)} to ${JSON.stringify(m.to)} on the connection of ${peer.id}`);
+        if (m.from !== this.peerId || m.to !== this.host.nodeId) {
+          throw new FrameError(`raft message from ${JSON.stringify(m.from)} to ${JSON.stringify(m.to)} on the connection of ${this.peerId}`);
         }
         this.host.onRaft(this, m);
         return;

@@ -249,16 +249,13 @@ export class TcpNetwork implements Network {
   stats(): TransportStats {
     const total = newCounters();
     addCounters(total, this.anonymous);
-    const peers: Record<NodeId, PeerStats> = {};
+    const peers: [NodeId, PeerStats][] = [];
     for (const [id, p] of this.peers) {
       addCounters(total, p.counters);
-      peers[id] = {
-        ...p.counters,
-        connected: p.conn !== null,
-        queuedBytes: p.conn === null ? 0 : p.conn.queuedBytes,
-      };
+      peers.push([id, { ...p.counters, connected: p.conn !== null, queuedBytes: p.conn === null ? 0 : p.conn.queuedBytes }]);
     }
-    return { total, peers };
+    // fromEntries defines own properties, so even an id like "__proto__" is a plain key.
+    return { total, peers: Object.fromEntries(peers) };
   }
 
   private async shutdown(): Promise<void> {
@@ -440,7 +437,7 @@ export class TcpNetwork implements Network {
 
   private onOpen(conn: PeerConnection): Counters {
     this.pending.delete(conn);
-    const id = (conn.peer as { id: NodeId }).id;
+    const id = conn.peerId;
     const peer = this.peers.get(id) as Peer; // the handshake admitted only members
     if (peer.dialing === conn) peer.dialing = null;
     const old = peer.conn;
@@ -489,7 +486,7 @@ export class TcpNetwork implements Network {
   }
 
   private onCall(conn: PeerConnection, id: number, payload: Uint8Array): void {
-    const from = (conn.peer as { id: NodeId }).id;
+    const from = conn.peerId;
     const handler = this.handler;
     let result: Promise<Uint8Array>;
     try {
