@@ -1,11 +1,14 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { NodeId } from '../raft/index.js';
-import type { ClusterStore } from './cluster-store.js';
+import type { ClusterStore, Proposer } from './cluster-store.js';
 import { ClusterStoppedError, NoLeaderException, NotLeaderException } from './errors.js';
 import type { Clock, Network, Timers } from './io.js';
 import type { LeadershipState, RaftRuntime, RuntimeStatus } from './raft-runtime.js';
+import type { AppRequestHandler, RequestRouter } from './request-handler.js';
 import { decodeReply, encodeRequest } from './rpc.js';
 import { fromWire } from './cluster-store.js';
+import type { ClusterStateMachine } from './state/cluster-state-machine.js';
+import type { CommittedEvent } from './state/event-log-module.js';
 
 export interface ClusterMember {
   readonly id: NodeId;
@@ -21,6 +24,9 @@ export interface MemberView extends ClusterMember {
 export interface CoordinatorParts {
   readonly runtime: RaftRuntime;
   readonly network: Network;
+  readonly router: RequestRouter;
+  readonly stateMachine: ClusterStateMachine;
+  readonly proposer: Proposer;
   readonly store: ClusterStore;
   readonly clock: Clock;
   readonly timers: Timers;
@@ -142,6 +148,44 @@ export class ClusterCoordinator {
       await new Promise<void>((r) => this.parts.timers.setTimeout(r, 5));
     }
     throw new Error(`leadership did not move within ${timeoutMs} ms`);
+  }
+
+  /**
+   * Confirms with a quorum (a ReadIndex round) that this node still leads, and that its state machine has applied
+   * everything committed before the call. Throws NotLeaderException otherwise.
+   */
+  async confirmLeadership(): Promise<void> {
+    if (!this.isLeader) throw new NotLeaderException(this.leaderId ?? '');
+    await this.parts.runtime.readBarrier(this.parts.electionTimeoutMs * 4);
+    if (!this.isLeader) throw new NotLeaderException(this.leaderId ?? '');
+  }
+
+  /** Serves requests other members send on `channel` (see requestLeader). */
+  onRequest(channel: string, handler: AppRequestHandler): void {
+    this.parts.router.register(channel, handler);
+  }
+
+  /**
+   * Sends `body` to the current leader's handler for `channel` and returns its answer. Throws NoLeaderException when
+   * no leader is known, NotSentError when it surely did not arrive, CallTimeoutError/ConnectionLostError when the
+   * outcome is unknown, and the handler's error (as a plain Error with its name) otherwise.
+   */
+  async requestLeader(channel: string, body: unknown, timeoutMs: number): Promise<{ leaderId: NodeId; value: unknown }> {
+    const leaderId = this.leaderId;
+    if (!leaderId) throw new NoLeaderException();
+    const reply = decodeReply(await this.parts.network.call(leaderId, encodeRequest({ kind: 'app', channel, body }), timeoutMs));
+    if (!reply.ok) throw fromWire(reply.error);
+    return { leaderId, value: reply.value };
+  }
+
+  /** Publishes a cluster-wide event: it is committed to the log and then delivered on every node in log order. */
+  async publishEvent(name: string, payload: unknown): Promise<{ index: number }> {
+    return (await this.parts.proposer.propose('event', { name, payload })) as { index: number };
+  }
+
+  /** Receives every committed cluster event, in log order, as this node applies it. One listener per node. */
+  onEvent(fn: (e: CommittedEvent) => void): void {
+    this.parts.stateMachine.events.listen(fn);
   }
 
   status(): RuntimeStatus {

@@ -5,23 +5,47 @@ import { decodeRequest, encodeReply, toWireError } from './rpc.js';
 import { encodePayload } from './state/entry-codec.js';
 import { ApplyError } from './state/cluster-state-machine.js';
 
+/** Serves requests on one channel; whatever it returns (or throws) goes back to the caller. */
+export type AppRequestHandler = (body: unknown, from: NodeId) => Promise<unknown>;
+
 /**
  * Serves peers' requests on this node: proposals forwarded by followers (stamped with this leader's clock, which is
- * the one replicated time is measured on) and leadership transfer requests.
+ * the one replicated time is measured on), leadership transfer requests, and channels registered by higher layers.
  */
-export function createRequestHandler(runtime: RaftRuntime, wallClock: () => number) {
-  return async (_from: NodeId, payload: Uint8Array): Promise<Uint8Array> => {
+export class RequestRouter {
+  private readonly channels = new Map<string, AppRequestHandler>();
+
+  constructor(
+    private readonly runtime: RaftRuntime,
+    private readonly wallClock: () => number,
+  ) {}
+
+  register(channel: string, handler: AppRequestHandler): void {
+    if (this.channels.has(channel)) throw new Error(`request channel "${channel}" is already registered`);
+    this.channels.set(channel, handler);
+  }
+
+  readonly handle = async (from: NodeId, payload: Uint8Array): Promise<Uint8Array> => {
     try {
-      const req = decodeRequest(payload);
-      if (!runtime.leadership.isLeader) throw new NotLeaderException(runtime.leadership.leaderId);
-      if (req.kind === 'propose') {
-        const result = await runtime.propose(encodePayload({ module: req.module, command: req.command, time: wallClock(), session: req.session }));
-        if (result instanceof ApplyError) throw new Error(result.message);
-        return encodeReply({ ok: true, value: result });
-      }
-      return encodeReply({ ok: true, value: runtime.transferLeadership(req.to ?? undefined) });
+      return encodeReply({ ok: true, value: await this.dispatch(from, payload) });
     } catch (e) {
       return encodeReply({ ok: false, error: toWireError(e) });
     }
   };
+
+  private async dispatch(from: NodeId, payload: Uint8Array): Promise<unknown> {
+    const req = decodeRequest(payload);
+    if (req.kind === 'app') {
+      const h = this.channels.get(req.channel);
+      if (!h) throw new Error(`no handler for request channel "${req.channel}" on ${this.runtime.nodeId}`);
+      return h(req.body, from);
+    }
+    if (!this.runtime.leadership.isLeader) throw new NotLeaderException(this.runtime.leadership.leaderId);
+    if (req.kind === 'transfer') return this.runtime.transferLeadership(req.to ?? undefined);
+    const result = await this.runtime.propose(
+      encodePayload({ module: req.module, command: req.command, time: this.wallClock(), session: req.session }),
+    );
+    if (result instanceof ApplyError) throw new Error(result.message);
+    return result;
+  }
 }

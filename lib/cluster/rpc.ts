@@ -5,7 +5,9 @@ import type { SessionId } from './state/session-table.js';
 /** Requests one member sends another over the cluster connection. */
 export type ClusterRequest =
   | { readonly kind: 'propose'; readonly module: string; readonly command: unknown; readonly session: SessionId }
-  | { readonly kind: 'transfer'; readonly to: NodeId | null };
+  | { readonly kind: 'transfer'; readonly to: NodeId | null }
+  /** A request for a handler registered by a higher layer (the Nest integration forwards commands this way). */
+  | { readonly kind: 'app'; readonly channel: string; readonly body: unknown };
 
 /** An error carried back to the caller: enough to rethrow something meaningful there. */
 export interface WireError {
@@ -25,7 +27,7 @@ export function encodeRequest(r: ClusterRequest): Uint8Array {
 
 export function decodeRequest(data: Uint8Array): ClusterRequest {
   const r = packr.unpack(data) as ClusterRequest;
-  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer')) throw new Error('malformed cluster request');
+  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app')) throw new Error('malformed cluster request');
   return r;
 }
 

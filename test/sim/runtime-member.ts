@@ -2,9 +2,8 @@ import { LogProposer, ClusterStore } from '../../lib/cluster/cluster-store.js';
 import { CallTimeoutError, NotSentError, type Clock, type InboundHandler, type Network, type Timers } from '../../lib/cluster/io.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime, type RuntimeConfig } from '../../lib/cluster/raft-runtime.js';
-import { createRequestHandler } from '../../lib/cluster/request-handler.js';
+import { RequestRouter } from '../../lib/cluster/request-handler.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
-import type { KvWriteResult } from '../../lib/cluster/state/kv-module.js';
 import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
 import type { AppendFile, Disk } from '../../lib/storage/disk.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
@@ -90,10 +89,10 @@ export class RuntimeMember implements SimMember {
     const sm = new TracedStateMachine((e) => this.hooks.applied(this, e));
     const storage = this.track(new FileStorage(this.delayed(this.disk, timers)));
     const wallClock = () => 1_700_000_000_000 + clock.now();
-    let runtime: RaftRuntime;
+    let router!: RequestRouter;
     const network = this.endpoint(inc, timers);
     const rng = this.rng.fork();
-    runtime = new RaftRuntime(
+    const runtime = new RaftRuntime(
       { ...this.opts.config, nodeId: this.id },
       {
         storage,
@@ -103,10 +102,11 @@ export class RuntimeMember implements SimMember {
         random: () => rng.next(),
         stateMachine: sm,
         logger: silentLogger,
-        onCall: (from, payload) => createRequestHandler(runtime, wallClock)(from, payload),
+        onCall: (from, payload) => router.handle(from, payload),
         core: this.opts.core,
       },
     );
+    router = new RequestRouter(runtime, wallClock);
     runtime.onLeadershipChange((s) =>
       this.hooks.softState(this, { leader: s.leaderId, role: s.isLeader ? 'leader' : 'follower', term: s.term }),
     );
@@ -292,4 +292,3 @@ class TracedStateMachine extends ClusterStateMachine {
   }
 }
 
-export type { KvWriteResult };

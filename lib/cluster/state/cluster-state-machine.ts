@@ -1,5 +1,6 @@
 import type { Entry } from '../../raft/index.js';
 import { decodeImage, decodePayload, encodeImage } from './entry-codec.js';
+import { EventLogModule } from './event-log-module.js';
 import { KvModule } from './kv-module.js';
 import { SESSION_EXPIRED, SessionTable } from './session-table.js';
 import type { StateModule } from './state-module.js';
@@ -23,12 +24,13 @@ export class ApplyError {
  */
 export class ClusterStateMachine implements StateMachine {
   readonly kv = new KvModule();
+  readonly events = new EventLogModule();
   readonly sessions = new SessionTable();
   private readonly modules = new Map<string, StateModule>();
   appliedIndex = 0;
 
   constructor(extra: readonly StateModule[] = []) {
-    for (const m of [this.kv, ...extra]) this.modules.set(m.name, m);
+    for (const m of [this.kv, this.events, ...extra]) this.modules.set(m.name, m);
   }
 
   apply(entry: Entry): unknown {

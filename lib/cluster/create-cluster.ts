@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { FileStorage } from '../storage/file-storage.js';
+import { NodeDisk } from '../storage/node-disk.js';
+import { TcpNetwork } from '../transport/tcp-network.js';
+import { ClusterCoordinator } from './cluster-coordinator.js';
+import { ClusterStore, LogProposer } from './cluster-store.js';
+import { systemClock, systemTimers, type Network } from './io.js';
+import type { ClusterLogger } from './logger.js';
+import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
+import { RaftRuntime } from './raft-runtime.js';
+import { RequestRouter } from './request-handler.js';
+import { SoloNetwork } from './solo-network.js';
+import { ClusterStateMachine } from './state/cluster-state-machine.js';
+
+function consoleLogger(nodeId: string): ClusterLogger {
+  const p = `[catga ${nodeId}]`;
+  return {
+    log: (m) => console.log(`${p} ${m}`),
+    warn: (m) => console.warn(`${p} ${m}`),
+    error: (m) => console.error(`${p} ${m}`),
+  };
+}
+
+function addressOf(m: { host: string; port: number }): string {
+  return m.host.includes(':') ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`;
+}
+
+/**
+ * Starts this node: recovers its dataDir, opens the cluster port, joins the others. Plain TypeScript, no Nest needed:
+ *
+ *   const cluster = await createCluster({ nodeId: 'node1', members: [...], dataDir: './data/node1', secret });
+ *   await cluster.waitForLeader();
+ *   await cluster.store.put('greeting', 'hello');
+ *   await cluster.stop();
+ */
+export async function createCluster(options: ClusterOptions = {}): Promise<ClusterCoordinator> {
+  const o: ResolvedClusterOptions = resolveClusterOptions(options);
+  const logger = options.logger ?? consoleLogger(o.nodeId);
+  if (o.members.length > 1 && o.secret === undefined && !o.tls) {
+    logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
+  }
+  const network: Network =
+    o.members.length === 1
+      ? new SoloNetwork()
+      : new TcpNetwork({
+          nodeId: o.nodeId,
+          members: o.members,
+          secret: o.secret,
+          tls: o.tls,
+          maxFrameBytes: o.maxFrameBytes,
+          listenHost: o.listenHost,
+          logger,
+        });
+  const stateMachine = new ClusterStateMachine();
+  const wallClock = () => Date.now();
+  let router!: RequestRouter;
+  const runtime = new RaftRuntime(
+    {
+      nodeId: o.nodeId,
+      voters: o.members.map((m) => m.id),
+      tickMs: o.tickMs,
+      electionTick: o.electionTick,
+      heartbeatTick: o.heartbeatTick,
+      compactionThreshold: o.compactionThreshold,
+    },
+    {
+      storage: new FileStorage(new NodeDisk(o.dataDir), { logger }),
+      network,
+      clock: systemClock,
+      timers: systemTimers,
+      random: Math.random,
+      stateMachine,
+      logger,
+      onCall: (from, payload) => router.handle(from, payload),
+    },
+  );
+  router = new RequestRouter(runtime, wallClock);
+  const proposer = new LogProposer({
+    runtime,
+    network,
+    clock: systemClock,
+    timers: systemTimers,
+    wallClock,
+    clientId: randomUUID(),
+    requestTimeoutMs: o.requestTimeout,
+  });
+  const coordinator = new ClusterCoordinator({
+    runtime,
+    network,
+    router,
+    stateMachine,
+    proposer,
+    store: new ClusterStore(proposer, runtime, stateMachine, o.requestTimeout),
+    clock: systemClock,
+    timers: systemTimers,
+    members: o.members.map((m) => ({ id: m.id, address: addressOf(m) })),
+    electionTimeoutMs: o.electionTimeout,
+  });
+  await runtime.start();
+  logger.log(
+    `node ${o.nodeId} started (${o.members.length === 1 ? 'single member, leads at once' : `members ${o.members.map((m) => m.id).join(', ')}`}; dataDir ${o.dataDir})`,
+  );
+  return coordinator;
+}

@@ -1,0 +1,17 @@
+import 'reflect-metadata';
+
+export * from './nest/index.js';
+export { ClusterCoordinator, type ClusterMember, type MemberView, type LeadershipState } from './cluster/cluster-coordinator.js';
+export { createCluster } from './cluster/create-cluster.js';
+export { ClusterStore, type StoreEntry, type WriteResult, type CasResult, type ReadConsistency } from './cluster/cluster-store.js';
+export type { ClusterOptions } from './cluster/options.js';
+export { ClusterOptionsError } from './cluster/options.js';
+export type { ClusterLogger } from './cluster/logger.js';
+export type { RuntimeStatus, MemberStatus } from './cluster/raft-runtime.js';
+export {
+  NotLeaderException,
+  NoLeaderException,
+  ProposalDroppedError,
+  ProposalOutcomeUnknownError,
+  ClusterStoppedError,
+} from './cluster/errors.js';

@@ -1,0 +1,14 @@
+export { CatgaClusterModule } from './catga-cluster.module.js';
+export { CLUSTER_MODULE_OPTIONS } from './cluster.module-definition.js';
+export { ForwardToLeader } from './decorators/forward-to-leader.decorator.js';
+export { LeaderOnly } from './decorators/leader-only.decorator.js';
+export { ClusterEvent } from './decorators/cluster-event.decorator.js';
+export { eventIndex } from './services/cluster-event-bridge.service.js';
+export { ForwardOutcomeUnknownException } from './services/command-forwarder.service.js';
+export { RemoteHandlerError } from './error-codec.js';
+export type {
+  ClusterModuleOptions,
+  ClusterEventOptions,
+  ForwardToLeaderOptions,
+  LeaderOnlyOptions,
+} from './interfaces/cluster-module-options.interface.js';

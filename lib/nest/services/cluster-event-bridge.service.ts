@@ -1,0 +1,103 @@
+import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { EventBus, type IEvent, type IEventPublisher } from '@nestjs/cqrs';
+import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
+import type { CommittedEvent } from '../../cluster/state/event-log-module.js';
+import { clusterEventErrors, clusterEvents, isClusterEvent } from '../decorators/cluster-event.decorator.js';
+import { fieldsOf, rebuild } from '../message-registry.js';
+
+const indexes = new WeakMap<object, number>();
+
+/**
+ * The log index a cluster event was committed at: the same on every node, so handlers can use it as an idempotency
+ * key (delivery is at least once across restarts). Undefined for events that did not come through the cluster.
+ */
+export function eventIndex(event: object): number | undefined {
+  return indexes.get(event);
+}
+
+/**
+ * Connects @ClusterEvent classes to the Raft log. It wraps the EventBus publisher (the bus's extension point): a
+ * cluster event is proposed instead of published; when committed, every node publishes it on its own bus, in log
+ * order, so local @EventsHandler classes and sagas run exactly as for a local event. Other events pass through.
+ */
+@Injectable()
+export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap {
+  private readonly logger = new Logger('CatgaCluster');
+  private inner: IEventPublisher | null = null;
+  private readonly queue: CommittedEvent[] = [];
+  private readonly delivering = new WeakSet<object>();
+  private ready = false;
+  private lastDelivered = 0;
+
+  constructor(
+    private readonly cluster: ClusterCoordinator,
+    private readonly moduleRef: ModuleRef,
+  ) {}
+
+  onModuleInit(): void {
+    if (clusterEventErrors.length > 0) throw new Error(clusterEventErrors.join('; '));
+    let bus: EventBus;
+    try {
+      bus = this.moduleRef.get(EventBus, { strict: false });
+    } catch {
+      return; // no CqrsModule in this app: nothing to bridge
+    }
+    const inner = bus.publisher;
+    this.inner = inner;
+    const bridge: IEventPublisher = {
+      publish: (event: IEvent, ...rest: unknown[]) =>
+        isClusterEvent(event) && !this.delivering.has(event) ? this.propose(event) : inner.publish(event, ...(rest as [])),
+    };
+    if (inner.publishAll) {
+      const publishAll = inner.publishAll.bind(inner);
+      bridge.publishAll = (events: IEvent[], ...rest: unknown[]) => {
+        const local = events.filter((e) => !isClusterEvent(e) || this.delivering.has(e));
+        for (const e of events) if (!local.includes(e)) void this.propose(e);
+        return publishAll(local, ...(rest as []));
+      };
+    }
+    bus.publisher = bridge;
+    this.cluster.onEvent((e) => {
+      this.queue.push(e);
+      this.drain();
+    });
+  }
+
+  /** Handlers are registered during bootstrap; deliveries (including the log replayed at start) wait for that. */
+  onApplicationBootstrap(): void {
+    setImmediate(() => {
+      this.ready = true;
+      this.drain();
+    });
+  }
+
+  private propose(event: object): Promise<{ index: number }> {
+    const name = clusterEvents.nameOf(event.constructor as never) ?? event.constructor.name;
+    const p = this.cluster.publishEvent(name, fieldsOf(event));
+    p.catch((e: Error) => this.logger.error(`cluster event ${name} was not published: ${e.message}`));
+    return p;
+  }
+
+  private drain(): void {
+    if (!this.ready || !this.inner) return;
+    while (this.queue.length > 0) {
+      const e = this.queue.shift()!;
+      if (e.index <= this.lastDelivered) continue; // once per process lifetime
+      this.lastDelivered = e.index;
+      const cls = clusterEvents.classOf(e.name);
+      if (!cls) {
+        this.logger.warn(`cluster event "${e.name}" (log index ${e.index}) has no @ClusterEvent class in this app; skipped`);
+        continue;
+      }
+      const event = rebuild(cls, e.payload);
+      indexes.set(event, e.index);
+      this.delivering.add(event);
+      try {
+        this.inner.publish(event);
+      } catch (err) {
+        this.logger.error(`delivering cluster event ${e.name} (log index ${e.index}) failed: ${(err as Error).message}`);
+      }
+    }
+  }
+}

@@ -1,0 +1,166 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { DistributiveOmit, NodeReply, NodeRequest } from './node-protocol.js';
+
+/** Compiled by `npm run build`; tests and benchmarks run real processes, not the TypeScript source. */
+export const NODE_MAIN = resolve(__dirname, '../../dist/test/e2e/node-main.js');
+
+export class RemoteError extends Error {
+  constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/** One node process: start, request over IPC, kill -9, pause, restart on the same dataDir. */
+export class NodeProcess {
+  private child: ChildProcess | null = null;
+  private seq = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  output = '';
+
+  constructor(
+    readonly id: string,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(timeoutMs = 10_000): Promise<void> {
+    if (this.child) throw new Error(`${this.id} is already running`);
+    const child = fork(NODE_MAIN, [], { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    this.child = child;
+    const keep = (b: Buffer) => {
+      this.output = (this.output + b.toString()).slice(-20_000);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.on('message', (r: NodeReply) => {
+      const p = this.pending.get(r.id);
+      if (!p) return;
+      this.pending.delete(r.id);
+      if (r.ok) p.resolve(r.result);
+      else p.reject(new RemoteError(r.error.name, r.error.message));
+    });
+    child.on('exit', () => {
+      if (this.child === child) this.child = null;
+      for (const p of this.pending.values()) p.reject(new Error(`${this.id} exited`));
+      this.pending.clear();
+    });
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${this.id} did not start within ${timeoutMs} ms:\n${this.output}`)), timeoutMs);
+      this.pending.set(0, {
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(new Error(`${e.message}:\n${this.output}`));
+        },
+      });
+    });
+  }
+
+  request<T = unknown>(req: DistributiveOmit<NodeRequest, 'id'>, timeoutMs = 15_000): Promise<T> {
+    const child = this.child;
+    if (!child) return Promise.reject(new Error(`${this.id} is not running`));
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`${this.id}: no answer to ${req.op} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      child.send({ ...req, id });
+    });
+  }
+
+  /** Sends a signal; for SIGKILL, resolves once the process is gone. */
+  async signal(sig: NodeJS.Signals): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    if (sig !== 'SIGKILL' && sig !== 'SIGTERM') {
+      child.kill(sig);
+      return;
+    }
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(sig);
+    await gone;
+  }
+}
+
+export interface ProcessClusterOptions {
+  readonly ids?: readonly string[];
+  readonly basePort: number;
+  readonly secret?: string;
+  readonly env?: Record<string, string>;
+}
+
+/** N node processes on 127.0.0.1 with their own temp dataDirs, removed by `destroy()`. */
+export class ProcessCluster {
+  readonly nodes: NodeProcess[];
+  readonly dataRoot = mkdtempSync(join(tmpdir(), 'catga-e2e-'));
+  readonly members: string[];
+
+  constructor(opts: ProcessClusterOptions) {
+    const ids = opts.ids ?? ['n1', 'n2', 'n3'];
+    this.members = ids.map((id, i) => `${id}=127.0.0.1:${opts.basePort + i}`);
+    this.nodes = ids.map(
+      (id) =>
+        new NodeProcess(id, {
+          CATGA_NODE_ID: id,
+          CATGA_MEMBERS: this.members.join(','),
+          CATGA_DATA_DIR: join(this.dataRoot, id),
+          CATGA_SECRET: opts.secret ?? 'e2e-test-secret',
+          CATGA_QUIET: '1',
+          ...opts.env,
+        }),
+    );
+  }
+
+  node(id: string): NodeProcess {
+    const n = this.nodes.find((x) => x.id === id);
+    if (!n) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.start()));
+  }
+
+  /** The node that says it leads, once one does and the others agree (bounded). */
+  async leader(timeoutMs = 5000, among: readonly NodeProcess[] = this.nodes): Promise<NodeProcess> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const live = among.filter((n) => n.running);
+      const statuses = await Promise.all(live.map((n) => n.request<{ isLeader: boolean; leaseValid: boolean }>({ op: 'status' }).catch(() => null)));
+      const i = statuses.findIndex((s) => s?.isLeader && s.leaseValid);
+      if (i >= 0) return live[i]!;
+      if (Date.now() > deadline) throw new Error(`no leader among ${live.map((n) => n.id)} within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.signal('SIGKILL')));
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}
