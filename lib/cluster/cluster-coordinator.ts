@@ -147,7 +147,11 @@ export class ClusterCoordinator {
       if (now.leaderId && now.leaderId !== before.leaderId && (!to || now.leaderId === to)) return;
       await new Promise<void>((r) => this.parts.timers.setTimeout(r, 5));
     }
-    throw new Error(`leadership did not move within ${timeoutMs} ms`);
+    const s = this.parts.runtime.status();
+    throw new Error(
+      `leadership did not move within ${timeoutMs} ms (${s.nodeId} is ${s.role}; leader ${s.leaderId || "unknown"}, term ${s.term}, ` +
+        `members ${s.members.map((m) => `${m.id}:${m.matchIndex ?? '?'}`).join(' ')}, last index ${s.lastIndex})`,
+    );
   }
 
   /**

@@ -224,6 +224,7 @@ export class RaftRuntime {
     if (!this.running || !this.state.isLeader) return null;
     const target = to ?? this.bestFollower();
     if (!target || !this.node.transferLeader(target)) return null;
+    this.deps.logger.log(`transferring leadership to ${target}`);
     this.schedulePump();
     return target;
   }

@@ -126,7 +126,9 @@ export async function startCluster(basePort: number, extra: Partial<ClusterModul
   const dataRoot = mkdtempSync(join(tmpdir(), 'catga-nest-'));
   const ids = ['a', 'b', 'c'];
   const members = ids.map((id, i) => `${id}=127.0.0.1:${basePort + i}`);
-  const silent = process.env.CATGA_TEST_LOG ? { log: (m: string) => console.log(m), warn: (m: string) => console.log(m), error: (m: string) => console.log(m) } : { log() {}, warn() {}, error() {} };
+  const t0 = Date.now();
+  const say = (m: string) => console.log(`${Date.now() - t0}ms ${m}`);
+  const silent = process.env.CATGA_TEST_LOG ? { log: say, warn: say, error: say } : { log() {}, warn() {}, error() {} };
   const apps = await Promise.all(
     ids.map((id) =>
       startApp(

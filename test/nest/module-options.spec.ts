@@ -1,0 +1,97 @@
+import { Module } from '@nestjs/common';
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import { CommandBus, CqrsModule } from '@nestjs/cqrs';
+import { Test } from '@nestjs/testing';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CatgaClusterModule, ClusterCoordinator, ClusterOptionsError } from '../../lib/index';
+import { resolveClusterOptions } from '../../lib/cluster/options';
+import { CQRS_COMMAND_HANDLER_METADATA, CQRS_QUERY_HANDLER_METADATA } from '../../lib/nest/constants';
+import { CloseDay, CreateOrder, OrdersModule } from './fixtures';
+
+jest.setTimeout(30_000);
+
+const quiet = { log() {}, warn() {}, error() {} };
+const three = ['a=127.0.0.1:17441', 'b=127.0.0.1:17442', 'c=127.0.0.1:17443'];
+
+describe('bad options fail at bootstrap, naming the option', () => {
+  const cases: [string, Parameters<typeof resolveClusterOptions>[0], RegExp][] = [
+    ['unknown member format', { nodeId: 'a', members: ['a@127.0.0.1:1'], secret: 'long-enough' }, /members\[0\]: expected "id=host:port"/],
+    ['duplicate ids', { nodeId: 'a', members: ['a=h:1', 'a=h:2'], secret: 'long-enough' }, /members\[1\]: duplicate id "a"/],
+    ['nodeId not among members', { nodeId: 'x', members: three, secret: 'long-enough' }, /nodeId: expected one of the members' ids \(a, b, c\)/],
+    ['non-positive election timeout', { nodeId: 'a', members: three, secret: 'long-enough', electionTimeout: 0 }, /electionTimeout: expected a number > 0/],
+    ['non-positive heartbeat', { nodeId: 'a', members: three, secret: 'long-enough', heartbeatInterval: -5 }, /heartbeatInterval: expected a number > 0/],
+    ['heartbeat >= election timeout', { nodeId: 'a', members: three, secret: 'long-enough', heartbeatInterval: 200, electionTimeout: 150 }, /heartbeatInterval: expected less than electionTimeout/],
+    ['fractional compaction threshold', { nodeId: 'a', members: three, secret: 'long-enough', compactionThreshold: 1.5 }, /compactionThreshold: expected a whole number/],
+    ['multi-member without a secret', { nodeId: 'a', members: three }, /secret: expected a shared secret .* insecure: true/],
+  ];
+  test.each(cases)('%s', (_name, options, message) => {
+    expect(() => resolveClusterOptions(options, {})).toThrow(ClusterOptionsError);
+    expect(() => resolveClusterOptions(options, {})).toThrow(message);
+  });
+
+  test('the module refuses to start with the same message', async () => {
+    const builder = Test.createTestingModule({
+      imports: [CatgaClusterModule.forRoot({ nodeId: 'x', members: three, secret: 'long-enough', logger: quiet })],
+    });
+    await expect(builder.compile()).rejects.toThrow(/catga-cluster option nodeId/);
+  });
+
+  test('insecure: true allows a multi-member cluster without a secret', () => {
+    expect(resolveClusterOptions({ nodeId: 'a', members: three, insecure: true }, {}).secret).toBeUndefined();
+  });
+});
+
+describe('zero-config and forRootAsync', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'catga-opts-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('with no options and no CATGA_* environment, a single-member cluster leads at once and runs commands', async () => {
+    const env = { CATGA_NODE_ID: undefined, CATGA_MEMBERS: undefined, CATGA_SECRET: undefined };
+    const saved = { ...process.env };
+    Object.assign(process.env, { CATGA_DATA_DIR: join(dir, 'solo') });
+    for (const k of Object.keys(env)) delete process.env[k];
+    try {
+      const ref = await Test.createTestingModule({ imports: [CqrsModule.forRoot(), CatgaClusterModule.forRoot(), OrdersModule] }).compile();
+      const app = ref.createNestApplication({ logger: false });
+      await app.init();
+      const cluster = app.get(ClusterCoordinator);
+      expect(cluster.isLeader).toBe(true);
+      expect(cluster.members.map((m) => m.id)).toEqual(['node1']);
+      await expect(app.get(CommandBus).execute(new CreateOrder('solo-1', 1))).resolves.toEqual({ orderId: 'solo-1', ranOn: 'node1' });
+      await expect(app.get(CommandBus).execute(new CloseDay())).resolves.toBe('node1');
+      await app.close();
+    } finally {
+      process.env = saved;
+    }
+  });
+
+  test('forRootAsync takes options from a factory with injected dependencies', async () => {
+    const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<{ dir: string }>().build();
+    @Module({ providers: [{ provide: 'CLUSTER_DIR', useFactory: (o: { dir: string }) => o.dir, inject: [MODULE_OPTIONS_TOKEN] }], exports: ['CLUSTER_DIR'] })
+    class SettingsModule extends ConfigurableModuleClass {}
+    const ref = await Test.createTestingModule({
+      imports: [
+        CqrsModule.forRoot(),
+        CatgaClusterModule.forRootAsync({
+          imports: [SettingsModule.register({ dir: join(dir, 'async') })],
+          inject: ['CLUSTER_DIR'],
+          useFactory: (d: string) => ({ nodeId: 'async1', dataDir: d, logger: quiet }),
+        }),
+      ],
+    }).compile();
+    const app = ref.createNestApplication({ logger: false });
+    await app.init();
+    expect(app.get(ClusterCoordinator).nodeId).toBe('async1');
+    await app.close();
+  });
+
+  test('the cqrs metadata keys we mirror are the ones @nestjs/cqrs 12 writes', () => {
+    expect(Reflect.getMetadata(CQRS_COMMAND_HANDLER_METADATA, (OrdersModule as unknown as { name: string }) && require('./fixtures').CreateOrderHandler)).toBe(CreateOrder);
+    expect(Reflect.getMetadata(CQRS_QUERY_HANDLER_METADATA, require('./fixtures').GetRanOnHandler)).toBe(require('./fixtures').GetRanOn);
+  });
+});
