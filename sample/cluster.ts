@@ -1,0 +1,97 @@
+/**
+ * `npm run sample`: three nodes of the sample app on 127.0.0.1 (HTTP 3001–3003, cluster 7001–7003), logs prefixed by
+ * node id, who leads printed as it changes. Ctrl-C stops all three (each leader hands over first).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+const NODES = [1, 2, 3].map((i) => ({ id: `node${i}`, http: 3000 + i, cluster: 7000 + i }));
+const MEMBERS = NODES.map((n) => `${n.id}=127.0.0.1:${n.cluster}`).join(',');
+const SECRET = process.env.CATGA_SECRET ?? 'sample-secret-change-me-in-production';
+const COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m'];
+
+const children = new Map<string, ChildProcess>();
+let stopping = false;
+
+function start(n: (typeof NODES)[number], i: number): void {
+  const child = spawn(process.execPath, [join(__dirname, 'main.js')], {
+    env: {
+      ...process.env,
+      CATGA_NODE_ID: n.id,
+      CATGA_MEMBERS: MEMBERS,
+      CATGA_DATA_DIR: join(process.cwd(), 'data', n.id),
+      CATGA_SECRET: SECRET,
+      PORT: String(n.http),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.set(n.id, child);
+  const prefix = `${COLORS[i % COLORS.length]}[${n.id}]\x1b[0m `;
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let rest = '';
+    stream.on('data', (b: Buffer) => {
+      const lines = (rest + b.toString()).split('\n');
+      rest = lines.pop() ?? '';
+      for (const line of lines) process.stdout.write(prefix + line + '\n');
+    });
+  }
+  child.on('exit', (code, signal) => {
+    children.delete(n.id);
+    if (!stopping) console.log(`${prefix}exited (${signal ?? code}); restart it with: npm run sample, or leave it down and watch the others carry on`);
+  });
+}
+
+async function leaderOf(): Promise<string | null> {
+  for (const n of NODES) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${n.http}/cluster/status`, { signal: AbortSignal.timeout(500) });
+      const s = (await r.json()) as { leaderId?: string };
+      if (s.leaderId) return s.leaderId;
+    } catch {
+      // that node is down or still starting
+    }
+  }
+  return null;
+}
+
+async function main(): Promise<void> {
+  NODES.forEach(start);
+  let shown: string | null = null;
+  const watch = setInterval(async () => {
+    const leader = await leaderOf();
+    if (leader === shown || stopping) return;
+    shown = leader;
+    const n = NODES.find((x) => x.id === leader);
+    if (!n) {
+      console.log('\n>>> no leader right now (an election is running)\n');
+      return;
+    }
+    const pid = children.get(n.id)?.pid;
+    console.log(
+      `\n>>> ${leader} leads. Try:\n` +
+        `    curl -s -XPOST localhost:3002/orders -H 'content-type: application/json' -d '{"customer":"ada","amount":42}'\n` +
+        `    curl -s localhost:3003/orders/o-1\n` +
+        `    curl -s -XPUT localhost:3001/kv/greeting -H 'content-type: application/json' -d '{"value":"hello"}'\n` +
+        `    curl -s localhost:3001/cluster/status\n` +
+        `    kill -9 ${pid ?? '<pid>'}    # kill the leader and watch another node take over\n`,
+    );
+  }, 250);
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    clearInterval(watch);
+    console.log('\nstopping the three nodes…');
+    for (const c of children.values()) c.kill('SIGTERM');
+    const deadline = setTimeout(() => process.exit(0), 5000);
+    const check = setInterval(() => {
+      if (children.size > 0) return;
+      clearInterval(check);
+      clearTimeout(deadline);
+      process.exit(0);
+    }, 50);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+void main();

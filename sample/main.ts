@@ -1,0 +1,15 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { AppModule } from './app.module.js';
+import { ClusterErrorsFilter } from './cluster-errors.filter.js';
+
+/** One node of the sample: `node dist/sample/main.js` with CATGA_* and PORT set (sample/cluster.ts starts three). */
+async function bootstrap(): Promise<void> {
+  const app = await NestFactory.create(AppModule, { logger: ['log', 'warn', 'error'] });
+  app.useGlobalFilters(new ClusterErrorsFilter());
+  app.enableShutdownHooks(); // on SIGTERM/SIGINT a leader hands over before the process exits
+  const port = Number(process.env.PORT ?? 3000);
+  await app.listen(port, '127.0.0.1');
+}
+
+void bootstrap();
