@@ -15,3 +15,6 @@ export {
   ProposalOutcomeUnknownError,
   ClusterStoppedError,
 } from './cluster/errors.js';
+export { LockTimeoutException, LockLostException } from './cluster/lock-errors.js';
+export { ClusterLocks, DistributedLock, type LockAcquireOptions } from './cluster/distributed-lock.js';
+export { TaskLedger, type TaskRun, type TaskOutcome } from './cluster/task-ledger.js';

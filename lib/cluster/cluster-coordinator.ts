@@ -9,6 +9,8 @@ import { decodeReply, encodeRequest } from './rpc.js';
 import { fromWire } from './cluster-store.js';
 import type { ClusterStateMachine } from './state/cluster-state-machine.js';
 import type { CommittedEvent } from './state/event-log-module.js';
+import { ClusterLocks } from './distributed-lock.js';
+import { TaskLedger } from './task-ledger.js';
 
 export interface ClusterMember {
   readonly id: NodeId;
@@ -32,6 +34,8 @@ export interface CoordinatorParts {
   readonly timers: Timers;
   readonly members: readonly ClusterMember[];
   readonly electionTimeoutMs: number;
+  /** Unique per process start (lock requests are told apart by it); default: node id and start time. */
+  readonly clientId?: string;
 }
 
 export type { LeadershipState };
@@ -42,6 +46,10 @@ export type { LeadershipState };
  */
 export class ClusterCoordinator {
   readonly store: ClusterStore;
+  /** Leased locks with fencing tokens: `await cluster.locks.acquire('invoices', { ttl, wait })`. */
+  readonly locks: ClusterLocks;
+  /** The replicated ledger of singleton task runs. */
+  readonly tasks: TaskLedger;
   private readonly subject: BehaviorSubject<LeadershipState>;
   /** Leadership changes, starting with the current state. */
   readonly leadership$: Observable<LeadershipState>;
@@ -51,6 +59,14 @@ export class ClusterCoordinator {
 
   constructor(private readonly parts: CoordinatorParts) {
     this.store = parts.store;
+    this.locks = new ClusterLocks({
+      proposer: parts.proposer,
+      table: parts.stateMachine.locks,
+      clock: parts.clock,
+      timers: parts.timers,
+      owner: parts.clientId ?? `${parts.runtime.nodeId}@${Date.now().toString(36)}`,
+    });
+    this.tasks = new TaskLedger(parts.proposer, parts.stateMachine.tasks, parts.runtime.nodeId);
     this.subject = new BehaviorSubject(parts.runtime.leadership);
     this.leadership$ = this.subject.asObservable();
     parts.runtime.onLeadershipChange((s) => {

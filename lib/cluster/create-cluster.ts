@@ -75,13 +75,14 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     },
   );
   router = new RequestRouter(runtime, wallClock);
+  const clientId = randomUUID();
   const proposer = new LogProposer({
     runtime,
     network,
     clock: systemClock,
     timers: systemTimers,
     wallClock,
-    clientId: randomUUID(),
+    clientId,
     requestTimeoutMs: o.requestTimeout,
   });
   const coordinator = new ClusterCoordinator({
@@ -95,6 +96,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     timers: systemTimers,
     members: o.members.map((m) => ({ id: m.id, address: addressOf(m) })),
     electionTimeoutMs: o.electionTimeout,
+    clientId,
   });
   await runtime.start();
   logger.log(

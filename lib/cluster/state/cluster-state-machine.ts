@@ -2,8 +2,10 @@ import type { Entry } from '../../raft/index.js';
 import { decodeImage, decodePayload, encodeImage } from './entry-codec.js';
 import { EventLogModule } from './event-log-module.js';
 import { KvModule } from './kv-module.js';
+import { LockModule } from './lock-module.js';
 import { SESSION_EXPIRED, SessionTable } from './session-table.js';
 import type { StateModule } from './state-module.js';
+import { TaskLedgerModule } from './task-ledger-module.js';
 
 /** What the runtime applies committed entries to. */
 export interface StateMachine {
@@ -18,19 +20,21 @@ export class ApplyError {
 }
 
 /**
- * The replicated state: modules by name (kv now; locks, events and the task ledger join later) plus client sessions.
+ * The replicated state: modules by name (kv, events, locks, the task ledger) plus client sessions.
  * A bad entry yields an ApplyError result rather than an exception, since an exception would stop every node at the
  * same entry.
  */
 export class ClusterStateMachine implements StateMachine {
   readonly kv = new KvModule();
   readonly events = new EventLogModule();
+  readonly locks = new LockModule();
+  readonly tasks = new TaskLedgerModule();
   readonly sessions = new SessionTable();
   private readonly modules = new Map<string, StateModule>();
   appliedIndex = 0;
 
   constructor(extra: readonly StateModule[] = []) {
-    for (const m of [this.kv, this.events, ...extra]) this.modules.set(m.name, m);
+    for (const m of [this.kv, this.events, this.locks, this.tasks, ...extra]) this.modules.set(m.name, m);
   }
 
   apply(entry: Entry): unknown {
