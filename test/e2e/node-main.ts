@@ -4,7 +4,18 @@
  */
 import { createCluster } from '../../lib/cluster/create-cluster.js';
 import type { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
-import type { NodeRequest, NodeReply } from '../support/node-protocol.js';
+import { resolveClusterOptions } from '../../lib/cluster/options.js';
+import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
+import { leaseTicksFor } from '../../lib/raft/config.js';
+import {
+  epochMs,
+  type NodeReply,
+  type NodeRequest,
+  type ProbeResult,
+  type ReadKeysResult,
+  type ReadLoadResult,
+  type WriteLoadResult,
+} from '../support/node-protocol.js';
 
 const id = process.env.CATGA_NODE_ID ?? 'node1';
 const num = (name: string): number | undefined => (process.env[name] ? Number(process.env[name]) : undefined);
@@ -15,6 +26,17 @@ function log(level: 'log' | 'warn' | 'error') {
     console[level](`[${id}] ${m}`);
   };
 }
+
+const resolved = resolveClusterOptions({
+  nodeId: id,
+  electionTimeout: num('CATGA_ELECTION_TIMEOUT'),
+  heartbeatInterval: num('CATGA_HEARTBEAT'),
+});
+/** The lease length in ms with the core's default clock-drift bound (the runtime does not change it). */
+const leaseMs = leaseTicksFor(resolved.electionTick, 0.1) * resolved.tickMs;
+
+/** status() right after start, before any peer could have sent anything: what was recovered from the dataDir. */
+let bootStatus: RuntimeStatus | null = null;
 
 async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unknown> {
   switch (r.op) {
@@ -33,7 +55,15 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
     case 'transfer':
       return cluster.transferLeadership(r.to);
     case 'writeLoad':
-      return writeLoad(cluster, r.writers, r.durationMs, r.keyPrefix);
+      return writeLoad(cluster, r);
+    case 'readLoad':
+      return readLoad(cluster, r);
+    case 'probe':
+      return probe(cluster);
+    case 'bootStatus':
+      return bootStatus;
+    case 'readKeys':
+      return readKeys(cluster, r.keys, r.consistency ?? 'linearizable');
     case 'stop':
       await cluster.stop();
       setImmediate(() => process.exit(0));
@@ -41,28 +71,119 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
   }
 }
 
-/** `writers` concurrent loops of puts for `durationMs`: the latency of each acknowledged write, in µs. */
-async function writeLoad(cluster: ClusterCoordinator, writers: number, durationMs: number, keyPrefix: string) {
+type Req<Op extends NodeRequest['op']> = Extract<NodeRequest, { op: Op }>;
+
+function countError(names: Record<string, number>, e: unknown): void {
+  const name = e instanceof Error ? e.name : 'unknown';
+  names[name] = (names[name] ?? 0) + 1;
+}
+
+/**
+ * `writers` concurrent loops of puts for `durationMs` (or until `maxWrites` were acknowledged): the latency of each
+ * acknowledged write in µs, the acknowledged keys, and the longest time a writer made no progress.
+ */
+async function writeLoad(cluster: ClusterCoordinator, r: Req<'writeLoad'>): Promise<WriteLoadResult> {
   const latencies: number[] = [];
   const acked: string[] = [];
+  const startAt: number[] = [];
+  const endAt: number[] = [];
+  const errorNames: Record<string, number> = {};
   let errors = 0;
-  const end = performance.now() + durationMs;
+  let maxGapMs = 0;
+  const maxWrites = r.maxWrites ?? Number.POSITIVE_INFINITY;
+  const filler = r.valueBytes === undefined ? null : 'x'.repeat(r.valueBytes);
+  const startedAt = epochMs();
+  const end = performance.now() + r.durationMs;
   await Promise.all(
-    Array.from({ length: writers }, async (_, w) => {
-      for (let i = 0; performance.now() < end; i++) {
-        const key = `${keyPrefix}${w}-${i}`;
+    Array.from({ length: r.writers }, async (_, w) => {
+      let lastProgress = performance.now();
+      for (let i = 0; performance.now() < end && acked.length < maxWrites; i++) {
+        const key = `${r.keyPrefix}${w}-${i}`;
         const t = performance.now();
         try {
-          await cluster.store.put(key, i);
-          latencies.push(Math.round((performance.now() - t) * 1000));
+          await cluster.store.put(key, filler ?? i);
+          const done = performance.now();
+          latencies.push(Math.round((done - t) * 1000));
           acked.push(key);
-        } catch {
+          maxGapMs = Math.max(maxGapMs, done - lastProgress);
+          lastProgress = done;
+          if (r.detail) {
+            startAt.push(performance.timeOrigin + t);
+            endAt.push(performance.timeOrigin + done);
+          }
+        } catch (e) {
           errors++;
+          countError(errorNames, e);
+          // A failing write returns at once on some paths (no leader known): do not spin.
+          await new Promise((res) => setTimeout(res, 1));
+        }
+      }
+      maxGapMs = Math.max(maxGapMs, Math.min(performance.now(), end) - lastProgress);
+    }),
+  );
+  const result: WriteLoadResult = { latencies, acked, errors, errorNames, startedAt, endedAt: epochMs(), maxGapMs };
+  return r.detail ? { ...result, startAt, endAt } : result;
+}
+
+/** `readers` concurrent loops of gets over `keys` for `durationMs`: the latency of each successful read in µs. */
+async function readLoad(cluster: ClusterCoordinator, r: Req<'readLoad'>): Promise<ReadLoadResult> {
+  const latencies: number[] = [];
+  const errorNames: Record<string, number> = {};
+  let errors = 0;
+  const consistency = r.consistency ?? 'linearizable';
+  const startedAt = epochMs();
+  const end = performance.now() + r.durationMs;
+  await Promise.all(
+    Array.from({ length: r.readers }, async (_, w) => {
+      for (let i = w; performance.now() < end; i++) {
+        const t = performance.now();
+        try {
+          await cluster.store.get(r.keys[i % r.keys.length]!, { consistency });
+          latencies.push(Math.round((performance.now() - t) * 1000));
+        } catch (e) {
+          errors++;
+          countError(errorNames, e);
+          await new Promise((res) => setTimeout(res, 1));
         }
       }
     }),
   );
-  return { latencies, acked, errors };
+  return { latencies, errors, errorNames, startedAt, endedAt: epochMs() };
+}
+
+function probe(cluster: ClusterCoordinator): ProbeResult {
+  // status() first: it reports the core as it is, without catching up its clock; hasLease() catches up.
+  const s = cluster.status();
+  const hasLease = cluster.hasLease();
+  const at = epochMs();
+  const contacts = s.members.filter((m) => m.role !== 'self').map((m) => m.lastContactMs ?? Number.POSITIVE_INFINITY);
+  contacts.sort((a, b) => a - b);
+  // The quorum counts this node; the (quorum - 1)-th most recent follower completes it. +1 ms: lastContactMs is rounded.
+  const quorumContact = contacts[Math.floor(s.members.length / 2) - 1] ?? Number.POSITIVE_INFINITY;
+  return {
+    nodeId: s.nodeId,
+    isLeader: s.isLeader,
+    leaseValid: s.leaseValid,
+    hasLease,
+    leaderId: s.leaderId,
+    term: s.term,
+    at,
+    leaseBound: hasLease ? at - quorumContact + leaseMs + 1 : null,
+    leaseMs,
+  };
+}
+
+/** One read barrier (when linearizable), then every key read from the local state: one linearizable snapshot. */
+async function readKeys(cluster: ClusterCoordinator, keys: readonly string[], consistency: 'local' | 'linearizable'): Promise<ReadKeysResult> {
+  if (consistency === 'linearizable' && keys.length > 0) await cluster.store.get(keys[0]!, { consistency });
+  const versions: Record<string, number> = {};
+  const missing: string[] = [];
+  for (const key of keys) {
+    const e = await cluster.store.get(key, { consistency: 'local' });
+    versions[key] = e?.version ?? 0;
+    if (!e) missing.push(key);
+  }
+  return { versions, missing };
 }
 
 async function main(): Promise<void> {
@@ -73,6 +194,7 @@ async function main(): Promise<void> {
     heartbeatInterval: num('CATGA_HEARTBEAT'),
     logger: { log: log('log'), warn: log('warn'), error: log('error') },
   });
+  bootStatus = cluster.status();
   process.on('message', (r: NodeRequest) => {
     handle(cluster, r).then(
       (result) => process.send!({ id: r.id, ok: true, result } satisfies NodeReply),
@@ -80,6 +202,8 @@ async function main(): Promise<void> {
     );
   });
   process.on('SIGTERM', () => void cluster.stop().then(() => process.exit(0)));
+  // The parent is gone (a test runner that crashed): do not linger holding a port and a dataDir.
+  process.on('disconnect', () => process.exit(1));
   process.send!({ id: 0, ok: true, result: 'ready' } satisfies NodeReply);
 }
 

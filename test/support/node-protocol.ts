@@ -7,7 +7,32 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'delete'; readonly key: string }
   | { readonly op: 'waitForLeader'; readonly timeout?: number }
   | { readonly op: 'transfer'; readonly to?: string }
-  | { readonly op: 'writeLoad'; readonly writers: number; readonly durationMs: number; readonly keyPrefix: string }
+  | {
+      readonly op: 'writeLoad';
+      readonly writers: number;
+      readonly durationMs: number;
+      readonly keyPrefix: string;
+      /** Stop once this many writes were acknowledged in total (all writers together). */
+      readonly maxWrites?: number;
+      /** Write a string of this many bytes instead of the loop counter. */
+      readonly valueBytes?: number;
+      /** Also return the start and end time (epoch ms) of each acknowledged write. */
+      readonly detail?: boolean;
+    }
+  | {
+      readonly op: 'readLoad';
+      readonly readers: number;
+      readonly durationMs: number;
+      /** Read these keys round-robin. */
+      readonly keys: readonly string[];
+      readonly consistency?: 'local' | 'linearizable';
+    }
+  /** Leadership as the coordinator sees it right now (hasLease catches up the clock first), with this process's time. */
+  | { readonly op: 'probe' }
+  /** status() taken right after createCluster returned: what the node recovered from its dataDir. */
+  | { readonly op: 'bootStatus' }
+  /** Reads every key after one read barrier (linearizable) or locally; versions by key, 0 for absent. */
+  | { readonly op: 'readKeys'; readonly keys: readonly string[]; readonly consistency?: 'local' | 'linearizable' }
   | { readonly op: 'stop' }
 );
 
@@ -16,3 +41,61 @@ export type NodeReply =
   | { readonly id: number; readonly ok: false; readonly error: { readonly name: string; readonly message: string } };
 
 export type DistributiveOmit<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
+
+/** Epoch ms with sub-ms precision, comparable between processes on one machine. */
+export function epochMs(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+export interface WriteLoadResult {
+  /** Latency of each acknowledged write, µs, in completion order. */
+  readonly latencies: number[];
+  /** Keys whose put was acknowledged. */
+  readonly acked: string[];
+  readonly errors: number;
+  /** Errors by name. */
+  readonly errorNames: Record<string, number>;
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** The longest time any writer went without an acknowledgement (from the start, between acks, until the end), ms. */
+  readonly maxGapMs: number;
+  /** With `detail`: epoch ms when each acknowledged write started and ended, parallel to `acked`. */
+  readonly startAt?: number[];
+  readonly endAt?: number[];
+}
+
+export interface ReadLoadResult {
+  /** Latency of each successful read, µs. */
+  readonly latencies: number[];
+  readonly errors: number;
+  readonly errorNames: Record<string, number>;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+export interface ProbeResult {
+  readonly nodeId: string;
+  /** status().isLeader / status().leaseValid: the core's view, without catching up its clock. */
+  readonly isLeader: boolean;
+  readonly leaseValid: boolean;
+  /** ClusterCoordinator.hasLease(): what leader-only code checks (the clock is caught up first). */
+  readonly hasLease: boolean;
+  readonly leaderId: string;
+  readonly term: number;
+  /** epochMs() in the node process when it answered. */
+  readonly at: number;
+  /**
+   * While hasLease: an upper bound (epoch ms) on when this lease ends if nothing more is heard — the time of the
+   * quorum-th most recent message from the followers plus the lease length. A lease rests on a stamp the leader sent
+   * no later than the reply that acknowledged it arrived, and lasts leaseTicks from that stamp. Null otherwise.
+   */
+  readonly leaseBound: number | null;
+  /** leaseTicks × tickMs for this node's options. */
+  readonly leaseMs: number;
+}
+
+export interface ReadKeysResult {
+  /** Version by key; 0 when absent. */
+  readonly versions: Record<string, number>;
+  readonly missing: string[];
+}

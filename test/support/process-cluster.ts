@@ -1,11 +1,22 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import type { DistributiveOmit, NodeReply, NodeRequest } from './node-protocol.js';
 
-/** Compiled by `npm run build`; tests and benchmarks run real processes, not the TypeScript source. */
-export const NODE_MAIN = resolve(__dirname, '../../dist/test/e2e/node-main.js');
+/**
+ * Compiled by `npm run build`; tests and benchmarks run real processes, not the TypeScript source. Found next to
+ * this file when it runs compiled (dist/test/support, as the benchmarks do), under dist/ when it runs from source.
+ */
+export const NODE_MAIN = existsSync(resolve(__dirname, '../e2e/node-main.js'))
+  ? resolve(__dirname, '../e2e/node-main.js')
+  : resolve(__dirname, '../../dist/test/e2e/node-main.js');
+
+/** Throws a clear error when the node program has not been built. */
+export function assertBuilt(): void {
+  if (!existsSync(NODE_MAIN)) throw new Error(`${NODE_MAIN} is missing: run npm run build first`);
+}
 
 export class RemoteError extends Error {
   constructor(name: string, message: string) {
@@ -93,6 +104,10 @@ export class NodeProcess {
     });
   }
 
+  status(timeoutMs = 2000): Promise<RuntimeStatus> {
+    return this.request<RuntimeStatus>({ op: 'status' }, timeoutMs);
+  }
+
   /** Sends a signal; for SIGKILL, resolves once the process is gone. */
   async signal(sig: NodeJS.Signals): Promise<void> {
     const child = this.child;
@@ -112,6 +127,8 @@ export interface ProcessClusterOptions {
   readonly basePort: number;
   readonly secret?: string;
   readonly env?: Record<string, string>;
+  /** Extra environment for single nodes, by id (applied after `env`). */
+  readonly nodeEnv?: Readonly<Record<string, Record<string, string>>>;
 }
 
 /** N node processes on 127.0.0.1 with their own temp dataDirs, removed by `destroy()`. */
@@ -132,6 +149,7 @@ export class ProcessCluster {
           CATGA_SECRET: opts.secret ?? 'e2e-test-secret',
           CATGA_QUIET: '1',
           ...opts.env,
+          ...opts.nodeEnv?.[id],
         }),
     );
   }
@@ -163,4 +181,31 @@ export class ProcessCluster {
     await Promise.all(this.nodes.map((n) => n.signal('SIGKILL')));
     rmSync(this.dataRoot, { recursive: true, force: true });
   }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Polls `check` every `everyMs` until it returns a value other than undefined; throws `what` after `timeoutMs`. */
+export async function waitUntil<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = undefined;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${String(last)})` : ''}`);
+    await sleep(everyMs);
+  }
+}
+
+/** The p-quantile (0..1) of `xs` by nearest rank; NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
+  if (xs.length === 0) return Number.NaN;
+  const sorted = xs.slice().sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
 }
