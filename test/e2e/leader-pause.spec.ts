@@ -1,0 +1,203 @@
+/**
+ * SIGSTOP / SIGCONT on real node processes (ports 18300–18302): a paused leader is replaced and steps down when it
+ * resumes, without two nodes ever holding a lease at once; a paused follower does not slow writes down. Needs
+ * `npm run build` first.
+ */
+import type { StoreEntry, WriteResult } from '../../lib/cluster/cluster-store.js';
+import { epochMs, type ProbeResult, type WriteLoadResult } from '../support/node-protocol.js';
+import { ProcessCluster, assertBuilt, percentile, sleep, waitUntil, type NodeProcess } from '../support/process-cluster.js';
+
+jest.setTimeout(30_000);
+
+let cluster: ProcessCluster;
+
+beforeAll(async () => {
+  assertBuilt();
+  cluster = new ProcessCluster({ basePort: 18300 });
+  await cluster.start();
+});
+
+afterAll(async () => {
+  await cluster?.destroy();
+});
+
+interface Sample extends ProbeResult {
+  readonly sentAt: number;
+}
+
+/**
+ * Probes every node every `everyMs`, one probe in flight per node: a stopped node's probe stays unanswered until it
+ * resumes, and its answer then tells what it believed right after resuming.
+ */
+class LeasePoller {
+  readonly samples: Sample[] = [];
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly nodes: readonly NodeProcess[]) {}
+
+  start(everyMs = 10): void {
+    this.timer = setInterval(() => {
+      for (const n of this.nodes) {
+        if (this.inFlight.has(n.id) || !n.running) continue;
+        const sentAt = epochMs();
+        const p = n
+          .request<ProbeResult>({ op: 'probe' }, 10_000)
+          .then((r) => void this.samples.push({ ...r, sentAt }))
+          .catch(() => undefined)
+          .finally(() => this.inFlight.delete(n.id));
+        this.inFlight.set(n.id, p);
+      }
+    }, everyMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.inFlight.values());
+  }
+}
+
+interface Claim {
+  readonly node: string;
+  readonly term: number;
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * Intervals in which a node claimed a lease: from a sample that says so until the earlier of its lease bound and the
+ * node's next sample (which states its belief afresh). A node's last answer before it was stopped thus stands for
+ * it while it is stopped, but no longer than the lease it had could last. `valid` picks the field judged.
+ */
+function claims(samples: readonly Sample[], valid: (s: Sample) => boolean): Claim[] {
+  const out: Claim[] = [];
+  const byNode = new Map<string, Sample[]>();
+  for (const s of samples) byNode.set(s.nodeId, [...(byNode.get(s.nodeId) ?? []), s]);
+  for (const [node, list] of byNode) {
+    list.sort((a, b) => a.at - b.at);
+    list.forEach((s, i) => {
+      if (!valid(s)) return;
+      const next = list[i + 1]?.at ?? Number.POSITIVE_INFINITY;
+      out.push({ node, term: s.term, from: s.at, to: Math.max(s.at, Math.min(s.leaseBound ?? s.at, next)) });
+    });
+  }
+  return out;
+}
+
+function overlaps(cs: readonly Claim[]): [Claim, Claim][] {
+  const out: [Claim, Claim][] = [];
+  for (const a of cs) for (const b of cs) if (a.node < b.node && a.from <= b.to && b.from <= a.to) out.push([a, b]);
+  return out;
+}
+
+test('a leader stopped for 1 s is replaced, steps down after SIGCONT, and no two nodes hold a lease at once', async () => {
+  const old = await cluster.leader(5000);
+  const others = cluster.nodes.filter((n) => n !== old);
+  const poller = new LeasePoller(cluster.nodes);
+  poller.start(10);
+  await sleep(200);
+
+  const stoppedAt = epochMs();
+  await old.signal('SIGSTOP');
+  // A new leader among the others, measured from the stop.
+  const next = await cluster.leader(3000, others);
+  const newLeaderAfterMs = epochMs() - stoppedAt;
+  const stoppedFor = 1000 - (epochMs() - stoppedAt);
+  if (stoppedFor > 0) await sleep(stoppedFor);
+
+  // One write queued before SIGCONT (the resumed process reads it in its first event-loop turn) and one right after.
+  const queued = old.request<WriteResult>({ op: 'put', key: 'to-old-leader-queued', value: 'q' }).then(
+    (r) => ({ ok: true as const, r }),
+    (e: Error) => ({ ok: false as const, e }),
+  );
+  await old.signal('SIGCONT');
+  const resumedAt = epochMs();
+  const after = old.request<WriteResult>({ op: 'put', key: 'to-old-leader-after', value: 'a' }).then(
+    (r) => ({ ok: true as const, r }),
+    (e: Error) => ({ ok: false as const, e }),
+  );
+
+  // The old leader steps down and follows the new one.
+  const stepDown = await waitUntil('the resumed leader following the new one', 3000, async () => {
+    const s = await old.status();
+    return !s.isLeader && s.leaderId === next.id ? epochMs() - resumedAt : undefined;
+  }, 5);
+  await sleep(300);
+  await poller.stop();
+
+  const writes = { queued: await queued, after: await after };
+  for (const [name, w] of Object.entries(writes)) {
+    const key = name === 'queued' ? 'to-old-leader-queued' : 'to-old-leader-after';
+    const e = await next.request<StoreEntry | null>({ op: 'get', key, consistency: 'linearizable' });
+    // Either it failed (and applied at most once), or it succeeded and applied exactly once.
+    if (w.ok) {
+      expect(w.r.version).toBe(1);
+      expect(e?.version).toBe(1);
+    } else {
+      expect(e === null || e.version === 1).toBe(true);
+    }
+  }
+
+  const samples = poller.samples;
+  const byLease = overlaps(claims(samples, (s) => s.isLeader && s.hasLease));
+  const byStatus = overlaps(claims(samples, (s) => s.isLeader && s.leaseValid));
+  const oldAfter = samples.filter((s) => s.nodeId === old.id && s.at >= resumedAt).sort((a, b) => a.at - b.at);
+  const firstNew = samples.filter((s) => s.nodeId === next.id && s.hasLease).sort((a, b) => a.at - b.at)[0];
+  const lastOld = samples.filter((s) => s.nodeId === old.id && s.hasLease && s.at < stoppedAt).sort((a, b) => b.at - a.at)[0];
+  const report = {
+    samples: samples.length,
+    newLeaderAfterMs: Math.round(newLeaderAfterMs),
+    oldLeaseBoundAfterStopMs: lastOld?.leaseBound ? Math.round(lastOld.leaseBound - stoppedAt) : null,
+    newLeaseFromAfterStopMs: firstNew ? Math.round(firstNew.at - stoppedAt) : null,
+    oldStepDownAfterResumeMs: Math.round(stepDown),
+    oldFirstAnswersAfterResume: oldAfter.slice(0, 3).map((s) => ({
+      atMs: Math.round(s.at - resumedAt),
+      isLeader: s.isLeader,
+      leaseValid: s.leaseValid,
+      hasLease: s.hasLease,
+      term: s.term,
+    })),
+    writes: Object.fromEntries(Object.entries(writes).map(([k, w]) => [k, w.ok ? `ok v${w.r.version}` : `failed: ${w.e.name}`])),
+    overlapsByHasLease: byLease,
+    overlapsByStatusLeaseValid: byStatus,
+  };
+  console.log(`e2e leader pause: ${JSON.stringify(report)}`);
+  expect(samples.length).toBeGreaterThan(100);
+  expect(firstNew).toBeDefined();
+  expect(byLease).toEqual([]);
+  expect(byStatus).toEqual([]);
+});
+
+async function writeP50(leader: NodeProcess, ms: number, prefix: string): Promise<{ p50: number; n: number }> {
+  const r = await leader.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: ms, keyPrefix: prefix });
+  expect(r.errors).toBe(0);
+  return { p50: percentile(r.latencies, 0.5) / 1000, n: r.latencies.length };
+}
+
+test('with one follower stopped for 3 s, sequential write p50 on the leader stays within 1.5x of all-up', async () => {
+  const leader = await cluster.leader(5000);
+  const follower = cluster.nodes.find((n) => n !== leader)!;
+  await writeP50(leader, 300, 'warm-'); // warm-up: connections, JIT
+  const up = await writeP50(leader, 1200, 'up-');
+
+  await follower.signal('SIGSTOP');
+  const stoppedAt = Date.now();
+  try {
+    await sleep(300); // past the first heartbeats that go unanswered
+    const paused = await writeP50(leader, 2000, 'paused-');
+    const s = await leader.status();
+    expect(s.isLeader).toBe(true); // the leader kept its role: the paused node was a follower
+    console.log(
+      `e2e paused follower: all-up p50 ${up.p50.toFixed(3)} ms (${up.n} writes), ` +
+        `one follower stopped p50 ${paused.p50.toFixed(3)} ms (${paused.n} writes), ratio ${(paused.p50 / up.p50).toFixed(2)}`,
+    );
+    expect(paused.p50).toBeLessThanOrEqual(1.5 * up.p50);
+  } finally {
+    const left = 3000 - (Date.now() - stoppedAt);
+    if (left > 0) await sleep(left);
+    await follower.signal('SIGCONT');
+  }
+  // The resumed follower catches up.
+  const target = (await leader.status()).commitIndex;
+  await waitUntil('the resumed follower catching up', 5000, async () => ((await follower.status()).appliedIndex >= target ? true : undefined));
+});
