@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/**
+ * The sample app as three real processes (what `npm run sample` starts), driven over HTTP: forwarded commands,
+ * @LeaderOnly, cluster events building every node's read model in the same order, and failover after kill -9.
+ */
+const MAIN = resolve(__dirname, '../../dist/sample/main.js');
+const HTTP = [18601, 18602, 18603];
+const CLUSTER = [18611, 18612, 18613];
+const ids = ['s1', 's2', 's3'];
+
+jest.setTimeout(60_000);
+
+interface Node {
+  id: string;
+  http: number;
+  proc: ChildProcess | null;
+  out: string;
+}
+
+async function call(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
+  const r = await fetch(`http://127.0.0.1:${port}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+  const text = await r.text();
+  return { status: r.status, json: text ? JSON.parse(text) : null };
+}
+
+describe('the sample app, three processes', () => {
+  const dataRoot = mkdtempSync(join(tmpdir(), 'catga-sample-'));
+  const nodes: Node[] = ids.map((id, i) => ({ id, http: HTTP[i]!, proc: null, out: '' }));
+
+  const start = (n: Node) => {
+    const members = ids.map((id, i) => `${id}=127.0.0.1:${CLUSTER[i]}`).join(',');
+    const proc = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'sample-e2e-secret', PORT: String(n.http) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
+    proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
+    n.proc = proc;
+  };
+
+  const status = async (n: Node) => (await call(n.http, 'GET', '/cluster/status')).json as { leaderId: string; isLeader: boolean };
+
+  const leader = async (among = nodes): Promise<Node> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      for (const n of among) {
+        const s = await status(n).catch(() => null);
+        if (s?.isLeader) return n;
+      }
+      if (Date.now() > deadline) throw new Error(`no leader:\n${among.map((n) => n.out.slice(-2000)).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+    nodes.forEach(start);
+    await leader();
+  });
+
+  afterAll(() => {
+    for (const n of nodes) n.proc?.kill('SIGKILL');
+    rmSync(dataRoot, { recursive: true, force: true });
+  });
+
+  test('an order sent to a follower is created by the leader and readable on every node', async () => {
+    const L = await leader();
+    const F = nodes.find((n) => n !== L)!;
+    const created = await call(F.http, 'POST', '/orders', { customer: 'ada', amount: 42 });
+    expect(created.status).toBe(201);
+    expect(created.json.createdOn).toBe(L.id);
+    for (const n of nodes) {
+      let got = await call(n.http, 'GET', `/orders/${created.json.id}`);
+      for (let i = 0; got.status === 404 && i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        got = await call(n.http, 'GET', `/orders/${created.json.id}`);
+      }
+      expect(got.json).toMatchObject({ id: created.json.id, customer: 'ada', amount: 42, eventIndex: created.json.eventIndex });
+    }
+  });
+
+  test('a validation error from the leader comes back as a 400 on the follower', async () => {
+    const L = await leader();
+    const F = nodes.find((n) => n !== L)!;
+    const r = await call(F.http, 'POST', '/orders', { customer: '', amount: 1 });
+    expect(r.status).toBe(400);
+    expect(r.json.message).toMatch(/customer/);
+  });
+
+  test('@LeaderOnly cancel answers 421 naming the leader on a follower, and works on the leader', async () => {
+    const L = await leader();
+    const F = nodes.find((n) => n !== L)!;
+    const { json: order } = await call(F.http, 'POST', '/orders', { customer: 'bob', amount: 7 });
+    const refused = await call(F.http, 'POST', `/orders/${order.id}/cancel`);
+    expect(refused.status).toBe(421);
+    expect(refused.json.leaderId).toBe(L.id);
+    const ok = await call(L.http, 'POST', `/orders/${order.id}/cancel`);
+    expect(ok.status).toBe(201);
+    expect(ok.json.status).toBe('cancelled');
+  });
+
+  test('kv API: put, linearizable get on another node, cas conflict, delete', async () => {
+    expect((await call(HTTP[0]!, 'PUT', '/kv/colour', { value: 'blue' })).json).toEqual({ version: 1 });
+    expect((await call(HTTP[2]!, 'GET', '/kv/colour?consistency=linearizable')).json).toEqual({ value: 'blue', version: 1 });
+    const conflict = await call(HTTP[1]!, 'POST', '/kv/colour/cas', { expectedVersion: 0, value: 'red' });
+    expect(conflict).toEqual({ status: 409, json: { ok: false, version: 1 } });
+    expect((await call(HTTP[1]!, 'POST', '/kv/colour/cas', { expectedVersion: 1, value: 'red' })).json).toEqual({ ok: true, version: 2 });
+    expect((await call(HTTP[2]!, 'DELETE', '/kv/colour')).status).toBe(200);
+    expect((await call(HTTP[0]!, 'GET', '/kv/colour')).status).toBe(404);
+  });
+
+  test('after kill -9 of the leader, another node leads and orders continue from the same counter', async () => {
+    const L = await leader();
+    const before = await call(L.http, 'POST', '/orders', { customer: 'cy', amount: 1 });
+    L.proc!.kill('SIGKILL');
+    const t0 = Date.now();
+    const survivors = nodes.filter((n) => n !== L);
+    let after: { status: number; json: any } | null = null;
+    while (Date.now() - t0 < 5000) {
+      after = await call(survivors[0]!.http, 'POST', '/orders', { customer: 'cy', amount: 2 }).catch(() => null);
+      if (after?.status === 201) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(after?.status).toBe(201);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(Number(after!.json.id.slice(2))).toBe(Number(before.json.id.slice(2)) + 1);
+    expect(survivors.map((n) => n.id)).toContain(after!.json.createdOn);
+  });
+});
