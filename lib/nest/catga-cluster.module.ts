@@ -18,6 +18,7 @@ import {
 import type { ClusterModuleOptions } from './interfaces/cluster-module-options.interface.js';
 import { ClusterEventBridge } from './services/cluster-event-bridge.service.js';
 import { CommandForwarder } from './services/command-forwarder.service.js';
+import { SingletonTaskRunner } from './services/singleton-task-runner.service.js';
 
 /**
  * Turns this app instance into a member of a Raft cluster. Global by default, so ClusterCoordinator and the
@@ -37,6 +38,7 @@ import { CommandForwarder } from './services/command-forwarder.service.js';
     },
     CommandForwarder,
     ClusterEventBridge,
+    SingletonTaskRunner,
   ],
   exports: [ClusterCoordinator, CommandForwarder],
 })

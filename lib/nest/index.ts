@@ -3,6 +3,8 @@ export { CLUSTER_MODULE_OPTIONS } from './cluster.module-definition.js';
 export { ForwardToLeader } from './decorators/forward-to-leader.decorator.js';
 export { LeaderOnly } from './decorators/leader-only.decorator.js';
 export { ClusterEvent } from './decorators/cluster-event.decorator.js';
+export { SingletonTask } from './decorators/singleton-task.decorator.js';
+export type { LeaderTask, SingletonTaskOptions } from './decorators/singleton-task.types.js';
 export { eventIndex } from './services/cluster-event-bridge.service.js';
 export { ForwardOutcomeUnknownException } from './services/command-forwarder.service.js';
 export { RemoteHandlerError } from './error-codec.js';
