@@ -5,8 +5,9 @@
  * floor is the cost of handing I/O to libuv's threadpool (and grows when the CPUs are busy), the gap between it
  * and `storage` is ours.
  *
- *   npm run build && node dist/bench/storage.js [--dir /path/on/the/disk] [--seconds 3] [--max 20000]
- *                                              [--rounds 6] [--durability dsync|fdatasync] [--io threadpool|blocking]
+ *   npm run bench -- storage [--dir /path/on/the/disk] [--seconds 3] [--max 20000] [--rounds 6]
+ *                            [--durability dsync|fdatasync] [--io threadpool|blocking]
+ *   (or on its own: npm run build && node dist/bench/storage.js [same options])
  *
  * Prints one JSON line per case and a final JSON summary. Each case is bounded by time and by batch count, and is
  * run in rounds that alternate floor and storage, so load from other processes hits both alike.
@@ -22,7 +23,7 @@ import { encodeRecords } from '../lib/storage/record.js';
 const ENTRY_BYTES = 128;
 const BATCH_SIZES = [1, 16, 256] as const;
 
-interface CaseResult {
+export interface CaseResult {
   readonly case: 'floor' | 'asyncFloor' | 'storage';
   readonly batch: number;
   readonly batches: number;
@@ -110,7 +111,7 @@ async function storageRun(persistOne: () => Promise<void>, seconds: number, max:
 }
 
 /** Both sides of one batch size, alternating in `rounds` slices of `seconds / rounds`. */
-async function runCase(dir: string, batch: number, opts: Options): Promise<CaseResult[]> {
+async function runCase(dir: string, batch: number, opts: StorageBenchOptions): Promise<CaseResult[]> {
   const payload = new Uint8Array(ENTRY_BYTES).fill(7);
   const bytes = batchBytes(batch, payload);
   const floorFile = path.join(dir, `floor-${batch}.bin`);
@@ -165,7 +166,7 @@ async function runCase(dir: string, batch: number, opts: Options): Promise<CaseR
   ];
 }
 
-interface Options {
+export interface StorageBenchOptions {
   readonly seconds: number;
   readonly max: number;
   readonly rounds: number;
@@ -173,23 +174,38 @@ interface Options {
   readonly io: IoMode;
 }
 
-async function main(): Promise<void> {
+/** The options from the command line (`--seconds`, `--max`, `--rounds`, `--durability`, `--io`, `--dir`). */
+export function storageOptionsFromArgs(quick = false): StorageBenchOptions & { readonly dir: string } {
   const durability = arg('durability', '');
-  const opts: Options = {
-    seconds: Number(arg('seconds', '3')),
+  return {
+    seconds: Number(arg('seconds', quick ? '1' : '3')),
     max: Number(arg('max', '20000')),
-    rounds: Number(arg('rounds', '6')),
+    rounds: Number(arg('rounds', quick ? '2' : '6')),
     durability: durability === 'dsync' || durability === 'fdatasync' ? durability : undefined,
     io: arg('io', 'threadpool') === 'blocking' ? 'blocking' : 'threadpool',
+    dir: arg('dir', os.tmpdir()),
   };
-  const base = arg('dir', os.tmpdir());
+}
+
+export interface StorageBenchSummary {
+  readonly bench: 'storage';
+  readonly durability: Durability;
+  readonly io: IoMode;
+  readonly entryBytes: number;
+  readonly results: readonly CaseResult[];
+  readonly [more: string]: unknown;
+}
+
+/** Runs every case in a temp dir under `opts.dir`, printing one JSON line per case and the summary. */
+export async function runStorageBench(opts: StorageBenchOptions & { readonly dir: string }): Promise<StorageBenchSummary> {
+  const base = opts.dir;
   const dir = fs.mkdtempSync(path.join(base, 'catga-bench-storage-'));
   const results: CaseResult[] = [];
   try {
     for (const batch of BATCH_SIZES) {
       for (const result of await runCase(dir, batch, opts)) {
         results.push(result);
-        process.stdout.write(`${JSON.stringify(result)}\n`);
+        process.stdout.write(`${JSON.stringify({ bench: 'storage', ...result })}\n`);
       }
     }
   } finally {
@@ -199,12 +215,12 @@ async function main(): Promise<void> {
   const single = find('storage', 1);
   const singleFloor = find('floor', 1);
   const big = find('storage', 256);
-  const summary = {
+  const summary: StorageBenchSummary = {
     bench: 'storage',
     node: process.version,
     platform: `${os.platform()} ${os.release()}`,
     dir: base,
-    durability: opts.durability ?? new NodeDisk(dir).durability,
+    durability: opts.durability ?? new NodeDisk(base).durability,
     io: opts.io,
     entryBytes: ENTRY_BYTES,
     results,
@@ -221,9 +237,12 @@ async function main(): Promise<void> {
     },
   };
   process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return summary;
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+if (require.main === module) {
+  runStorageBench(storageOptionsFromArgs()).catch((err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

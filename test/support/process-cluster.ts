@@ -127,6 +127,8 @@ export interface ProcessClusterOptions {
   readonly basePort: number;
   readonly secret?: string;
   readonly env?: Record<string, string>;
+  /** Where the temp dataDirs go (default: the system temp dir). */
+  readonly dataParent?: string;
   /** Extra environment for single nodes, by id (applied after `env`). */
   readonly nodeEnv?: Readonly<Record<string, Record<string, string>>>;
 }
@@ -134,10 +136,11 @@ export interface ProcessClusterOptions {
 /** N node processes on 127.0.0.1 with their own temp dataDirs, removed by `destroy()`. */
 export class ProcessCluster {
   readonly nodes: NodeProcess[];
-  readonly dataRoot = mkdtempSync(join(tmpdir(), 'catga-e2e-'));
+  readonly dataRoot: string;
   readonly members: string[];
 
   constructor(opts: ProcessClusterOptions) {
+    this.dataRoot = mkdtempSync(join(opts.dataParent ?? tmpdir(), 'catga-e2e-'));
     const ids = opts.ids ?? ['n1', 'n2', 'n3'];
     this.members = ids.map((id, i) => `${id}=127.0.0.1:${opts.basePort + i}`);
     this.nodes = ids.map(

@@ -1,0 +1,181 @@
+/**
+ * Cluster benchmark: three node processes on 127.0.0.1 (test/e2e/node-main, fsync on, seed defaults: election
+ * timeout 150 ms, heartbeat 50 ms, compaction every 1000 entries), driven over IPC.
+ *
+ * - writes at 1, 16, 64, 256 concurrent writers inside the leader's process (`writeLoad`), and 16 inside a follower
+ *   (each write forwarded to the leader);
+ * - linearizable reads at 64 readers inside the leader's process (`readLoad`), and inside a follower;
+ * - failover: kill -9 of the leader, time until a write commits on a survivor; the killed node restarts between rounds;
+ * - graceful stop: SIGTERM to the leader (it hands leadership over), the longest pause a writer on a survivor sees.
+ */
+import * as fs from 'node:fs';
+import type { WriteResult } from '../lib/cluster/cluster-store.js';
+import { epochMs, type ReadLoadResult, type WriteLoadResult } from '../test/support/node-protocol.js';
+import { ProcessCluster, assertBuilt, percentile, sleep, waitUntil, type NodeProcess } from '../test/support/process-cluster.js';
+
+export interface ClusterBenchOptions {
+  /** ms per throughput case. */
+  readonly caseMs: number;
+  readonly failoverRounds: number;
+  readonly gracefulRounds: number;
+  readonly basePort: number;
+  /** Parent of the nodes' data dirs (the disk being measured). */
+  readonly dir: string;
+}
+
+/** One measurement as printed and stored under its metric name. */
+export type Measurement = Record<string, number | string | boolean | null>;
+
+export interface ClusterBenchResult {
+  readonly metrics: Record<string, Measurement>;
+}
+
+function round(x: number, digits = 3): number {
+  return Number.isFinite(x) ? Number(x.toFixed(digits)) : x;
+}
+
+function throughput(latenciesUs: readonly number[], startedAt: number, endedAt: number, errors: number): Measurement {
+  const seconds = (endedAt - startedAt) / 1000;
+  return {
+    ops: latenciesUs.length,
+    seconds: round(seconds),
+    opsPerSec: Math.round(latenciesUs.length / seconds),
+    p50Ms: round(percentile(latenciesUs, 0.5) / 1000),
+    p99Ms: round(percentile(latenciesUs, 0.99) / 1000),
+    maxMs: round(percentile(latenciesUs, 1) / 1000),
+    errors,
+  };
+}
+
+function emit(metric: string, m: Measurement): void {
+  process.stdout.write(`${JSON.stringify({ bench: 'cluster', metric, ...m })}\n`);
+}
+
+/** Until one node leads with a valid lease, every node names it, and every node has applied what it committed. */
+async function settled(c: ProcessCluster, timeoutMs = 10_000): Promise<NodeProcess> {
+  return waitUntil('a settled cluster', timeoutMs, async () => {
+    const live = c.nodes.filter((n) => n.running);
+    const all = await Promise.all(live.map((n) => n.status()));
+    const leader = all.find((s) => s.isLeader && s.leaseValid);
+    if (!leader || all.length !== c.nodes.length) return undefined;
+    const agreed = all.every((s) => s.leaderId === leader.nodeId && s.appliedIndex >= leader.commitIndex);
+    return agreed ? live[all.indexOf(leader)] : undefined;
+  });
+}
+
+async function writeCase(node: NodeProcess, writers: number, ms: number, prefix: string): Promise<Measurement> {
+  const r = await node.request<WriteLoadResult>({ op: 'writeLoad', writers, durationMs: ms, keyPrefix: prefix }, ms + 60_000);
+  return { ...throughput(r.latencies, r.startedAt, r.endedAt, r.errors), writers, ranOn: node.id };
+}
+
+async function readCase(node: NodeProcess, readers: number, ms: number, keys: readonly string[]): Promise<Measurement> {
+  const r = await node.request<ReadLoadResult>({ op: 'readLoad', readers, durationMs: ms, keys, consistency: 'linearizable' }, ms + 60_000);
+  return { ...throughput(r.latencies, r.startedAt, r.endedAt, r.errors), readers, ranOn: node.id };
+}
+
+/** kill -9 of the leader: ms until a write sent to the survivors after the process is gone commits on one of them. */
+async function failoverRound(c: ProcessCluster, round: number): Promise<{ ms: number; killed: string; next: string }> {
+  const leader = await settled(c);
+  const survivors = c.nodes.filter((n) => n !== leader);
+  // Light background traffic, so the leader dies with replication in flight.
+  const background = survivors.map((s) =>
+    s.request<WriteLoadResult>({ op: 'writeLoad', writers: 2, durationMs: 600, keyPrefix: `fo${round}-bg-${s.id}-` }, 30_000).catch(() => null),
+  );
+  await sleep(200);
+  const killAt = epochMs();
+  await leader.signal('SIGKILL');
+  const first = await Promise.any(
+    survivors.map(async (s) => {
+      await s.request<WriteResult>({ op: 'put', key: `fo${round}-probe-${s.id}`, value: round }, 10_000);
+      return { at: epochMs(), node: s.id };
+    }),
+  );
+  await Promise.all(background);
+  await leader.start();
+  return { ms: first.at - killAt, killed: leader.id, next: first.node };
+}
+
+/** SIGTERM to the leader while writers run on both survivors: the longest time any of them went without an ack. */
+async function gracefulRound(c: ProcessCluster, round: number): Promise<{ pauseMs: number; baselineMaxGapMs: number; stopMs: number; errors: number }> {
+  const leader = await settled(c);
+  const survivors = c.nodes.filter((n) => n !== leader);
+  // Baseline: the same writers with nobody stopping, for the pause a writer sees anyway.
+  const base = await Promise.all(
+    survivors.map((s) => s.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: 600, keyPrefix: `gs${round}-base-${s.id}-` }, 30_000)),
+  );
+  const loads = survivors.map((s) =>
+    s.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: 1500, keyPrefix: `gs${round}-${s.id}-` }, 30_000),
+  );
+  await sleep(500);
+  const t0 = epochMs();
+  await leader.signal('SIGTERM');
+  const stopMs = epochMs() - t0;
+  const results = await Promise.all(loads);
+  await leader.start();
+  return {
+    pauseMs: Math.max(...results.map((r) => r.maxGapMs)),
+    baselineMaxGapMs: Math.max(...base.map((r) => r.maxGapMs)),
+    stopMs,
+    errors: results.reduce((n, r) => n + r.errors, 0),
+  };
+}
+
+function stats(xs: readonly number[]): Measurement {
+  return {
+    rounds: xs.length,
+    medianMs: round(percentile(xs, 0.5), 1),
+    maxMs: round(Math.max(...xs), 1),
+    minMs: round(Math.min(...xs), 1),
+    allMs: xs.map((x) => Math.round(x)).join(' '),
+  };
+}
+
+export async function runClusterBench(opts: ClusterBenchOptions): Promise<ClusterBenchResult> {
+  assertBuilt();
+  const metrics: Record<string, Measurement> = {};
+  const put = (metric: string, m: Measurement): void => {
+    metrics[metric] = m;
+    emit(metric, m);
+  };
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const c = new ProcessCluster({ basePort: opts.basePort, secret: 'bench-secret-0123456789', dataParent: opts.dir });
+  try {
+    await c.start();
+    let leader = await settled(c);
+    await writeCase(leader, 16, Math.min(1000, opts.caseMs), 'warm-'); // connections, JIT, first segment
+    for (const writers of [1, 16, 64, 256]) {
+      leader = await settled(c);
+      put(`writes_c${writers}`, await writeCase(leader, writers, opts.caseMs, `w${writers}-`));
+    }
+    leader = await settled(c);
+    const follower = c.nodes.find((n) => n !== leader)!;
+    put('writes_follower_c16', await writeCase(follower, 16, opts.caseMs, 'wf16-'));
+
+    const keys = Array.from({ length: 1000 }, (_, i) => `w16-${i % 16}-${Math.floor(i / 16)}`);
+    leader = await settled(c);
+    put('reads_c64', await readCase(leader, 64, opts.caseMs, keys));
+    put('reads_follower_c64', await readCase(c.nodes.find((n) => n !== leader)!, 64, opts.caseMs, keys));
+
+    const failovers: number[] = [];
+    for (let r = 0; r < opts.failoverRounds; r++) {
+      const f = await failoverRound(c, r);
+      failovers.push(f.ms);
+      emit('failover_round', { round: r, ms: round(f.ms, 1), killed: f.killed, firstCommitOn: f.next });
+    }
+    put('failover_ms', stats(failovers));
+
+    const pauses: number[] = [];
+    const baselines: number[] = [];
+    for (let r = 0; r < opts.gracefulRounds; r++) {
+      const g = await gracefulRound(c, r);
+      pauses.push(g.pauseMs);
+      baselines.push(g.baselineMaxGapMs);
+      emit('graceful_round', { round: r, pauseMs: round(g.pauseMs, 1), baselineMaxGapMs: round(g.baselineMaxGapMs, 1), sigtermToExitMs: round(g.stopMs, 1), errors: g.errors });
+    }
+    put('graceful_pause_ms', { ...stats(pauses), baselineMaxGapMedianMs: round(percentile(baselines, 0.5), 1) });
+    await settled(c);
+  } finally {
+    await c.destroy();
+  }
+  return { metrics };
+}
