@@ -1,0 +1,202 @@
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Injectable } from '@nestjs/common';
+import { Cron, Interval, Timeout } from '@nestjs/schedule';
+import { ClusterCoordinator, SingletonTask } from '../../lib/index';
+import {
+  SCHEDULER_TYPE,
+  SCHEDULER_TYPE_CRON,
+  SCHEDULER_TYPE_INTERVAL,
+  SCHEDULER_TYPE_TIMEOUT,
+  SCHEDULE_CRON_OPTIONS,
+  SCHEDULE_INTERVAL_OPTIONS,
+  fixedCronPeriod,
+} from '../../lib/nest/decorators/schedule-metadata';
+import { singletonMethodOf } from '../../lib/nest/decorators/singleton-task.decorator';
+import {
+  CronTasks,
+  IntervalTasks,
+  LongTask,
+  TaskJournal,
+  sleep,
+  startTaskApp,
+  startTaskCluster,
+  tempDir,
+  waitUntil,
+} from './task-fixtures';
+
+jest.setTimeout(30_000);
+
+type Fire = TaskJournal['fires'][number];
+type Run = TaskJournal['runs'][number];
+
+/** Fires of one task from one interval schedule: a fire twice in one slot would mean two nodes ran it. */
+function expectOneNodePerFire(fires: Fire[]) {
+  const at = fires.map((f) => f.at).sort((a, b) => a - b);
+  for (let i = 1; i < at.length; i++) expect(at[i]! - at[i - 1]!).toBeGreaterThan(50);
+}
+
+function expectNoOverlap(runs: Run[]) {
+  const sorted = [...runs].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < sorted.length; i++) {
+    const prev = sorted[i - 1]!;
+    expect(prev.stop).not.toBeNull();
+    expect(prev.stop!).toBeLessThanOrEqual(sorted[i]!.start);
+  }
+}
+
+test('the mirrored @nestjs/schedule metadata matches, and both decorator orders keep it on the wrapper', () => {
+  class Plain {
+    @Cron('* * * * * *') c() {}
+    @Interval(7) i() {}
+    @Timeout(7) t() {}
+  }
+  const type = (fn: object) => Reflect.getMetadata(SCHEDULER_TYPE, fn) as unknown;
+  expect([type(Plain.prototype.c), type(Plain.prototype.t), type(Plain.prototype.i)]).toEqual([
+    SCHEDULER_TYPE_CRON,
+    SCHEDULER_TYPE_TIMEOUT,
+    SCHEDULER_TYPE_INTERVAL,
+  ]);
+  expect(Reflect.getMetadata(SCHEDULE_INTERVAL_OPTIONS, Plain.prototype.i)).toEqual({ timeout: 7 });
+  expect(Reflect.getMetadata(SCHEDULE_CRON_OPTIONS, Plain.prototype.c)).toMatchObject({ cronTime: '* * * * * *' });
+  for (const fn of [IntervalTasks.prototype.scheduleFirst, IntervalTasks.prototype.singletonFirst]) {
+    expect(singletonMethodOf(fn)).toBeDefined();
+    expect(type(fn)).toBe(SCHEDULER_TYPE_INTERVAL);
+    expect(Reflect.getMetadata(SCHEDULE_INTERVAL_OPTIONS, fn)).toEqual({ timeout: 100 });
+  }
+  expect(singletonMethodOf(IntervalTasks.prototype.singletonFirst)!.name).toBe('singleton-first');
+  expect(singletonMethodOf(IntervalTasks.prototype.scheduleFirst)!.name).toBe('IntervalTasks.scheduleFirst');
+  expect(Reflect.getMetadata('SCHEDULE_CRON_OPTIONS', CronTasks.prototype.everySecond)).toMatchObject({ cronTime: '* * * * * *' });
+  expect([fixedCronPeriod('* * * * * *'), fixedCronPeriod('*/5 * * * * *'), fixedCronPeriod('*/1 * * * *'), fixedCronPeriod('0 0 * * * *')]).toEqual([
+    1000, 5000, 60_000, 3_600_000,
+  ]);
+  expect([fixedCronPeriod('0 0-23/1 * * *'), fixedCronPeriod('*/7 * * * * *'), fixedCronPeriod('0 0 12 * * 1')]).toEqual([undefined, undefined, undefined]);
+});
+
+describe('@SingletonTask across three Nest apps', () => {
+  let c: Awaited<ReturnType<typeof startTaskCluster>>;
+  beforeAll(async () => {
+    c = await startTaskCluster(17500, [IntervalTasks, LongTask]);
+  });
+  afterAll(async () => {
+    await c?.closeAll();
+  });
+
+  test('each @Interval fire runs on exactly one node, the leader, in either decorator order; runs are in the ledger', async () => {
+    const leader = await c.waitLeader();
+    const t0 = Date.now();
+    await sleep(1200);
+    const fires = c.journal.fires.filter((f) => f.at >= t0);
+    for (const task of ['scheduleFirst', 'singleton-first']) {
+      const mine = fires.filter((f) => f.task === task);
+      expect(mine.length).toBeGreaterThanOrEqual(6);
+      expect(new Set(mine.map((f) => f.node))).toEqual(new Set([leader.id]));
+      expectOneNodePerFire(mine);
+    }
+    // Every node's ledger copy shows the runs, recorded by the leader, distinct fire times in slots of 100 ms.
+    await sleep(100);
+    const runs = c.nodes.map((n) => n.cluster.tasks.runs('IntervalTasks.scheduleFirst').filter((r) => r.start >= t0 - 5 && r.outcome === 'ok'));
+    expect(runs[0]!.length).toBeGreaterThanOrEqual(6);
+    for (const r of runs[0]!) {
+      expect(r.node).toBe(leader.id);
+      expect(r.fireTime % 100).toBe(0);
+      expect(r.term).toBe(leader.cluster.term);
+    }
+    expect(new Set(runs[0]!.map((r) => r.fireTime)).size).toBe(runs[0]!.length);
+    // The LeaderTask runs on the leader only.
+    expect(c.journal.runs.filter((r) => r.stop === null).map((r) => r.node)).toEqual([leader.id]);
+  });
+
+  test('a LeaderTask is aborted by a leadership transfer and started on the new leader, never overlapping', async () => {
+    const old = await c.waitLeader();
+    await waitUntil(() => c.journal.runs.some((r) => r.node === old.id && r.stop === null), 3000, 'the run on the leader');
+    await old.cluster.transferLeadership();
+    const next = await c.waitLeader();
+    expect(next.id).not.toBe(old.id);
+    await waitUntil(() => c.journal.runs.some((r) => r.node === next.id && r.stop === null), 3000, 'the run on the new leader');
+    expect(c.journal.runs.filter((r) => r.node === old.id).every((r) => r.stop !== null)).toBe(true);
+    expectNoOverlap(c.journal.runs);
+    // Scheduled fires follow the leadership.
+    const t0 = Date.now();
+    await sleep(400);
+    expect(new Set(c.journal.fires.filter((f) => f.at >= t0).map((f) => f.node))).toEqual(new Set([next.id]));
+    const ledger = next.cluster.tasks.runs('long');
+    expect(ledger.filter((r) => r.outcome === 'running').map((r) => r.node)).toEqual([next.id]);
+  });
+
+  test('after the leader stops abruptly, the next fires and the LeaderTask run on the new leader', async () => {
+    const old = await c.waitLeader();
+    await c.crash(old);
+    const crashedAt = Date.now();
+    const next = await c.waitLeader();
+    expect(next.id).not.toBe(old.id);
+    await waitUntil(() => c.journal.runs.some((r) => r.node === next.id && r.start >= crashedAt && r.stop === null), 3000, 'the run on the new leader');
+    const t0 = Date.now();
+    await sleep(500);
+    const fires = c.journal.fires.filter((f) => f.at >= t0);
+    expect(fires.length).toBeGreaterThanOrEqual(6);
+    expect(new Set(fires.map((f) => f.node))).toEqual(new Set([next.id]));
+    expectOneNodePerFire(fires.filter((f) => f.task === 'scheduleFirst'));
+    expectNoOverlap(c.journal.runs);
+  });
+});
+
+test('@Cron every second over ~3 s: each second runs once, on the leader', async () => {
+  const c = await startTaskCluster(17510, [CronTasks]);
+  try {
+    const leader = await c.waitLeader();
+    const t0 = Date.now();
+    await sleep(3200);
+    const fires = c.journal.fires.filter((f) => f.at >= t0);
+    expect(fires.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(fires.map((f) => f.node))).toEqual(new Set([leader.id]));
+    const seconds = fires.map((f) => Math.round(f.at / 1000));
+    expect(new Set(seconds).size).toBe(seconds.length);
+    const runs = leader.cluster.tasks.runs('CronTasks.everySecond');
+    expect(runs.every((r) => r.fireTime % 1000 === 0)).toBe(true);
+  } finally {
+    await c.closeAll();
+  }
+});
+
+@Injectable()
+class CatchUpTask {
+  static readonly fired: string[] = [];
+  constructor(private readonly cluster: ClusterCoordinator) {}
+
+  @Interval(60_000)
+  @SingletonTask({ name: 'catch-up', catchUp: true })
+  tick() {
+    CatchUpTask.fired.push(this.cluster.nodeId);
+  }
+}
+
+test('catchUp: a new leader runs once the fire time that fell into the gap, when the ledger shows it did not run', async () => {
+  const dir = tempDir();
+  const options = { nodeId: 'solo', dataDir: join(dir, 'solo') };
+  try {
+    // An earlier tenure ran the task two periods ago, and nothing since.
+    const first = await startTaskApp(options, []);
+    const cluster = first.get(ClusterCoordinator);
+    await cluster.waitForLeader();
+    const period = 60_000;
+    const lastFire = Math.floor(Date.now() / period) * period - 2 * period;
+    expect((await cluster.tasks.start('catch-up', lastFire)).started).toBe(true);
+    await cluster.tasks.finish('catch-up', lastFire, 'ok');
+    await first.close();
+
+    const second = await startTaskApp(options, [CatchUpTask]);
+    try {
+      await waitUntil(() => CatchUpTask.fired.length > 0, 5000, 'the catch-up run');
+      const latest = second.get(ClusterCoordinator).tasks.latest('catch-up')!;
+      expect(latest.fireTime).toBe(Math.floor(Date.now() / period) * period);
+      await waitUntil(() => second.get(ClusterCoordinator).tasks.latest('catch-up')!.outcome === 'ok', 2000, 'the outcome');
+      await sleep(100);
+      expect(CatchUpTask.fired).toEqual(['solo']); // once
+    } finally {
+      await second.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
