@@ -22,6 +22,7 @@ export const RecordType = {
   entry: 2,
   hardState: 3,
   snapshotMarker: 4,
+  batchEnd: 5,
 } as const;
 
 /** First record of every segment file: identifies the format so a foreign file is refused, not misread. */
@@ -55,12 +56,24 @@ export interface SnapshotMarkerRecord {
   readonly keep: boolean;
 }
 
-export type WalRecord = SegmentHeaderRecord | EntryRecord | HardStateRecord | SnapshotMarkerRecord;
+/**
+ * Seals one write: `bytes` and `crc` describe everything the same write put before it. A damaged record followed by a
+ * sealed, verified batch was synced before that batch was written, so it is corruption; damage with no verified
+ * batch after it lies in the final write, which was never acknowledged, whatever order its pages reached the disk in.
+ */
+export interface BatchEndRecord {
+  readonly type: 'batchEnd';
+  readonly bytes: number;
+  readonly crc: number;
+}
+
+export type WalRecord = SegmentHeaderRecord | EntryRecord | HardStateRecord | SnapshotMarkerRecord | BatchEndRecord;
 
 const SEGMENT_HEADER_PAYLOAD = 8 + 2 + 8;
 const ENTRY_FIXED = 16;
 const HARD_STATE_FIXED = 8 + 8 + 2;
 const MARKER_PAYLOAD = 17;
+const BATCH_END_PAYLOAD = 8;
 
 function payloadSize(rec: WalRecord): number {
   switch (rec.type) {
@@ -75,6 +88,8 @@ function payloadSize(rec: WalRecord): number {
     }
     case 'snapshotMarker':
       return MARKER_PAYLOAD;
+    case 'batchEnd':
+      return BATCH_END_PAYLOAD;
   }
 }
 
@@ -127,6 +142,11 @@ function encodeInto(buf: Buffer, view: DataView, start: number, rec: WalRecord):
       setU64(view, p + 8, rec.term);
       view.setUint8(p + 16, rec.keep ? 1 : 0);
       end = p + MARKER_PAYLOAD;
+      break;
+    case 'batchEnd':
+      view.setUint32(p, rec.bytes, true);
+      view.setUint32(p + 4, rec.crc, true);
+      end = p + BATCH_END_PAYLOAD;
       break;
   }
   const type = RecordType[rec.type];
@@ -182,11 +202,11 @@ export function decodeRecords(bytes: Uint8Array): DecodeResult {
     const frame = checkFrame(buf, at);
     if ('reason' in frame) {
       if (frame.definite) return { records, end: { kind: 'corrupt', offset: at, reason: frame.reason } };
-      const next = findIntactRecord(buf, at + 1);
+      const next = findSealedBatch(buf, at);
       const end: DecodeEnd =
         next < 0
           ? { kind: 'torn', offset: at, reason: frame.reason }
-          : { kind: 'corrupt', offset: at, reason: `${frame.reason}; an intact record follows at byte ${next}` };
+          : { kind: 'corrupt', offset: at, reason: `${frame.reason}; a complete, verified batch follows at byte ${next}` };
       return { records, end };
     }
     const record = parsePayload(frame.type, buf, at + RECORD_HEADER_BYTES, frame.end);
@@ -229,14 +249,24 @@ function checkFrame(buf: Buffer, at: number): Frame | BadFrame {
   return { type, end };
 }
 
-/** Offset of the first position at or after `from` where an intact record (known type, CRC ok) starts, or -1. */
-function findIntactRecord(buf: Buffer, from: number): number {
-  for (let p = from; p + RECORD_HEADER_BYTES <= buf.length; p++) {
-    const code = buf[p + 4] ?? 0;
-    if (!TYPES_BY_CODE.has(code)) continue;
-    if (!('reason' in checkFrame(buf, p))) return p;
+/**
+ * Start of a complete batch lying wholly after `damage` — an intact batchEnd record whose batch starts past the
+ * damage and whose CRC over that batch matches — or -1 when there is none.
+ */
+function findSealedBatch(buf: Buffer, damage: number): number {
+  const code = RecordType.batchEnd;
+  for (let p = damage + 1; p + RECORD_HEADER_BYTES + BATCH_END_PAYLOAD <= buf.length; p++) {
+    if (buf[p + 4] !== code || buf.readUInt32LE(p) !== BATCH_END_PAYLOAD || 'reason' in checkFrame(buf, p)) continue;
+    const bytes = buf.readUInt32LE(p + RECORD_HEADER_BYTES);
+    const start = p - bytes;
+    if (start > damage && crc32(buf.subarray(start, p)) === buf.readUInt32LE(p + RECORD_HEADER_BYTES + 4)) return start;
   }
   return -1;
+}
+
+/** `batch` followed by its batchEnd seal: what one WAL write puts on disk. */
+export function sealBatch(batch: Uint8Array): Buffer {
+  return Buffer.concat([batch, encodeRecords([{ type: 'batchEnd', bytes: batch.byteLength, crc: crc32(batch) }])]);
 }
 
 function parsePayload(type: WalRecord['type'], buf: Buffer, p: number, end: number): WalRecord | string {
@@ -272,6 +302,10 @@ function parsePayload(type: WalRecord['type'], buf: Buffer, p: number, end: numb
       const flag = buf[p + 16];
       if (index < 0 || term < 0 || (flag !== 0 && flag !== 1)) return 'snapshot marker fields out of range';
       return { type, index, term, keep: flag === 1 };
+    }
+    case 'batchEnd': {
+      if (size !== BATCH_END_PAYLOAD) return 'batch end has the wrong length';
+      return { type, bytes: buf.readUInt32LE(p), crc: buf.readUInt32LE(p + 4) };
     }
   }
 }

@@ -1,6 +1,6 @@
 import type { AppendFile, Disk } from './disk.js';
 import { CorruptLogError, UnsupportedFormatError } from './errors.js';
-import { decodeRecords, encodeRecords, WAL_MAGIC, WAL_VERSION, type WalRecord } from './record.js';
+import { decodeRecords, encodeRecords, sealBatch, WAL_MAGIC, WAL_VERSION, type WalRecord } from './record.js';
 
 /**
  * The write-ahead log: segment files in wal/ named `<seq>-<firstIndex>.wal` (both zero-padded to 16 digits), each
@@ -155,7 +155,7 @@ export class Wal {
       await this.createSegment(span.first ?? span.next, batch);
       await file.close();
     } else {
-      await file.append(batch);
+      await file.append(sealBatch(batch));
       await file.sync();
     }
     const seg = this.segments.at(-1) as SegmentInfo;
@@ -202,7 +202,7 @@ export class Wal {
     const file = await this.disk.openAppend(path);
     try {
       if (file.size > 0) await file.truncate(0);
-      await file.append(tail.byteLength > 0 ? Buffer.concat([head, tail]) : head);
+      await file.append(sealBatch(tail.byteLength > 0 ? Buffer.concat([head, tail]) : head));
       await file.sync();
       await this.disk.syncDir(DIR);
     } catch (err) {
@@ -211,7 +211,8 @@ export class Wal {
     }
     this.segments.push({ seq, firstIndex, path, maxIndex: 0 });
     this.file = file;
-    this.baseSize = head.byteLength;
+    // A segment holding only its header (sealed) must not roll again; one that took a batch may.
+    this.baseSize = tail.byteLength > 0 ? head.byteLength : file.size;
   }
 }
 

@@ -49,6 +49,7 @@ export class CoreMember implements SimMember {
   raft: RaftNode | null = null;
   kv = new KvMachine();
   appliedIndex = 0;
+  readonly startFailure = null;
   private durable: Durable = { hardState: EMPTY_HARD_STATE, snapshot: null, entries: [] };
   private persisting: Ready | null = null;
   private incarnation = 0;

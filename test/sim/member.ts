@@ -11,6 +11,8 @@ export interface SimMember {
   readonly appliedIndex: number;
   /** Last index and term surely on disk: what it would vote with after a crash. */
   durableLast(): { index: number; term: number };
+  /** Why the member could not start after its last boot (e.g. storage refused to recover), or null. */
+  readonly startFailure: string | null;
   /** Lease check as the member itself would answer it. */
   hasValidLease(): boolean;
   boot(): void;

@@ -196,7 +196,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     queue.schedule(nem.range(0.2, 1.8) * mean, loop);
   };
   const crash = (n: SimMember, afterSync = false) => {
-    if (!n.alive) return;
+    if (!n.alive || queue.now >= faultMs) return; // a crash scheduled during the faults may land after them
     log(() => `CRASH ${n.id}${afterSync ? ' after sync' : ''}`);
     n.crash(afterSync);
     queue.schedule(nem.range(20, 600), () => {
@@ -301,6 +301,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     steps++;
     const v = checkInvariants(members, steps % 64 === 0, seenCommit);
     if (v) fail(v);
+    const down = members.find((m) => m.startFailure);
+    if (down) fail({ kind: 'recovery', detail: down.startFailure! });
   }
   if (!violation) {
     const v = checkInvariants(members, true, seenCommit);

@@ -3,6 +3,7 @@ import { crc32 } from 'node:zlib';
 import {
   decodeRecords,
   encodeRecords,
+  sealBatch,
   encodedSize,
   RECORD_HEADER_BYTES,
   WAL_MAGIC,
@@ -102,18 +103,34 @@ describe('record codec', () => {
     expect(decodeRecords(garbage).end).toMatchObject({ kind: 'torn', offset: bytes.length });
   });
 
-  it('calls damage with an intact record after it corruption, with the offset of the damaged record', () => {
+  it('calls damage followed by a complete, sealed batch corruption, with the offset of the damaged record', () => {
     const { bytes, offsets } = sample();
-    for (let r = 0; r < offsets.length - 1; r++) {
+    const sealed = Buffer.concat([sealBatch(bytes), sealBatch(encodeRecords([{ type: 'entry', entry: { term: 2, index: 3, data: Buffer.from('later') } }]))]);
+    for (let r = 0; r < offsets.length; r++) {
       const at = offsets[r] as number;
-      const end = offsets[r + 1] as number;
+      const end = (offsets[r + 1] as number | undefined) ?? bytes.length;
       for (let byte = at; byte < end; byte++) {
-        const damaged = Buffer.from(bytes);
+        const damaged = Buffer.from(sealed);
         damaged[byte] ^= 0x04;
         const out = decodeRecords(damaged);
         expect(out.end).toMatchObject({ kind: 'corrupt', offset: at });
         expect(out.records).toHaveLength(r);
       }
+    }
+  });
+
+  it('calls damage anywhere in the final, unsealed write a torn tail, even with intact records after it', () => {
+    // The last write may reach the disk sector by sector in any order before a power cut; it was never
+    // acknowledged, so intact records after the damage prove nothing.
+    const { bytes, offsets } = sample();
+    const sealed = Buffer.concat([sealBatch(encodeRecords([{ type: 'entry', entry: { term: 1, index: 9, data: Buffer.from('earlier') } }])), sealBatch(bytes)]);
+    const base = sealed.length - bytes.length - (sealBatch(Buffer.alloc(0)).length);
+    for (let r = 0; r < offsets.length; r++) {
+      const damaged = Buffer.from(sealed);
+      damaged[base + (offsets[r] as number) + 6] ^= 0x04;
+      const out = decodeRecords(damaged);
+      expect(out.end).toMatchObject({ kind: 'torn', offset: base + (offsets[r] as number) });
+      expect(out.records).toHaveLength(2 + r); // the earlier batch and its seal, then the intact prefix
     }
   });
 

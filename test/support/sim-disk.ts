@@ -17,7 +17,8 @@ class Platter {
  * A deterministic in-memory Disk for the simulator and storage tests. It models what a power cut can do:
  *
  * - File contents: bytes up to the last `sync()` are durable. Later appends and truncates are pending; a crash
- *   applies a random prefix of them in order, and may cut the last applied append anywhere (a torn write).
+ *   applies a random prefix of them in order, and may cut the last applied append anywhere (a torn write) or keep
+ *   only a random subset of its 512-byte sectors, the rest zero (a write whose pages reached the disk out of order).
  * - Directory entries: creating, renaming or deleting a file changes the namespace at once, but only `syncDir` of
  *   its directory makes the change durable; a crash rolls back the rest. (Directories themselves are durable as
  *   soon as `mkdir` returns, to keep the model small.)
@@ -231,8 +232,10 @@ class SimFile {
         if (i < applied) this.resize(op.length);
       } else if (i < applied) {
         this.write(op.data);
+      } else if (rng() < 0.5) {
+        this.write(op.data.subarray(0, Math.floor(rng() * (op.data.length + 1)))); // torn: cut short
       } else {
-        this.write(op.data.subarray(0, Math.floor(rng() * (op.data.length + 1)))); // torn
+        this.write(scatter(op.data, rng)); // torn and reordered: some sectors reached the disk, others not
       }
     }
     this.sync();
@@ -317,6 +320,20 @@ class SimAppendFile implements AppendFile {
     if (this.generation !== this.platter.generation) throw new Error(`SimDisk: ${op} ${this.path} on a handle opened before a crash`);
     if (this.closed) throw errno('EBADF', op, this.path);
   }
+}
+
+const SECTOR = 512;
+
+/**
+ * A write whose sectors reached the disk in no particular order before the power went: each sector is there or
+ * still zero. Only the write being made when the crash hit can look like this; every earlier one was synced.
+ */
+function scatter(data: Uint8Array, rng: () => number): Uint8Array {
+  const out = new Uint8Array(data.length);
+  for (let at = 0; at < data.length; at += SECTOR) {
+    if (rng() < 0.5) out.set(data.subarray(at, Math.min(at + SECTOR, data.length)), at);
+  }
+  return out;
 }
 
 /** Consumes one injected fault, if any. */
