@@ -14,7 +14,7 @@ import type { EventQueue } from './event-queue.js';
 import { decodeCommand, encodeCommand, KvMachine } from './kv-machine.js';
 import type { KvInput, KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../support/prng.js';
 
 /** What survives a crash. */
 interface Durable {

@@ -1,3 +1,4 @@
+import { Prng } from '../support/prng.js';
 import fc from 'fast-check';
 import { checkLinearizability, type CheckResult } from './linearizability.js';
 import { kvModel, type KvInput, type KvOperation, type KvOutput, type KvState } from './kv-model.js';
@@ -399,16 +400,10 @@ function bruteForce(history: readonly KvOperation[]): boolean {
   return go(new Map(), 0);
 }
 
-/** A seeded PRNG (mulberry32), so the large generated histories are the same on every run. */
+/** The simulator's seeded PRNG, so the large generated histories are the same on every run. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.next();
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { ReadOnlyMode } from '../../lib/raft/index.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../support/prng.js';
 import type { NetworkFaults } from './sim-network.js';
 
 /** A seed's fault profile, drawn from the seed itself so every seed explores a different mix. */

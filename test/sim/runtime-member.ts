@@ -12,7 +12,7 @@ import { SimDisk } from '../support/sim-disk.js';
 import type { EventQueue } from './event-queue.js';
 import type { KvInput, KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../support/prng.js';
 import type { SimNetwork } from './sim-network.js';
 
 export interface RuntimeMemberOptions {

@@ -1,6 +1,6 @@
 import type { Message, NodeId } from '../../lib/raft/index.js';
 import type { EventQueue } from './event-queue.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../support/prng.js';
 
 export interface NetworkFaults {
   /** Probability that a message is lost. */

@@ -5,7 +5,7 @@ import { checkInvariants, LogLedger, type Violation } from './invariants.js';
 import { checkLinearizability, type Operation } from './linearizability.js';
 import { kvModel, type KvInput, type KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
-import { Prng } from './prng.js';
+import { Prng } from '../support/prng.js';
 import { describeProfile, drawProfile } from './profile.js';
 import { RuntimeMember } from './runtime-member.js';
 import { CALM, SimNetwork } from './sim-network.js';
