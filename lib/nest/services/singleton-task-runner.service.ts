@@ -102,7 +102,9 @@ export class SingletonTaskRunner implements OnApplicationBootstrap, BeforeApplic
   /** Starts this tenure's work once per tenure. */
   private check(): void {
     const signal = this.cluster.leaderSignal();
-    if (!signal || signal === this.tenure || this.stopping.signal.aborted) return;
+    // The core's lease can be valid a moment before the runtime publishes the leadership (isLeader), and ledger
+    // writes and leadership confirmation go by the latter: wait for both.
+    if (!signal || !this.cluster.isLeader || signal === this.tenure || this.stopping.signal.aborted) return;
     this.tenure = signal;
     const tenure = AbortSignal.any([signal, this.stopping.signal]);
     for (const t of this.classTasks) this.track(this.runLoop(t, tenure));
