@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { Cron, Interval, Timeout } from '@nestjs/schedule';
-import { ClusterCoordinator, SingletonTask } from '../../lib/index';
+import { ClusterCoordinator, SingletonTask, type LeaderTask } from '../../lib/index';
 import {
   SCHEDULER_TYPE,
   SCHEDULER_TYPE_CRON,
@@ -205,6 +205,34 @@ test('catchUp: a new leader runs once the fire time that fell into the gap, when
       await second.close();
     }
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+@SingletonTask('flaky')
+@Injectable()
+class FlakyTask implements LeaderTask {
+  static readonly starts: number[] = [];
+  async run(signal: AbortSignal): Promise<void> {
+    FlakyTask.starts.push(Date.now());
+    if (FlakyTask.starts.length <= 2) throw new Error(`failure ${FlakyTask.starts.length}`);
+    await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+  }
+}
+
+test('a LeaderTask that throws while leading is restarted with doubling backoff; each run is in the ledger', async () => {
+  const dir = tempDir();
+  const app = await startTaskApp({ nodeId: 'solo', dataDir: join(dir, 'solo') }, [FlakyTask]);
+  try {
+    const cluster = app.get(ClusterCoordinator);
+    await waitUntil(() => FlakyTask.starts.length === 3, 3000, 'the third start');
+    const [s1, s2, s3] = FlakyTask.starts as [number, number, number];
+    expect(s2 - s1).toBeGreaterThanOrEqual(95);
+    expect(s3 - s2).toBeGreaterThanOrEqual(195);
+    await waitUntil(() => cluster.tasks.runs('flaky').filter((r) => r.outcome === 'error').length === 2, 2000, 'the recorded failures');
+    expect(cluster.tasks.runs('flaky').map((r) => r.outcome)).toEqual(['running', 'error', 'error']);
+  } finally {
+    await app.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
