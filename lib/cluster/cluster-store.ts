@@ -1,4 +1,4 @@
-import { NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
+import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
 import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError, type Clock, type Network, type Timers } from './io.js';
 import type { RaftRuntime } from './raft-runtime.js';
 import { decodeReply, encodeRequest, type WireError } from './rpc.js';
@@ -57,6 +57,7 @@ export class LogProposer implements Proposer {
     const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
     let last: Error = new NoLeaderException();
     for (let attempt = 0; this.d.clock.now() < deadline; attempt++) {
+      if (!this.d.runtime.isRunning) throw new ClusterStoppedError();
       const { isLeader, leaderId } = this.d.runtime.leadership;
       try {
         if (isLeader) {

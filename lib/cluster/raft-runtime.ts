@@ -216,7 +216,13 @@ export class RaftRuntime {
   hasValidLease(): boolean {
     if (!this.running) return false;
     this.catchUpTicks();
-    return this.node.hasValidLease();
+    // The core may lead a moment before its Ready reaches us; agree with `leadership`, which the app observes.
+    return this.state.isLeader && this.node.hasValidLease();
+  }
+
+  /** False once stopped (or failed): nothing more will be proposed, applied or answered here. */
+  get isRunning(): boolean {
+    return this.running;
   }
 
   /** Asks the leader (this node) to hand over to `to`, or to the most up-to-date follower. */
@@ -429,7 +435,7 @@ export class RaftRuntime {
   }
 
   private checkLease(): void {
-    const valid = this.node.hasValidLease();
+    const valid = this.state.isLeader && this.node.hasValidLease();
     if (valid === this.leaseWasValid) return;
     this.leaseWasValid = valid;
     for (const fn of this.leaseListeners) fn(valid);

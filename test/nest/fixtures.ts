@@ -141,6 +141,11 @@ export async function startCluster(basePort: number, extra: Partial<ClusterModul
   return {
     nodes,
     leader: () => nodes.find((n) => n.cluster.isLeader)!,
+    /** The leader once there is one (a transfer or election may be in flight). */
+    settledLeader: async () => {
+      const id = await nodes[0]!.cluster.waitForLeader({ timeout: 10_000 });
+      return nodes.find((n) => n.id === id)!;
+    },
     followers: () => nodes.filter((n) => !n.cluster.isLeader),
     close: async () => {
       await Promise.all(apps.map((a) => a.close()));

@@ -29,10 +29,9 @@ test('a leader change in the middle of a stream of forwarded commands: each retu
     })();
     // Move leadership twice while commands are flowing.
     await new Promise((r) => setTimeout(r, 500));
-    await c.leader().cluster.transferLeadership();
+    await (await c.settledLeader()).cluster.transferLeadership();
     await new Promise((r) => setTimeout(r, 500));
-    await c.nodes[0]!.cluster.waitForLeader();
-    await c.leader().cluster.transferLeadership();
+    await (await c.settledLeader()).cluster.transferLeadership();
     await stream;
 
     const ran = c.nodes.flatMap((x) => x.journal.ran).filter((id) => id.startsWith('cmd-'));
