@@ -15,4 +15,6 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 1, nodes: 5, bug: 'snapshot chunks reordered by the network were dropped, so a lagging follower never caught up' },
   { seed: 26, nodes: 3, bug: 'snapshot chunks reordered by the network were dropped, so a lagging follower never caught up' },
   { seed: 392, nodes: 3, bug: 'the applied index jumped to a received snapshot before the state machine installed it: a stale read' },
+  { seed: 2121, nodes: 5, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
+  { seed: 8298, nodes: 3, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
 ];
