@@ -74,7 +74,10 @@ function table(metrics: Record<string, Measurement>): string {
     } else if (typeof m.entriesPerSec === 'number') {
       rows.push([metric, `${cell(m, 'entriesPerSec')} entries`, `${cell(m, 'p50Us')} µs`, `${cell(m, 'p99Us')} µs`, '', `batch ${cell(m, 'batch')}`]);
     } else if (typeof m.medianMs === 'number') {
-      const extra = typeof m.baselineMaxGapMedianMs === 'number' ? `; writer gap without a stop: ${cell(m, 'baselineMaxGapMedianMs', 1)} ms` : '';
+      const extra =
+        typeof m.baselineMaxGapMedianMs === 'number'
+          ? `; longest writer gap: without a stop ${cell(m, 'baselineMaxGapMedianMs', 1)} ms, anywhere in the load ${cell(m, 'loadMaxGapMedianMs', 1)} ms (medians)`
+          : '';
       rows.push([metric, '', `median ${cell(m, 'medianMs', 1)} ms`, '', `${cell(m, 'maxMs', 1)} ms`, `${cell(m, 'rounds')} rounds: ${cell(m, 'allMs')}${extra}`]);
     }
   }
