@@ -73,8 +73,17 @@ async function readCase(node: NodeProcess, readers: number, ms: number, keys: re
   return { ...throughput(r.latencies, r.startedAt, r.endedAt, r.errors), readers, ranOn: node.id };
 }
 
-/** kill -9 of the leader: ms until a write sent to the survivors after the process is gone commits on one of them. */
-async function failoverRound(c: ProcessCluster, round: number): Promise<{ ms: number; killed: string; next: string }> {
+interface FailoverRound {
+  /** ms from the SIGKILL until a write sent to the survivors after the process was gone committed on one of them. */
+  readonly ms: number;
+  /** ms from the SIGKILL until a survivor answered a status poll as leader with a valid lease. */
+  readonly electedMs: number;
+  readonly killed: string;
+  readonly next: string;
+}
+
+/** kill -9 of the leader under light load; the killed node is restarted on its dataDir afterwards. */
+async function failoverRound(c: ProcessCluster, round: number): Promise<FailoverRound> {
   const leader = await settled(c);
   const survivors = c.nodes.filter((n) => n !== leader);
   // Light background traffic, so the leader dies with replication in flight.
@@ -84,19 +93,32 @@ async function failoverRound(c: ProcessCluster, round: number): Promise<{ ms: nu
   await sleep(200);
   const killAt = epochMs();
   await leader.signal('SIGKILL');
+  let electedAt = Number.NaN;
+  const elected = waitUntil(
+    'a new leader',
+    5000,
+    async () => {
+      const all = await Promise.all(survivors.map((s) => s.status()));
+      if (!all.some((st) => st.isLeader && st.leaseValid)) return undefined;
+      electedAt = epochMs();
+      return true;
+    },
+    1,
+  );
   const first = await Promise.any(
     survivors.map(async (s) => {
       await s.request<WriteResult>({ op: 'put', key: `fo${round}-probe-${s.id}`, value: round }, 10_000);
       return { at: epochMs(), node: s.id };
     }),
   );
+  await elected.catch(() => undefined);
   await Promise.all(background);
   await leader.start();
-  return { ms: first.at - killAt, killed: leader.id, next: first.node };
+  return { ms: first.at - killAt, electedMs: electedAt - killAt, killed: leader.id, next: first.node };
 }
 
 interface GracefulRound {
-  /** The longest stretch without an ack that overlaps the handover (from the SIGTERM until 300 ms after the exit). */
+  /** The longest stretch without an ack that overlaps the handover (from the SIGTERM until the process exited). */
   readonly pauseMs: number;
   /** Where it began and ended, ms after the SIGTERM. */
   readonly pauseFromMs: number;
@@ -147,7 +169,7 @@ async function gracefulRound(c: ProcessCluster, round: number): Promise<Graceful
   const results = await Promise.all(loads);
   await leader.start();
   const all = results.flatMap(gaps);
-  const handover = longest(all.filter((g) => g.to >= t0 && g.from <= t0 + sigtermToExitMs + 300));
+  const handover = longest(all.filter((g) => g.to >= t0 && g.from <= t0 + sigtermToExitMs));
   return {
     pauseMs: handover.gap,
     pauseFromMs: handover.from - t0,
@@ -169,6 +191,21 @@ function stats(xs: readonly number[]): Measurement {
   };
 }
 
+/** One writer on the leader for `ms`, with a state of `keys` keys: its longest stretch without an ack. */
+async function stallCase(leader: NodeProcess, ms: number, keys: number): Promise<Measurement> {
+  const r = await leader.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: ms, keyPrefix: `stall-${keys}-`, detail: true }, ms + 60_000);
+  const st = await leader.status();
+  return {
+    keysBefore: keys,
+    writes: r.latencies.length,
+    p50Ms: round(percentile(r.latencies, 0.5) / 1000),
+    maxGapMs: round(longest(gaps(r)).gap, 1),
+    gapsOver50Ms: gaps(r).filter((g) => g.gap > 50).length,
+    snapshotIndex: st.snapshotIndex,
+    ranOn: leader.id,
+  };
+}
+
 export async function runClusterBench(opts: ClusterBenchOptions): Promise<ClusterBenchResult> {
   assertBuilt();
   const metrics: Record<string, Measurement> = {};
@@ -177,37 +214,62 @@ export async function runClusterBench(opts: ClusterBenchOptions): Promise<Cluste
     emit(metric, m);
   };
   fs.mkdirSync(opts.dir, { recursive: true });
-  const c = new ProcessCluster({ basePort: opts.basePort, secret: 'bench-secret-0123456789', dataParent: opts.dir });
+  const secret = 'bench-secret-0123456789';
+
+  // Throughput and reads. The state grows to tens of thousands of keys along the way, as it would in an app.
+  const c = new ProcessCluster({ basePort: opts.basePort, secret, dataParent: opts.dir });
   try {
     await c.start();
     let leader = await settled(c);
+    let written = 0;
+    const early = await stallCase(leader, opts.caseMs, 0); // on an empty state, to compare with the one below
+    written += Number(early.writes);
     await writeCase(leader, 16, Math.min(1000, opts.caseMs), 'warm-'); // connections, JIT, first segment
     for (const writers of [1, 16, 64, 256]) {
       leader = await settled(c);
-      put(`writes_c${writers}`, await writeCase(leader, writers, opts.caseMs, `w${writers}-`));
+      const m = await writeCase(leader, writers, opts.caseMs, `w${writers}-`);
+      written += Number(m.ops);
+      put(`writes_c${writers}`, m);
     }
     leader = await settled(c);
     const follower = c.nodes.find((n) => n !== leader)!;
-    put('writes_follower_c16', await writeCase(follower, 16, opts.caseMs, 'wf16-'));
+    const wf = await writeCase(follower, 16, opts.caseMs, 'wf16-');
+    written += Number(wf.ops);
+    put('writes_follower_c16', wf);
 
     const keys = Array.from({ length: 1000 }, (_, i) => `w16-${i % 16}-${Math.floor(i / 16)}`);
     leader = await settled(c);
     put('reads_c64', await readCase(leader, 64, opts.caseMs, keys));
     put('reads_follower_c64', await readCase(c.nodes.find((n) => n !== leader)!, 64, opts.caseMs, keys));
 
+    // Compaction takes a snapshot of the whole state every compactionThreshold entries: the stall grows with it.
+    leader = await settled(c);
+    put('writer_max_gap_small_state', early);
+    put('writer_max_gap_large_state', await stallCase(leader, opts.caseMs, written));
+  } finally {
+    await c.destroy();
+  }
+
+  // Failover and graceful stop on a fresh cluster: a small state, so snapshot stalls do not blur the handover.
+  const f = new ProcessCluster({ basePort: opts.basePort + 10, secret, dataParent: opts.dir });
+  try {
+    await f.start();
     const failovers: number[] = [];
+    const elections: number[] = [];
     for (let r = 0; r < opts.failoverRounds; r++) {
-      const f = await failoverRound(c, r);
-      failovers.push(f.ms);
-      emit('failover_round', { round: r, ms: round(f.ms, 1), killed: f.killed, firstCommitOn: f.next });
+      const x = await failoverRound(f, r);
+      failovers.push(x.ms);
+      elections.push(x.electedMs);
+      emit('failover_round', { round: r, ms: round(x.ms, 1), electedMs: round(x.electedMs, 1), killed: x.killed, firstCommitOn: x.next });
     }
     put('failover_ms', stats(failovers));
+    put('failover_election_ms', stats(elections));
 
     const pauses: number[] = [];
     const baselines: number[] = [];
     const loadGaps: number[] = [];
     for (let r = 0; r < opts.gracefulRounds; r++) {
-      const g = await gracefulRound(c, r);
+      const g = await gracefulRound(f, r);
       pauses.push(g.pauseMs);
       baselines.push(g.baselineMaxGapMs);
       loadGaps.push(g.loadMaxGapMs);
@@ -227,9 +289,9 @@ export async function runClusterBench(opts: ClusterBenchOptions): Promise<Cluste
       baselineMaxGapMedianMs: round(percentile(baselines, 0.5), 1),
       loadMaxGapMedianMs: round(percentile(loadGaps, 0.5), 1),
     });
-    await settled(c);
+    await settled(f);
   } finally {
-    await c.destroy();
+    await f.destroy();
   }
   return { metrics };
 }

@@ -73,6 +73,8 @@ function table(metrics: Record<string, Measurement>): string {
       rows.push([metric, cell(m, 'opsPerSec'), `${cell(m, 'p50Ms', 3)} ms`, `${cell(m, 'p99Ms', 3)} ms`, `${cell(m, 'maxMs', 1)} ms`, `${cell(m, 'ops')} ops, ${cell(m, 'errors')} errors`]);
     } else if (typeof m.entriesPerSec === 'number') {
       rows.push([metric, `${cell(m, 'entriesPerSec')} entries`, `${cell(m, 'p50Us')} µs`, `${cell(m, 'p99Us')} µs`, '', `batch ${cell(m, 'batch')}`]);
+    } else if (typeof m.maxGapMs === 'number') {
+      rows.push([metric, '', `${cell(m, 'p50Ms', 3)} ms`, '', `gap ${cell(m, 'maxGapMs', 1)} ms`, `1 writer, ${cell(m, 'keysBefore')} keys before, ${cell(m, 'gapsOver50Ms')} gaps > 50 ms`]);
     } else if (typeof m.medianMs === 'number') {
       const extra =
         typeof m.baselineMaxGapMedianMs === 'number'
