@@ -14,6 +14,7 @@ import {
   type ProbeResult,
   type ReadKeysResult,
   type ReadLoadResult,
+  type StallResult,
   type WriteLoadResult,
 } from '../support/node-protocol.js';
 
@@ -27,13 +28,8 @@ function log(level: 'log' | 'warn' | 'error') {
   };
 }
 
-const resolved = resolveClusterOptions({
-  nodeId: id,
-  electionTimeout: num('CATGA_ELECTION_TIMEOUT'),
-  heartbeatInterval: num('CATGA_HEARTBEAT'),
-});
-/** The lease length in ms with the core's default clock-drift bound (the runtime does not change it). */
-const leaseMs = leaseTicksFor(resolved.electionTick, 0.1) * resolved.tickMs;
+/** The lease length in ms with the core's default clock-drift bound (the runtime does not change it); set in main. */
+let leaseMs = 0;
 
 /** status() right after start, before any peer could have sent anything: what was recovered from the dataDir. */
 let bootStatus: RuntimeStatus | null = null;
@@ -64,6 +60,8 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
       return bootStatus;
     case 'readKeys':
       return readKeys(cluster, r.keys, r.consistency ?? 'linearizable');
+    case 'stall':
+      return stall(cluster, r.ms);
     case 'stop':
       await cluster.stop();
       setImmediate(() => process.exit(0));
@@ -173,6 +171,19 @@ function probe(cluster: ClusterCoordinator): ProbeResult {
   };
 }
 
+function stall(cluster: ClusterCoordinator, ms: number): StallResult {
+  const before = probe(cluster);
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+  const at = epochMs();
+  const s = cluster.status();
+  return {
+    before,
+    statusAfter: { isLeader: s.isLeader, leaseValid: s.leaseValid, term: s.term, leaderId: s.leaderId },
+    hasLeaseAfter: cluster.hasLease(),
+    at,
+  };
+}
+
 /** One read barrier (when linearizable), then every key read from the local state: one linearizable snapshot. */
 async function readKeys(cluster: ClusterCoordinator, keys: readonly string[], consistency: 'local' | 'linearizable'): Promise<ReadKeysResult> {
   if (consistency === 'linearizable' && keys.length > 0) await cluster.store.get(keys[0]!, { consistency });
@@ -187,13 +198,16 @@ async function readKeys(cluster: ClusterCoordinator, keys: readonly string[], co
 }
 
 async function main(): Promise<void> {
-  const cluster = await createCluster({
+  const options = {
     nodeId: id,
     compactionThreshold: num('CATGA_COMPACTION'),
     electionTimeout: num('CATGA_ELECTION_TIMEOUT'),
     heartbeatInterval: num('CATGA_HEARTBEAT'),
     logger: { log: log('log'), warn: log('warn'), error: log('error') },
-  });
+  };
+  const resolved = resolveClusterOptions(options);
+  leaseMs = leaseTicksFor(resolved.electionTick, 0.1) * resolved.tickMs;
+  const cluster = await createCluster(options);
   bootStatus = cluster.status();
   process.on('message', (r: NodeRequest) => {
     handle(cluster, r).then(

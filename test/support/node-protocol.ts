@@ -33,6 +33,11 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'bootStatus' }
   /** Reads every key after one read barrier (linearizable) or locally; versions by key, 0 for absent. */
   | { readonly op: 'readKeys'; readonly keys: readonly string[]; readonly consistency?: 'local' | 'linearizable' }
+  /**
+   * Blocks this process's event loop for `ms` (as a long GC pause or a synchronous handler would), then reports
+   * status() and hasLease() from the same callback, before any timer could run.
+   */
+  | { readonly op: 'stall'; readonly ms: number }
   | { readonly op: 'stop' }
 );
 
@@ -98,4 +103,19 @@ export interface ReadKeysResult {
   /** Version by key; 0 when absent. */
   readonly versions: Record<string, number>;
   readonly missing: string[];
+}
+
+export interface StallResult {
+  /** probe() just before the stall. */
+  readonly before: ProbeResult;
+  /** status() right after it, and hasLease() right after that. */
+  readonly statusAfter: {
+    readonly isLeader: boolean;
+    readonly leaseValid: boolean;
+    readonly term: number;
+    readonly leaderId: string;
+  };
+  readonly hasLeaseAfter: boolean;
+  /** epochMs() when status() was read after the stall. */
+  readonly at: number;
 }
