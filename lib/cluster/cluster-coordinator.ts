@@ -1,12 +1,11 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { NodeId } from '../raft/index.js';
-import type { ClusterStore, Proposer } from './cluster-store.js';
+import { fromWire, type ClusterStore, type Proposer } from './cluster-store.js';
 import { ClusterStoppedError, NoLeaderException, NotLeaderException } from './errors.js';
 import type { Clock, Network, Timers } from './io.js';
 import type { LeadershipState, RaftRuntime, RuntimeStatus } from './raft-runtime.js';
 import type { AppRequestHandler, RequestRouter } from './request-handler.js';
 import { decodeReply, encodeRequest } from './rpc.js';
-import { fromWire } from './cluster-store.js';
 import type { ClusterStateMachine } from './state/cluster-state-machine.js';
 import type { CommittedEvent } from './state/event-log-module.js';
 import { ClusterLocks } from './distributed-lock.js';

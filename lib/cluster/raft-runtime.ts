@@ -247,6 +247,9 @@ export class RaftRuntime {
   }
 
   status(): RuntimeStatus {
+    // After a stall (GC pause, SIGSTOP) the core has not yet counted the ticks that passed: catch up first, or the
+    // status would still show a lease that has run out.
+    if (this.running) this.catchUpTicks();
     const s = this.node.status();
     const now = this.deps.clock.now();
     const match = new Map(s.peers.map((p) => [p.id, p.match]));
@@ -269,7 +272,7 @@ export class RaftRuntime {
       appliedIndex: this.appliedIndex,
       snapshotIndex: s.snapshotIndex,
       lastIndex: s.lastIndex,
-      leaseValid: s.leaseValid,
+      leaseValid: this.running && this.state.isLeader && s.leaseValid,
       members,
     };
   }
@@ -324,7 +327,11 @@ export class RaftRuntime {
     const batch = this.proposals.splice(0);
     const at = this.node.propose(batch.map((p) => p.data));
     if (!at) {
-      const e = new NotLeaderException(this.node.core.lead === this.config.nodeId ? '' : this.node.core.lead);
+      const lead = this.node.core.lead;
+      const e =
+        lead === this.config.nodeId
+          ? new NotLeaderException('', 'this node is handing leadership over; retry in a moment')
+          : new NotLeaderException(lead);
       for (const p of batch) p.reject(e);
       return;
     }
