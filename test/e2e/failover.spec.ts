@@ -3,6 +3,7 @@
  * a survivor commits within a second, no acknowledged write is lost, and the killed node comes back on its dataDir
  * and catches up by snapshot. Needs `npm run build` first.
  */
+import * as net from 'node:net';
 import type { StoreEntry, WriteResult } from '../../lib/cluster/cluster-store.js';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { epochMs, type ReadKeysResult, type WriteLoadResult } from '../support/node-protocol.js';
@@ -134,4 +135,71 @@ test('the restarted node takes writes and leads again after a transfer', async (
     return s.isLeader && s.leaseValid ? true : undefined;
   });
   expect(await missingOn(node, [...acked, 'from-restarted'], 'linearizable')).toEqual([]);
+});
+
+/** The dialer id in a HELLO frame (u32 length, u8 kind 1, u16 version, u8 auth mode, str16 dialerId), or null. */
+function helloDialer(buf: Buffer): string | null {
+  if (buf.length < 10 || buf[4] !== 1) return null;
+  const len = buf.readUInt16LE(8);
+  return buf.length < 10 + len ? null : buf.subarray(10, 10 + len).toString('utf8');
+}
+
+// lib bug (transport): only the member with the smaller id dials a pair's connection, and its redial delay grows to
+// 2 s (±20%) while the peer is down; nothing resets it when the peer comes back. So after a member restarts, the
+// smaller-id members may stay disconnected from it for up to ~2.4 s, and the restarted member cannot dial them. If
+// the leader dies in that window, the two survivors cannot exchange a single vote until the redial: the cluster has
+// no leader for up to ~2.4 s plus an election, though a quorum is running (1491 ms measured in a reproduction that
+// killed the leader right after the restarted member had caught up, without the stand-in listener used here).
+test.failing('kill -9 of the leader while another member restarts: a survivor commits within 1 s', async () => {
+  const leader = await cluster.leader(5000);
+  const [x, v] = cluster.nodes.filter((n) => n !== leader).sort((a, b) => (a.id < b.id ? -1 : 1)) as [NodeProcess, NodeProcess];
+  // x has the smaller id: x dials v, v never dials x.
+  await v.signal('SIGKILL');
+  const port = Number(cluster.members.find((m) => m.startsWith(`${v.id}=`))!.split(':').pop());
+  // Stand in for v on its port, only to see when x dials (each dial is a connection whose HELLO names x); every
+  // connection is dropped before the handshake, which is what a dead port does to x's backoff too.
+  const dials: number[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      const who = helloDialer(buf);
+      if (who !== null) {
+        if (who === x.id) dials.push(Date.now());
+        sock.destroy();
+      }
+    });
+    sock.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  let lastDial: number;
+  try {
+    // Six failed dials (after 50, 100, 200, 400, 800, 1600 ms, ±20%): x's next delay is at its cap, 2 s ±20%.
+    await waitUntil('x dialing v six times', 15_000, async () => (dials.length >= 6 ? true : undefined), 2);
+    lastDial = dials[dials.length - 1]!;
+  } finally {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const sock of sockets) sock.destroy();
+    await closed;
+  }
+  // The leader dies right then, and v comes back on its dataDir (~0.4 s here): from then on a quorum is running.
+  const killAt = epochMs();
+  const sinceDial = Date.now() - lastDial;
+  await leader.signal('SIGKILL');
+  await v.start();
+  const backAfter = epochMs() - killAt;
+  const first = await Promise.any(
+    [x, v].map(async (s) => {
+      await s.request<WriteResult>({ op: 'put', key: `after-restart-kill-${s.id}`, value: 1 }, 10_000);
+      return epochMs() - killAt;
+    }),
+  );
+  console.log(
+    `e2e kill during a restart: leader ${leader.id} killed ${sinceDial} ms after ${x.id}'s last dial to ${v.id}; ${v.id} back ` +
+      `${Math.round(backAfter)} ms after the kill; first write on a survivor ${Math.round(first)} ms after the kill`,
+  );
+  expect(first).toBeLessThan(1000);
 });
