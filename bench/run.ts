@@ -1,5 +1,7 @@
 /**
- * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [--quick] [--dir /path/on/the/disk] [--seconds S]`.
+ * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [--quick] [--dir /path/on/the/disk] [--seconds S]
+ * [--port P]` (the cluster uses ports P..P+2 and P+10..P+12 on 127.0.0.1, default 18900; `--seconds` is per case, for
+ * the storage and cluster benchmarks alike).
  *
  * With no name, runs all. Prints one JSON line per measurement, then a table, and merges the metrics into
  * bench/results/latest.json as `{ [metric]: { ours: {...} } }` (room for `etcd` and `ratio` next to `ours`).
