@@ -20,7 +20,8 @@ export class Backoff {
 
   constructor(options: BackoffOptions = {}) {
     this.initialMs = options.initialMs ?? 50;
-    this.maxMs = options.maxMs ?? 2000;
+    // Only the smaller id dials, so a restarted member waits for its peer's next attempt: keep that wait short.
+    this.maxMs = options.maxMs ?? 250;
     this.jitter = options.jitter ?? 0.2;
     this.random = options.random ?? Math.random;
   }

@@ -44,7 +44,7 @@ export interface TcpNetworkOptions {
   readonly listenHost?: string;
   /** When both sides set one, they must match: catches a node pointed at another cluster. */
   readonly clusterName?: string;
-  /** Reconnect delays (default 50 ms doubling to 2 s, ±20%). */
+  /** Reconnect delays (default 50 ms doubling to 250 ms, ±20%). */
   readonly backoff?: BackoffOptions;
   readonly logger?: TransportLogger;
 }

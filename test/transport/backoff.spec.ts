@@ -1,9 +1,9 @@
 import { Backoff } from '../../lib/transport/backoff.js';
 
 describe('Backoff', () => {
-  it('doubles from 50 ms to a 2 s cap and resets', () => {
+  it('doubles from 50 ms to a 250 ms cap and resets', () => {
     const b = new Backoff({ random: () => 0.5 });
-    expect(Array.from({ length: 8 }, () => b.next())).toEqual([50, 100, 200, 400, 800, 1600, 2000, 2000]);
+    expect(Array.from({ length: 6 }, () => b.next())).toEqual([50, 100, 200, 250, 250, 250]);
     b.reset();
     expect(b.next()).toBe(50);
   });
@@ -15,7 +15,7 @@ describe('Backoff', () => {
     for (let i = 0; i < 100; i++) {
       const d = b.next();
       expect(d).toBeGreaterThanOrEqual(40);
-      expect(d).toBeLessThanOrEqual(2400);
+      expect(d).toBeLessThanOrEqual(300);
     }
   });
 });
