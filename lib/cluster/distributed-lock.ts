@@ -90,17 +90,26 @@ export class ClusterLocks {
         }
       }
       const token = r.granted ? r.token : this.d.table.holder(name)!.token;
-      const lock = new DistributedLock(name, token, ttl, leaseFrom ?? clock.now(), this.d, (c) => this.propose(c));
-      if (leaseFrom !== null) return lock;
-      // Renew at once so the lease is measured from a moment we know.
-      try {
-        await lock.renew();
-        return lock;
-      } catch (e) {
-        if (!(e instanceof LockLostException)) throw giveUp(e as Error);
-        retry = false; // it lapsed before we saw it: queue again
-        if (clock.now() >= deadline) throw timeout();
+      // A grant seen in the table, or one whose reply came too late to leave a usable lease, is renewed first so the
+      // lease is measured from a moment we know.
+      if (leaseFrom === null || leaseFrom + ttl - lockSafetyMargin(ttl) <= clock.now()) {
+        const renewSentAt = clock.now();
+        let renewed: { ok: boolean };
+        try {
+          renewed = (await this.propose({ op: 'renew', name, owner: this.d.owner, token })) as { ok: boolean };
+        } catch (e) {
+          if (!(e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError) || clock.now() >= deadline) throw giveUp(e as Error);
+          retry = false;
+          continue;
+        }
+        if (!renewed.ok) {
+          retry = false; // it lapsed before we saw it: queue again
+          if (clock.now() >= deadline) throw timeout();
+          continue;
+        }
+        leaseFrom = renewSentAt;
       }
+      return new DistributedLock(name, token, ttl, leaseFrom, this.d, (c) => this.propose(c));
     }
   }
 
