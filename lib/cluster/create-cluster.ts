@@ -4,7 +4,7 @@ import { NodeDisk } from '../storage/node-disk.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
 import { ClusterStore, LogProposer } from './cluster-store.js';
-import { systemClock, systemTimers, type Network } from './io.js';
+import { systemClock, systemTimers, type Clock, type Network } from './io.js';
 import type { ClusterLogger } from './logger.js';
 import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
 import { RaftRuntime } from './raft-runtime.js';
@@ -26,6 +26,14 @@ function addressOf(m: { host: string; port: number }): string {
 }
 
 /**
+ * @internal Test seams, not part of the public API (not exported from lib/index.ts): the chaos test runs nodes whose
+ * monotonic clock runs at a skewed rate. Entry times (lock leases) stay on the machine's wall clock.
+ */
+export interface ClusterInternals {
+  readonly clock?: Clock;
+}
+
+/**
  * Starts this node: recovers its dataDir, opens the cluster port, joins the others. Plain TypeScript, no Nest needed:
  *
  *   const cluster = await createCluster({ nodeId: 'node1', members: [...], dataDir: './data/node1', secret });
@@ -33,8 +41,9 @@ function addressOf(m: { host: string; port: number }): string {
  *   await cluster.store.put('greeting', 'hello');
  *   await cluster.stop();
  */
-export async function createCluster(options: ClusterOptions = {}): Promise<ClusterCoordinator> {
+export async function createCluster(options: ClusterOptions = {}, internals: ClusterInternals = {}): Promise<ClusterCoordinator> {
   const o: ResolvedClusterOptions = resolveClusterOptions(options);
+  const clock = internals.clock ?? systemClock;
   const logger = options.logger ?? consoleLogger(o.nodeId);
   if (o.members.length > 1 && o.secret === undefined && !o.tls) {
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
@@ -66,7 +75,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     {
       storage: new FileStorage(new NodeDisk(o.dataDir), { logger }),
       network,
-      clock: systemClock,
+      clock,
       timers: systemTimers,
       random: Math.random,
       stateMachine,
@@ -79,7 +88,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
   const proposer = new LogProposer({
     runtime,
     network,
-    clock: systemClock,
+    clock,
     timers: systemTimers,
     wallClock,
     clientId,
@@ -92,7 +101,7 @@ export async function createCluster(options: ClusterOptions = {}): Promise<Clust
     stateMachine,
     proposer,
     store: new ClusterStore(proposer, runtime, stateMachine, o.requestTimeout),
-    clock: systemClock,
+    clock,
     timers: systemTimers,
     members: o.members.map((m) => ({ id: m.id, address: addressOf(m) })),
     electionTimeoutMs: o.electionTimeout,
