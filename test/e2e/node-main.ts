@@ -4,11 +4,15 @@
  */
 import { createCluster } from '../../lib/cluster/create-cluster.js';
 import type { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
+import type { DistributedLock } from '../../lib/cluster/distributed-lock.js';
+import type { Clock } from '../../lib/cluster/io.js';
 import { resolveClusterOptions } from '../../lib/cluster/options.js';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { leaseTicksFor } from '../../lib/raft/config.js';
 import {
   epochMs,
+  type LockAcquireResult,
+  type LockHeldResult,
   type NodeReply,
   type NodeRequest,
   type ProbeResult,
@@ -62,6 +66,18 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
       return readKeys(cluster, r.keys, r.consistency ?? 'linearizable');
     case 'stall':
       return stall(cluster, r.ms);
+    case 'lockAcquire':
+      return lockAcquire(cluster, r);
+    case 'lockHeld': {
+      const held = locks.get(lockKey(r.name, r.token))?.held ?? false;
+      return { held, at: epochMs() } satisfies LockHeldResult;
+    }
+    case 'lockRelease': {
+      const lock = locks.get(lockKey(r.name, r.token));
+      locks.delete(lockKey(r.name, r.token));
+      await lock?.release();
+      return lock !== undefined;
+    }
     case 'stop':
       await cluster.stop();
       setImmediate(() => process.exit(0));
@@ -70,6 +86,29 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
 }
 
 type Req<Op extends NodeRequest['op']> = Extract<NodeRequest, { op: Op }>;
+
+/** Locks acquired over IPC and not yet released, by name and token. */
+const locks = new Map<string, DistributedLock>();
+const lockKey = (name: string, token: number): string => `${token}:${name}`;
+
+async function lockAcquire(cluster: ClusterCoordinator, r: Req<'lockAcquire'>): Promise<LockAcquireResult> {
+  const lock = await cluster.locks.acquire(r.name, { ttl: r.ttl, wait: r.wait });
+  const at = epochMs();
+  locks.set(lockKey(r.name, lock.token), lock);
+  return { token: lock.token, at };
+}
+
+/**
+ * CATGA_TEST_CLOCK_RATE (e.g. 0.95): this node's monotonic clock runs at that rate from its start, to skew it
+ * against the others. Unset: the system clock.
+ */
+function testClock(): Clock | undefined {
+  const rate = num('CATGA_TEST_CLOCK_RATE');
+  if (rate === undefined) return undefined;
+  if (!(rate >= 0.5 && rate <= 1.5)) throw new Error(`CATGA_TEST_CLOCK_RATE must be a number in [0.5, 1.5], got ${process.env.CATGA_TEST_CLOCK_RATE}`);
+  const origin = performance.now();
+  return { now: () => origin + (performance.now() - origin) * rate };
+}
 
 function countError(names: Record<string, number>, e: unknown): void {
   const name = e instanceof Error ? e.name : 'unknown';
@@ -207,7 +246,7 @@ async function main(): Promise<void> {
   };
   const resolved = resolveClusterOptions(options);
   leaseMs = leaseTicksFor(resolved.electionTick, 0.1) * resolved.tickMs;
-  const cluster = await createCluster(options);
+  const cluster = await createCluster(options, { clock: testClock() });
   bootStatus = cluster.status();
   process.on('message', (r: NodeRequest) => {
     handle(cluster, r).then(

@@ -39,6 +39,12 @@ export type NodeRequest = { readonly id: number } & (
    */
   | { readonly op: 'stall'; readonly ms: number }
   | { readonly op: 'stop' }
+  /** locks.acquire(name, { ttl, wait }); the lock stays held in the node process (renewing itself) until lockRelease. */
+  | { readonly op: 'lockAcquire'; readonly name: string; readonly ttl: number; readonly wait: number }
+  /** DistributedLock.held for the lock acquired with `token`, and when it was read; false for an unknown token. */
+  | { readonly op: 'lockHeld'; readonly name: string; readonly token: number }
+  /** Releases the lock acquired with `token` and forgets it. */
+  | { readonly op: 'lockRelease'; readonly name: string; readonly token: number }
 );
 
 export type NodeReply =
@@ -117,5 +123,17 @@ export interface StallResult {
   };
   readonly hasLeaseAfter: boolean;
   /** epochMs() when status() was read after the stall. */
+  readonly at: number;
+}
+
+export interface LockAcquireResult {
+  readonly token: number;
+  /** epochMs() in the node process when acquire resolved: from here on it believes it holds the lock. */
+  readonly at: number;
+}
+
+export interface LockHeldResult {
+  readonly held: boolean;
+  /** epochMs() in the node process when `held` was read. */
   readonly at: number;
 }
