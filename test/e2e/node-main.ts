@@ -17,6 +17,8 @@ import {
   type NodeRequest,
   type ProbeResult,
   type ReadKeysResult,
+  type LockLoadResult,
+  type MemoryResult,
   type ReadLoadResult,
   type StallResult,
   type WriteLoadResult,
@@ -66,6 +68,10 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
       return readKeys(cluster, r.keys, r.consistency ?? 'linearizable');
     case 'stall':
       return stall(cluster, r.ms);
+    case 'lockLoad':
+      return lockLoad(cluster, r);
+    case 'memory':
+      return memory(r.gc ?? false);
     case 'lockAcquire':
       return lockAcquire(cluster, r);
     case 'lockHeld': {
@@ -186,6 +192,44 @@ async function readLoad(cluster: ClusterCoordinator, r: Req<'readLoad'>): Promis
     }),
   );
   return { latencies, errors, errorNames, startedAt, endedAt: epochMs() };
+}
+
+/** `workers` concurrent loops of acquire then release for `durationMs`: the latency of each round trip in µs. */
+async function lockLoad(cluster: ClusterCoordinator, r: Req<'lockLoad'>): Promise<LockLoadResult> {
+  const latencies: number[] = [];
+  const acquireLatencies: number[] = [];
+  const errorNames: Record<string, number> = {};
+  let errors = 0;
+  const startedAt = epochMs();
+  const end = performance.now() + r.durationMs;
+  await Promise.all(
+    Array.from({ length: r.workers }, async (_, w) => {
+      const name = r.shared ? r.namePrefix : `${r.namePrefix}${w}`;
+      while (performance.now() < end) {
+        const t = performance.now();
+        try {
+          const lock = await cluster.locks.acquire(name, { ttl: r.ttl, wait: Math.max(0, end - t) + 1000 });
+          const acquired = performance.now();
+          await lock.release();
+          acquireLatencies.push(Math.round((acquired - t) * 1000));
+          latencies.push(Math.round((performance.now() - t) * 1000));
+        } catch (e) {
+          errors++;
+          countError(errorNames, e);
+          await new Promise((res) => setTimeout(res, 1));
+        }
+      }
+    }),
+  );
+  return { latencies, acquireLatencies, errors, errorNames, startedAt, endedAt: epochMs() };
+}
+
+function memory(gc: boolean): MemoryResult {
+  // globalThis.gc exists only under --expose-gc (the memory benchmark starts nodes with it).
+  const collect = (globalThis as { gc?: () => void }).gc;
+  if (gc && collect) collect();
+  const m = process.memoryUsage();
+  return { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, gcRan: gc && collect !== undefined, at: epochMs() };
 }
 
 function probe(cluster: ClusterCoordinator): ProbeResult {

@@ -38,6 +38,20 @@ export type NodeRequest = { readonly id: number } & (
    * status() and hasLease() from the same callback, before any timer could run.
    */
   | { readonly op: 'stall'; readonly ms: number }
+  /**
+   * `workers` concurrent loops of `locks.acquire(name, { ttl })` then `release()` for `durationMs`: one name per
+   * worker (`${namePrefix}${worker}`), or all on `namePrefix` when `shared`.
+   */
+  | {
+      readonly op: 'lockLoad';
+      readonly workers: number;
+      readonly durationMs: number;
+      readonly namePrefix: string;
+      readonly shared?: boolean;
+      readonly ttl?: number;
+    }
+  /** process.memoryUsage(), after a full GC when `gc` is set and the process runs with --expose-gc. */
+  | { readonly op: 'memory'; readonly gc?: boolean }
   | { readonly op: 'stop' }
   /** locks.acquire(name, { ttl, wait }); the lock stays held in the node process (renewing itself) until lockRelease. */
   | { readonly op: 'lockAcquire'; readonly name: string; readonly ttl: number; readonly wait: number }
@@ -123,6 +137,30 @@ export interface StallResult {
   };
   readonly hasLeaseAfter: boolean;
   /** epochMs() when status() was read after the stall. */
+  readonly at: number;
+}
+
+export interface LockLoadResult {
+  /** acquire + release of each completed round, µs. */
+  readonly latencies: number[];
+  /** The acquire alone of each completed round, µs. */
+  readonly acquireLatencies: number[];
+  readonly errors: number;
+  readonly errorNames: Record<string, number>;
+  readonly startedAt: number;
+  readonly endedAt: number;
+}
+
+export interface MemoryResult {
+  /** Bytes, as process.memoryUsage() reports them. */
+  readonly rss: number;
+  readonly heapTotal: number;
+  readonly heapUsed: number;
+  readonly external: number;
+  readonly arrayBuffers: number;
+  /** Whether a full GC ran just before (requested and available). */
+  readonly gcRan: boolean;
+  /** epochMs() when measured. */
   readonly at: number;
 }
 
