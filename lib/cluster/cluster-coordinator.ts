@@ -22,6 +22,18 @@ export interface MemberView extends ClusterMember {
   readonly isSelf: boolean;
 }
 
+/** A leadership change as this node saw it. */
+export interface LeadershipChange {
+  readonly term: number;
+  /** null: this node lost its leader (an election is under way). */
+  readonly leaderId: NodeId | null;
+  /** Wall-clock ms when this node saw the change. */
+  readonly at: number;
+}
+
+/** Leadership changes kept for status pages. */
+const LEADERSHIP_HISTORY = 20;
+
 export interface CoordinatorParts {
   readonly runtime: RaftRuntime;
   readonly network: Network;
@@ -35,6 +47,10 @@ export interface CoordinatorParts {
   readonly electionTimeoutMs: number;
   /** Unique per process start (lock requests are told apart by it); default: node id and start time. */
   readonly clientId?: string;
+  /** Wall-clock ms for the leadership history; default Date.now. */
+  readonly wallClock?: () => number;
+  /** Peers this node has a live, authenticated connection to; omitted without a transport (a single member). */
+  readonly connectedPeers?: () => ReadonlySet<NodeId>;
 }
 
 export type { LeadershipState };
@@ -55,6 +71,8 @@ export class ClusterCoordinator {
   /** Aborted when this node's current tenure as leader ends; null while it is not a leader with a valid lease. */
   private tenure: AbortController | null = null;
   private stopped = false;
+  /** Oldest first, at most LEADERSHIP_HISTORY. */
+  private readonly history: LeadershipChange[] = [];
 
   constructor(private readonly parts: CoordinatorParts) {
     this.store = parts.store;
@@ -70,6 +88,7 @@ export class ClusterCoordinator {
     this.leadership$ = this.subject.asObservable();
     parts.runtime.onLeadershipChange((s) => {
       if (!s.isLeader) this.endTenure();
+      this.recordLeadership(s);
       this.subject.next(s);
     });
     parts.runtime.onLeaseChange((valid) => {
@@ -211,6 +230,17 @@ export class ClusterCoordinator {
     return this.parts.runtime.status();
   }
 
+  /** Recent leadership changes as this node saw them, newest first: each new leader, and each loss of one. */
+  leadershipHistory(): readonly LeadershipChange[] {
+    return [...this.history].reverse();
+  }
+
+  /** Whether this node has a live, authenticated connection to `peer`; null for itself or without a transport. */
+  isConnectedTo(peer: NodeId): boolean | null {
+    if (peer === this.nodeId || !this.parts.connectedPeers) return null;
+    return this.parts.connectedPeers().has(peer);
+  }
+
   /** Stops this node; a leader hands over first. */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -218,6 +248,15 @@ export class ClusterCoordinator {
     await this.parts.runtime.stop();
     this.endTenure();
     this.subject.complete();
+  }
+
+  /** Elections without a leader yet (term bumps while none is known) are folded into the preceding loss. */
+  private recordLeadership(s: LeadershipState): void {
+    const last = this.history[this.history.length - 1];
+    if (!s.leaderId && (!last || last.leaderId === null)) return;
+    if (last && last.leaderId === (s.leaderId || null) && last.term === s.term) return;
+    this.history.push({ term: s.term, leaderId: s.leaderId || null, at: (this.parts.wallClock ?? Date.now)() });
+    if (this.history.length > LEADERSHIP_HISTORY) this.history.shift();
   }
 
   private endTenure(): void {

@@ -3,6 +3,7 @@ import { FileStorage } from '../storage/file-storage.js';
 import { NodeDisk } from '../storage/node-disk.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
+import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
 import { ClusterStore, LogProposer } from './cluster-store.js';
 import { systemClock, systemTimers, type Clock, type Network } from './io.js';
 import type { ClusterLogger } from './logger.js';
@@ -26,11 +27,14 @@ function addressOf(m: { host: string; port: number }): string {
 }
 
 /**
- * @internal Test seams, not part of the public API (not exported from lib/index.ts): the chaos test runs nodes whose
- * monotonic clock runs at a skewed rate. Entry times (lock leases) stay on the machine's wall clock.
+ * @internal Seams, not part of the public API (not exported from lib/index.ts): the chaos test runs nodes whose
+ * monotonic clock runs at a skewed rate (entry times, lock leases, stay on the machine's wall clock); the Nest module
+ * plugs in its metrics.
  */
 export interface ClusterInternals {
   readonly clock?: Clock;
+  /** Receives fsync and proposal timings: the Nest module passes its prom-client metrics here. */
+  readonly metrics?: ClusterMetrics;
 }
 
 /**
@@ -48,9 +52,9 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   if (o.members.length > 1 && o.secret === undefined && !o.tls) {
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
   }
-  const network: Network =
+  const tcp =
     o.members.length === 1
-      ? new SoloNetwork()
+      ? null
       : new TcpNetwork({
           nodeId: o.nodeId,
           members: o.members,
@@ -60,6 +64,9 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
           listenHost: o.listenHost,
           logger,
         });
+  const network: Network = tcp ?? new SoloNetwork();
+  const { metrics } = internals;
+  const fileStorage = new FileStorage(new NodeDisk(o.dataDir), { logger });
   const stateMachine = new ClusterStateMachine();
   const wallClock = () => Date.now();
   let router!: RequestRouter;
@@ -73,7 +80,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       compactionThreshold: o.compactionThreshold,
     },
     {
-      storage: new FileStorage(new NodeDisk(o.dataDir), { logger }),
+      storage: metrics ? timedStorage(fileStorage, metrics) : fileStorage,
       network,
       clock,
       timers: systemTimers,
@@ -85,7 +92,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   );
   router = new RequestRouter(runtime, wallClock);
   const clientId = randomUUID();
-  const proposer = new LogProposer({
+  const logProposer = new LogProposer({
     runtime,
     network,
     clock,
@@ -94,6 +101,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     clientId,
     requestTimeoutMs: o.requestTimeout,
   });
+  const proposer = metrics ? countedProposer(logProposer, metrics) : logProposer;
   const coordinator = new ClusterCoordinator({
     runtime,
     network,
@@ -106,6 +114,8 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     members: o.members.map((m) => ({ id: m.id, address: addressOf(m) })),
     electionTimeoutMs: o.electionTimeout,
     clientId,
+    wallClock,
+    ...(tcp && { connectedPeers: () => new Set(Object.entries(tcp.stats().peers).flatMap(([id, p]) => (p.connected ? [id] : []))) }),
   });
   await runtime.start();
   logger.log(
