@@ -90,26 +90,28 @@ export class ClusterLocks {
         }
       }
       const token = r.granted ? r.token : this.d.table.holder(name)!.token;
-      // A grant seen in the table, or one whose reply came too late to leave a usable lease, is renewed first so the
-      // lease is measured from a moment we know.
-      if (leaseFrom === null || leaseFrom + ttl - lockSafetyMargin(ttl) <= clock.now()) {
+      // A grant seen in the table, or one whose reply came too late to leave a usable lease, is renewed until the lease
+      // is measured from a moment we know and some of it is left.
+      let lost = false;
+      while (leaseFrom === null || leaseFrom + ttl - lockSafetyMargin(ttl) <= clock.now()) {
+        if (clock.now() >= deadline) throw timeout();
         const renewSentAt = clock.now();
         let renewed: { ok: boolean };
         try {
           renewed = (await this.propose({ op: 'renew', name, owner: this.d.owner, token })) as { ok: boolean };
         } catch (e) {
-          if (!(e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError) || clock.now() >= deadline) throw giveUp(e as Error);
-          retry = false;
-          continue;
+          if (!(e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError)) throw giveUp(e as Error);
+          continue; // renewing is idempotent: ask again
         }
         if (!renewed.ok) {
-          retry = false; // it lapsed before we saw it: queue again
-          if (clock.now() >= deadline) throw timeout();
-          continue;
+          lost = true;
+          break;
         }
         leaseFrom = renewSentAt;
       }
-      return new DistributedLock(name, token, ttl, leaseFrom, this.d, (c) => this.propose(c));
+      if (!lost && leaseFrom !== null) return new DistributedLock(name, token, ttl, leaseFrom, this.d, (c) => this.propose(c));
+      retry = false; // it lapsed before we could use it: queue again
+      if (clock.now() >= deadline) throw timeout();
     }
   }
 

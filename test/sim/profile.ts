@@ -17,6 +17,8 @@ export interface Profile {
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
   readonly clients: number;
+  /** Runtime level: clients taking and releasing locks. */
+  readonly lockClients: number;
 }
 
 export function drawProfile(rng: Prng): Profile {
@@ -39,6 +41,7 @@ export function drawProfile(rng: Prng): Profile {
     maxSizePerMsg: figure8 ? 40 : rng.pick([40, 1024 * 1024]),
     maxInflightMsgs: rng.pick([1, 4, 256]),
     clients: rng.int(2, 6),
+    lockClients: rng.int(0, 4),
   };
 }
 
@@ -47,6 +50,6 @@ export function describeProfile(p: Profile): string {
   return (
     `drop=${n.drop} dup=${n.duplicate} delay<=${n.delayMax}ms crash/${p.crashEvery} partition/${p.partitionEvery} ` +
     `transfer/${p.transferEvery} figure8=${p.figure8} crashNewLeader=${p.crashNewLeader} snapEvery=${p.snapshotEvery} ` +
-    `reads=${p.readOnly} msgBytes=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs} clients=${p.clients}`
+    `reads=${p.readOnly} msgBytes=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs} clients=${p.clients} lockClients=${p.lockClients}`
   );
 }

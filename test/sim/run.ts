@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BROKEN_CORES } from './broken-cores.js';
+import { BROKEN_LOCKS } from './broken-locks.js';
 import { runSimulation, type SimLevel, type SimResult } from './simulation.js';
 
 /**
@@ -25,7 +26,7 @@ interface Job {
   readonly args: Args;
 }
 
-type Summary = Pick<SimResult, 'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'profile'>;
+type Summary = Pick<SimResult, 'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns' | 'profile'>;
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core' };
@@ -53,7 +54,9 @@ function parseArgs(argv: string[]): Args {
         a.level = value;
         break;
       case '--variant':
-        if (!value || !(value in BROKEN_CORES)) throw new Error(`--variant expects one of ${Object.keys(BROKEN_CORES).join(', ')}`);
+        if (!value || !(value in BROKEN_CORES || value in BROKEN_LOCKS)) {
+          throw new Error(`--variant expects one of ${[...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_LOCKS)].join(', ')} (lock variants need --level runtime)`);
+        }
         a.variant = value;
         break;
       default:
@@ -73,6 +76,7 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
     nodes: nodesFor(seed, args),
     level: args.level,
     core: args.variant ? BROKEN_CORES[args.variant] : undefined,
+    lockModule: args.variant ? BROKEN_LOCKS[args.variant] : undefined,
     faultMs: args.faultMs,
     calmMs: args.calmMs,
     trace,
@@ -80,8 +84,8 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
 }
 
 function summarize(r: SimResult): Summary {
-  const { seed, nodes, violation, steps, elections, commits, ops, profile } = r;
-  return { seed, nodes, violation, steps, elections, commits, ops, profile };
+  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, profile } = r;
+  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, profile };
 }
 
 function replayHint(seed: number, args: Args): string {
@@ -116,7 +120,7 @@ async function main(): Promise<void> {
     console.log(`  profile: ${f.profile}`);
     console.log(`  replay:  ${replayHint(f.seed, args)}`);
   }
-  const sum = (k: 'steps' | 'elections' | 'commits' | 'ops') => results.reduce((s, r) => s + r[k], 0);
+  const sum = (k: 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns') => results.reduce((s, r) => s + r[k], 0);
   console.log(
     JSON.stringify({
       seeds: results.length,
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
       elections: sum('elections'),
       commits: sum('commits'),
       ops: sum('ops'),
+      ...(args.level === 'runtime' ? { lockGrants: sum('lockGrants'), taskRuns: sum('taskRuns') } : {}),
       ms: Date.now() - started,
       level: args.level,
       ...(args.variant ? { variant: args.variant } : {}),

@@ -1,9 +1,11 @@
+import { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import { LogProposer, ClusterStore } from '../../lib/cluster/cluster-store.js';
 import { CallTimeoutError, NotSentError, type Clock, type InboundHandler, type Network, type Timers } from '../../lib/cluster/io.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime, type RuntimeConfig } from '../../lib/cluster/raft-runtime.js';
 import { RequestRouter } from '../../lib/cluster/request-handler.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
+import type { LockModule } from '../../lib/cluster/state/lock-module.js';
 import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
 import type { AppendFile, Disk } from '../../lib/storage/disk.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
@@ -20,7 +22,16 @@ export interface RuntimeMemberOptions {
   readonly core?: RaftConstructor;
   /** This node's clock rate relative to simulated real time (1.05 = 5% fast). */
   readonly rate: number;
+  /**
+   * Rate of the clock the coordinator (locks, tenure signals) measures leases with. Locks assume clocks as good as
+   * real ones (within max(50 ms, ttl/10) over a ttl), so this stays near 1 while `rate` stresses Raft's own bound.
+   */
+  readonly leaseClockRate: number;
+  /** This node's wall clock minus simulated real time: the offset NTP leaves between hosts. */
+  readonly wallOffsetMs: number;
   readonly requestTimeoutMs: number;
+  /** A deliberately broken lock table, for the checker self-test. */
+  readonly lockModule?: () => LockModule;
 }
 
 /**
@@ -31,6 +42,9 @@ export class RuntimeMember implements SimMember {
   private disk: SimDisk;
   private runtime: RaftRuntime | null = null;
   private store: ClusterStore | null = null;
+  private coord: ClusterCoordinator | null = null;
+  private readonly crashListeners = new Set<() => void>();
+  private readonly leaderListeners = new Set<() => void>();
   private sm: ClusterStateMachine | null = null;
   private handler: InboundHandler | null = null;
   private incarnation = 0;
@@ -65,6 +79,21 @@ export class RuntimeMember implements SimMember {
     return this.sm?.appliedIndex ?? 0;
   }
 
+  /** The coordinator of the running incarnation (locks, leader signal), or null while crashed. */
+  get coordinator(): ClusterCoordinator | null {
+    return this.coord;
+  }
+
+  /** Called at every crash: whatever this incarnation's clients believed ends with it. */
+  onCrash(fn: () => void): void {
+    this.crashListeners.add(fn);
+  }
+
+  /** Called whenever this node's leadership or lease changes, in any incarnation. */
+  onLeaderChange(fn: () => void): void {
+    this.leaderListeners.add(fn);
+  }
+
   durableLast(): { index: number; term: number } {
     return this.durable;
   }
@@ -88,9 +117,9 @@ export class RuntimeMember implements SimMember {
       },
       setImmediate: (fn) => this.queue.schedule(0, live(fn)),
     };
-    const sm = new TracedStateMachine((e) => this.hooks.applied(this, e));
+    const sm = new TracedStateMachine((e) => this.hooks.applied(this, e), this.opts.lockModule?.());
     const storage = this.track(new FileStorage(this.delayed(this.disk, timers)));
-    const wallClock = () => 1_700_000_000_000 + clock.now();
+    const wallClock = () => 1_700_000_000_000 + this.queue.now + this.opts.wallOffsetMs;
     let router!: RequestRouter;
     const network = this.endpoint(inc, timers);
     const rng = this.rng.fork();
@@ -124,6 +153,23 @@ export class RuntimeMember implements SimMember {
     this.runtime = runtime;
     this.sm = sm;
     this.store = new ClusterStore(proposer, runtime, sm, this.opts.requestTimeoutMs);
+    this.coord = new ClusterCoordinator({
+      runtime,
+      network,
+      router,
+      stateMachine: sm,
+      proposer,
+      store: this.store,
+      clock: { now: () => this.queue.now * this.opts.leaseClockRate },
+      timers,
+      members: [],
+      electionTimeoutMs: this.opts.config.electionTick * this.opts.config.tickMs,
+      clientId: `${this.id}#${inc}`,
+    });
+    // Registered after the coordinator's own listeners, so its tenure is up to date when these run.
+    const notify = live(() => this.leaderListeners.forEach((fn) => fn()));
+    runtime.onLeadershipChange(notify);
+    runtime.onLeaseChange(notify);
     runtime.start().catch((e: unknown) => {
       // The simulator only loses unsynced writes and tears the last one: a node must always come back from that.
       if (this.incarnation === inc) this.startFailure = `${this.id} failed to start: ${(e as Error).message}`;
@@ -138,6 +184,8 @@ export class RuntimeMember implements SimMember {
     this.incarnation++;
     this.runtime = null;
     this.store = null;
+    this.coord = null;
+    for (const fn of this.crashListeners) fn();
     this.sm = null;
     this.handler = null;
     for (const done of this.outstanding) done(null);
@@ -285,8 +333,11 @@ export class RuntimeMember implements SimMember {
 
 /** The production state machine, with a hook on every applied entry for the ledger checks. */
 class TracedStateMachine extends ClusterStateMachine {
-  constructor(private readonly onApply: (e: Entry) => void) {
-    super();
+  constructor(
+    private readonly onApply: (e: Entry) => void,
+    locks?: LockModule,
+  ) {
+    super([], locks);
   }
 
   override apply(entry: Entry): unknown {

@@ -1,4 +1,5 @@
 import { BROKEN_CORES } from './broken-cores';
+import { BROKEN_LOCKS } from './broken-locks';
 import { runSimulation } from './simulation';
 
 /**
@@ -24,6 +25,26 @@ describe('simulator self-test', () => {
     expect(caught!.kind).toBe(EXPECTED[name]);
   });
 
+  // The runtime level adds the coordinator's checks: lock exclusion, fencing tokens, leader tasks that never overlap.
+  const RUNTIME_EXPECTED: Record<string, string> = {
+    'expires-early': 'lock-exclusion',
+    'wall-clock-tokens': 'lock-token',
+    'assumes-lease': 'task-overlap',
+  };
+  test.each(Object.keys(RUNTIME_EXPECTED))('the runtime level catches "%s"', async (name) => {
+    let caught: { seed: number; kind: string } | null = null;
+    for (let seed = 1; seed <= 60 && !caught; seed++) {
+      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, level: 'runtime', core: BROKEN_CORES[name], lockModule: BROKEN_LOCKS[name] });
+      if (r.violation) caught = { seed, kind: r.violation.kind };
+    }
+    expect(caught).not.toBeNull();
+    expect(caught!.kind).toBe(RUNTIME_EXPECTED[name]);
+  });
+
+  test('every broken lock table has an expected check', () => {
+    expect(Object.keys(BROKEN_LOCKS).every((k) => k in RUNTIME_EXPECTED)).toBe(true);
+  });
+
   test('every broken core has an expected check', () => {
     expect(Object.keys(EXPECTED).sort()).toEqual(Object.keys(BROKEN_CORES).sort());
   });
@@ -42,5 +63,14 @@ describe('simulator self-test', () => {
     expect(b.trace).toEqual(a.trace);
     expect(a.commits).toBeGreaterThan(0);
     expect(a.ops).toBeGreaterThan(0);
+  });
+
+  test('a runtime-level seed with locks and leader tasks replays exactly', async () => {
+    const a = await runSimulation({ seed: 4, nodes: 3, level: 'runtime', trace: true });
+    const b = await runSimulation({ seed: 4, nodes: 3, level: 'runtime', trace: true });
+    expect(b.steps).toBe(a.steps);
+    expect(b.trace).toEqual(a.trace);
+    expect(a.lockGrants).toBeGreaterThan(0);
+    expect(a.taskRuns).toBeGreaterThan(0);
   });
 });

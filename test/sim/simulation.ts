@@ -7,7 +7,10 @@ import { kvModel, type KvInput, type KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
 import { Prng } from '../support/prng.js';
 import { describeProfile, drawProfile } from './profile.js';
+import type { LockModule } from '../../lib/cluster/state/lock-module.js';
+import { LockWorkload } from './lock-workload.js';
 import { RuntimeMember } from './runtime-member.js';
+import { TenureWatch } from './tenure-watch.js';
 import { CALM, SimNetwork } from './sim-network.js';
 
 /** `core`: the bare consensus core with a disk model (fast); `runtime`: RaftRuntime + FileStorage + state machine. */
@@ -19,6 +22,8 @@ export interface SimOptions {
   readonly level?: SimLevel;
   /** A deliberately broken core, for the checker self-test. */
   readonly core?: RaftConstructor;
+  /** A deliberately broken lock table (runtime level), for the checker self-test. */
+  readonly lockModule?: () => LockModule;
   /** Simulated ms of faults, then ms of calm in which the cluster must recover. */
   readonly faultMs?: number;
   readonly calmMs?: number;
@@ -37,6 +42,9 @@ export interface SimResult {
   readonly elections: number;
   readonly commits: number;
   readonly ops: number;
+  /** Runtime level: locks granted to the lock clients, and leader-task runs started. */
+  readonly lockGrants: number;
+  readonly taskRuns: number;
   readonly profile: string;
 }
 
@@ -44,6 +52,12 @@ const TICK_MS = 10;
 const ELECTION_TICK = 15;
 const HEARTBEAT_TICK = 5;
 const MAX_DRIFT = 0.1;
+/**
+ * Raft's ticks drift by up to 9% here, far beyond real clocks, to stress its own bound. Locks measure their leases on
+ * clocks as real hosts have them: rate within 0.5%, wall clocks within 10 ms of each other (NTP does better).
+ */
+const LEASE_CLOCK_DRIFT = 0.005;
+const WALL_OFFSET_MS = 10;
 const OP_TIMEOUT_MS = 1000;
 const KEYS = ['a', 'b', 'c'];
 const TRACE_KEEP = 400;
@@ -133,7 +147,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
               config: { voters: ids, tickMs: TICK_MS, compactionThreshold: profile.snapshotEvery, ...raftOptions },
               core: opts.core,
               rate: 1 / (1 + skew),
+              leaseClockRate: 1 + memberRng.range(-LEASE_CLOCK_DRIFT, LEASE_CLOCK_DRIFT),
+              wallOffsetMs: memberRng.range(-WALL_OFFSET_MS, WALL_OFFSET_MS),
               requestTimeoutMs: OP_TIMEOUT_MS,
+              lockModule: opts.lockModule,
             },
             queue,
             memberRng.fork(),
@@ -273,6 +290,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     if (nem.chance(profile.crashNewLeader)) queue.schedule(nem.range(0, 4), () => crash(member));
   };
 
+  // ---- locks and a long-running leader task (runtime level: they need the coordinator) ------------------------
+  const lockRng = rng.fork();
+  let locks: LockWorkload | null = null;
+  let tenures: TenureWatch | null = null;
+  if (level === 'runtime') {
+    const rts = members as RuntimeMember[];
+    locks = new LockWorkload(queue, lockRng, rts, faultMs + calmMs - OP_TIMEOUT_MS, fail, log);
+    locks.start(profile.lockClients);
+    tenures = new TenureWatch(queue, rts, fail, log);
+  }
+
   // ---- calm: heal everything; the cluster must elect a leader and apply a probe write everywhere ---------------
   /** The leader's applied index when a probe write was confirmed: every member must reach it. */
   let probeIndex = 0;
@@ -332,6 +360,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     elections,
     commits: ledger.size,
     ops: history.length,
+    lockGrants: locks?.stats.grants ?? 0,
+    taskRuns: tenures?.runs ?? 0,
     profile: `${level} ${describeProfile(profile)}`,
   };
 }

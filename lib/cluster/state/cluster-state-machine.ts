@@ -27,13 +27,15 @@ export class ApplyError {
 export class ClusterStateMachine implements StateMachine {
   readonly kv = new KvModule();
   readonly events = new EventLogModule();
-  readonly locks = new LockModule();
+  readonly locks: LockModule;
   readonly tasks = new TaskLedgerModule();
   readonly sessions = new SessionTable();
   private readonly modules = new Map<string, StateModule>();
   appliedIndex = 0;
 
-  constructor(extra: readonly StateModule[] = []) {
+  /** `locks` is replaceable for the simulator's checker self-test. */
+  constructor(extra: readonly StateModule[] = [], locks: LockModule = new LockModule()) {
+    this.locks = locks;
     for (const m of [this.kv, this.events, this.locks, this.tasks, ...extra]) this.modules.set(m.name, m);
   }
 

@@ -90,7 +90,7 @@ export class LockModule implements StateModule<LockCommand, LockResult> {
         const h = this.holder(cmd.name);
         if (!h || h.token !== cmd.token || h.owner !== cmd.owner) return { ok: false };
         this.locks.get(cmd.name)!.holder!.renewedAt = this.now;
-        return { ok: true, expiresAt: this.now + h.leaseMs };
+        return { ok: true, expiresAt: this.leaseEnd(h) };
       }
       case 'release': {
         const s = this.locks.get(cmd.name);
@@ -139,7 +139,7 @@ export class LockModule implements StateModule<LockCommand, LockResult> {
   private settle(name: string, index: number): void {
     const s = this.locks.get(name);
     if (!s) return;
-    if (s.holder && this.now >= s.holder.renewedAt + s.holder.leaseMs) s.holder = null;
+    if (s.holder && this.now >= this.leaseEnd(s.holder)) s.holder = null;
     if (!s.holder) {
       s.waiters = s.waiters.filter((w) => w.waitUntil > this.now);
       const next = s.waiters.shift();
@@ -149,11 +149,21 @@ export class LockModule implements StateModule<LockCommand, LockResult> {
   }
 
   private grant(w: { owner: string; requestId: string; leaseMs: number }, index: number): LockHolder {
-    return { owner: w.owner, requestId: w.requestId, token: index, grantedAt: this.now, renewedAt: this.now, leaseMs: w.leaseMs };
+    return { owner: w.owner, requestId: w.requestId, token: this.tokenFor(index, this.now), grantedAt: this.now, renewedAt: this.now, leaseMs: w.leaseMs };
   }
 
   private granted(h: LockHolder, index: number): AcquireResult {
-    return { granted: true, token: h.token, index, expiresAt: h.renewedAt + h.leaseMs };
+    return { granted: true, token: h.token, index, expiresAt: this.leaseEnd(h) };
+  }
+
+  /** Entry time at which the holder's lease ends. (Protected for the simulator's deliberately broken variants.) */
+  protected leaseEnd(h: LockHolder): number {
+    return h.renewedAt + h.leaseMs;
+  }
+
+  /** The fencing token of a grant made by the entry at `index`: the index itself, so it grows with every grant. */
+  protected tokenFor(index: number, _entryTime: number): number {
+    return index;
   }
 
   snapshot(): unknown {
