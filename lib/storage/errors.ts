@@ -42,6 +42,21 @@ export class DataDirLockedError extends StorageError {
   }
 }
 
+/**
+ * A write failed because the disk is full (ENOSPC) or the quota is used up (EDQUOT), and the storage removed every
+ * byte the write had left: the files are exactly as before the call and the storage stays usable. Nothing of the
+ * batch may be acknowledged; the same call can be retried once space is freed.
+ */
+export class DiskFullError extends StorageError {
+  constructor(cause: StorageError) {
+    super(`${cause.message} (nothing of this write was kept; it can be retried once there is space)`, {
+      path: cause.path,
+      code: cause.code,
+      cause,
+    });
+  }
+}
+
 /** A WAL segment is damaged somewhere other than its torn last record. Nothing is guessed: the node stops. */
 export class CorruptLogError extends StorageError {
   readonly file: string;
@@ -80,8 +95,8 @@ export class UnsupportedFormatError extends StorageError {
 }
 
 const HINTS: Readonly<Record<string, string>> = {
-  ENOSPC: 'the disk is full; free space and restart the node',
-  EDQUOT: 'the disk quota is exhausted; raise it or free space and restart the node',
+  ENOSPC: 'the disk is full; free space (a running node waits and retries the write)',
+  EDQUOT: 'the disk quota is exhausted; raise it or free space (a running node waits and retries the write)',
   EACCES: 'permission denied; the process user needs read and write access to the dataDir',
   EPERM: 'operation not permitted; check the ownership and permissions of the dataDir',
   EROFS: 'the file system is mounted read-only; the dataDir must be writable',

@@ -1,7 +1,7 @@
 import { EMPTY_HARD_STATE, isEmptyHardState, type Entry, type HardState, type Snapshot } from '../raft/types.js';
 import { planBatch } from './batch-plan.js';
 import type { Disk, DiskLock } from './disk.js';
-import { CorruptLogError, CorruptSnapshotError, InvalidWriteError } from './errors.js';
+import { CorruptLogError, CorruptSnapshotError, DiskFullError, InvalidWriteError } from './errors.js';
 import { LogState } from './log-state.js';
 import type { PersistBatch, RaftStorage, RecoveredState } from './raft-storage.js';
 import { encodeRecords, type WalRecord } from './record.js';
@@ -29,11 +29,15 @@ const SNAPSHOTS_KEPT = 2;
 /**
  * Durable Raft state in a dataDir: `LOCK`, `wal/` segments and `snap/` snapshots (format in docs/storage.md).
  *
- * Failure semantics: if a write or sync fails (ENOSPC, EIO, ...), the storage enters a failed state and rejects that
- * call and every later persist/saveSnapshot with the same error. After a failed fsync the kernel may have dropped
- * the dirty pages and cleared the error ("fsyncgate"), so nothing written since the last good sync can be trusted
- * and a retry could report success for lost data. The caller must not acknowledge anything from the failed batch;
- * the recovery path is a restart, which re-reads what is really on disk.
+ * Failure semantics: if a write or sync fails (EIO, ...), the storage enters a failed state and rejects that call and
+ * every later persist/saveSnapshot with the same error. After a failed fsync the kernel may have dropped the dirty
+ * pages and cleared the error ("fsyncgate"), so nothing written since the last good sync can be trusted and a retry
+ * could report success for lost data. The caller must not acknowledge anything from the failed batch; the recovery
+ * path is a restart, which re-reads what is really on disk.
+ *
+ * A full disk (ENOSPC, EDQUOT) is the exception: the failed write is rolled back — the segment cut back to the end of
+ * the last synced batch and synced, a half-created segment or snapshot temp file deleted — and the call rejects with
+ * DiskFullError, leaving the storage usable and unchanged. Only if that rollback fails does the storage fail as above.
  *
  * Calls are serialized: each waits for the previous one to finish.
  */
@@ -274,12 +278,12 @@ export class FileStorage implements RaftStorage {
     return this.wal;
   }
 
-  /** Runs a write; if it fails, the storage is failed from then on (see the class comment). */
+  /** Runs a write; if it fails other than with a rolled-back full disk, the storage is failed from then on. */
   private async guard(write: () => Promise<void>): Promise<void> {
     try {
       await write();
     } catch (err) {
-      this.failure = { error: err };
+      if (!(err instanceof DiskFullError)) this.failure = { error: err };
       throw err;
     }
   }

@@ -1,5 +1,7 @@
 import type { Snapshot } from '../raft/types.js';
 import type { Disk } from './disk.js';
+import { settleFailedWrite } from './disk-full.js';
+import { errnoCode } from './errors.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-file.js';
 
 /** A snapshot file found in snap/, named `<index>-<term>.snap`, both zero-padded to 16 digits. */
@@ -66,19 +68,30 @@ export class SnapshotStore {
     return snap;
   }
 
-  /** Writes a snapshot durably; resolves once the file and its directory entry are synced. */
+  /**
+   * Writes a snapshot durably; resolves once the file and its directory entry are synced. When the disk fills up
+   * while the temp file is written, the temp file is deleted again to give the space back (DiskFullError).
+   */
   async save(snapshot: Snapshot): Promise<SnapshotFileInfo> {
     const name = snapshotFileName(snapshot.meta.index, snapshot.meta.term);
     const path = `${this.dir}/${name}`;
     const tmp = path + TMP_SUFFIX;
     const bytes = encodeSnapshot(snapshot);
-    const file = await this.disk.openAppend(tmp);
     try {
-      if (file.size > 0) await file.truncate(0);
-      await file.append(bytes);
-      await file.sync();
-    } finally {
-      await file.close();
+      const file = await this.disk.openAppend(tmp);
+      try {
+        if (file.size > 0) await file.truncate(0);
+        await file.append(bytes);
+        await file.sync();
+      } finally {
+        await file.close();
+      }
+    } catch (err) {
+      throw await settleFailedWrite(err, () =>
+        this.disk.unlink(tmp).catch((e: unknown) => {
+          if (errnoCode(e) !== 'ENOENT') throw e;
+        }),
+      );
     }
     await this.disk.rename(tmp, path);
     await this.disk.syncDir(this.dir);

@@ -1,4 +1,5 @@
 import type { AppendFile, Disk } from './disk.js';
+import { settleFailedWrite } from './disk-full.js';
 import { CorruptLogError, UnsupportedFormatError } from './errors.js';
 import { decodeRecords, encodeRecords, sealBatch, WAL_MAGIC, WAL_VERSION, type WalRecord } from './record.js';
 
@@ -148,15 +149,28 @@ export class Wal {
     if (this.file === null) await this.createSegment(nextIndex, new Uint8Array(0));
   }
 
-  /** Appends one encoded batch with one write and one fdatasync, rolling to a new segment when this one is full. */
+  /**
+   * Appends one encoded batch with one write and one fdatasync, rolling to a new segment when this one is full.
+   * On a full disk the bytes the failed write left are cut off again (DiskFullError, see disk-full.ts).
+   */
   async append(batch: Uint8Array, span: BatchSpan): Promise<void> {
     const file = this.activeFile();
     if (file.size > this.baseSize && file.size + batch.byteLength > this.options.segmentBytes) {
       await this.createSegment(span.first ?? span.next, batch);
       await file.close();
     } else {
-      await file.append(sealBatch(batch));
-      await file.sync();
+      const before = file.size;
+      try {
+        await file.append(sealBatch(batch));
+        await file.sync();
+      } catch (err) {
+        // Everything up to `before` was synced by earlier batches; cutting back to it and syncing drops only this
+        // batch, whose pages a failed fdatasync may have left in any state.
+        throw await settleFailedWrite(err, async () => {
+          await file.truncate(before);
+          await file.sync();
+        });
+      }
     }
     const seg = this.segments.at(-1) as SegmentInfo;
     if (span.max !== null) seg.maxIndex = Math.max(seg.maxIndex, span.max);
@@ -199,7 +213,12 @@ export class Wal {
     const seq = (this.segments.at(-1)?.seq ?? 0) + 1;
     const path = `${DIR}/${segmentFileName(seq, firstIndex)}`;
     const head = Buffer.concat([headerBytes(firstIndex), this.options.carry()]);
-    const file = await this.disk.openAppend(path);
+    let file: AppendFile;
+    try {
+      file = await this.disk.openAppend(path);
+    } catch (err) {
+      throw await settleFailedWrite(err, async () => undefined); // no inode left: nothing was created
+    }
     try {
       if (file.size > 0) await file.truncate(0);
       await file.append(sealBatch(tail.byteLength > 0 ? Buffer.concat([head, tail]) : head));
@@ -207,7 +226,10 @@ export class Wal {
       await this.disk.syncDir(DIR);
     } catch (err) {
       await file.close().catch(() => undefined); // the write error is the one to report
-      throw err;
+      throw await settleFailedWrite(err, async () => {
+        await this.disk.unlink(path);
+        await this.disk.syncDir(DIR);
+      });
     }
     this.segments.push({ seq, firstIndex, path, maxIndex: 0 });
     this.file = file;

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { EMPTY_HARD_STATE, type Entry } from '../../lib/raft/types.js';
-import { DataDirLockedError, InvalidWriteError, StorageError } from '../../lib/storage/errors.js';
+import { DataDirLockedError, DiskFullError, InvalidWriteError, StorageError } from '../../lib/storage/errors.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
 import { SnapshotStore } from '../../lib/storage/snapshot-store.js';
 import { SimDisk } from '../support/sim-disk.js';
@@ -181,22 +181,32 @@ describe('FileStorage', () => {
     expect(plain(state.entries)).toEqual(plain(entries(4, 6, 1)));
   });
 
-  it('goes into a failed state when a write fails (ENOSPC): this and every later persist rejects', async () => {
+  it('goes into a failed state when a write fails (EIO): this and every later persist rejects', async () => {
     const disk = new SimDisk();
     let { storage } = await reopen(disk, null);
     await storage.persist(batch({ entries: entries(1, 2, 1) }));
-    disk.failNextWrites(1, 'ENOSPC');
+    disk.failNextWrites(1, 'EIO');
     const first = storage.persist(batch({ entries: entries(3, 3, 1) }));
     await expect(first).rejects.toBeInstanceOf(StorageError);
-    await expect(first).rejects.toMatchObject({ code: 'ENOSPC' });
+    await expect(first).rejects.toMatchObject({ code: 'EIO' });
     const err = await first.catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/disk is full/);
+    expect((err as Error).message).toMatch(/I\/O error/);
     // The fault is gone, but the storage stays failed: nothing after an unknown disk state is acknowledged.
     await expect(storage.persist(batch({ entries: entries(3, 3, 1) }))).rejects.toBe(err);
     await expect(storage.saveSnapshot(snapshot(1, 1))).rejects.toBe(err);
     // A restart is the way back.
     const { state } = await reopen(disk, storage);
     expect(plain(state.entries)).toEqual(plain(entries(1, 2, 1)));
+  });
+
+  it('refuses a write on a full disk (ENOSPC) with DiskFullError and stays usable (see disk-full.spec.ts)', async () => {
+    const disk = new SimDisk();
+    let { storage } = await reopen(disk, null);
+    disk.failNextWrites(1, 'ENOSPC');
+    await expect(storage.persist(batch({ entries: entries(1, 1, 1) }))).rejects.toBeInstanceOf(DiskFullError);
+    await storage.persist(batch({ entries: entries(1, 1, 1) }));
+    const { state } = await reopen(disk, storage);
+    expect(plain(state.entries)).toEqual(plain(entries(1, 1, 1)));
   });
 
   it('goes into a failed state when fdatasync fails (EIO)', async () => {
