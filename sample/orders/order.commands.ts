@@ -16,6 +16,12 @@ export class CancelOrderCommand extends Command<Order> {
   }
 }
 
+export class PayOrderCommand extends Command<Order> {
+  constructor(readonly orderId: string) {
+    super();
+  }
+}
+
 export class GetOrderQuery extends Query<Order | undefined> {
   constructor(readonly orderId: string) {
     super();

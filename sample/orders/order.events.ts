@@ -8,10 +8,20 @@ export class OrderCreated {
     readonly customer: string,
     readonly amount: number,
     readonly createdOn: string,
+    /** Leader's wall clock when the order was taken: the payment window starts here. */
+    readonly createdAt: number,
   ) {}
 }
 
 @ClusterEvent()
-export class OrderCancelled {
+export class OrderPaid {
   constructor(readonly orderId: string) {}
+}
+
+@ClusterEvent()
+export class OrderCancelled {
+  constructor(
+    readonly orderId: string,
+    readonly reason: 'customer' | 'unpaid' = 'customer',
+  ) {}
 }

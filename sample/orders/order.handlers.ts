@@ -1,8 +1,8 @@
-import { BadRequestException, NotFoundException } from '@nestjs/common';
+import { BadRequestException, ConflictException, NotFoundException } from '@nestjs/common';
 import { CommandHandler, EventBus, QueryHandler, type ICommandHandler, type IQueryHandler } from '@nestjs/cqrs';
 import { ClusterCoordinator, ForwardToLeader, LeaderOnly } from '../../lib/index.js';
-import { CancelOrderCommand, CreateOrderCommand, GetOrderQuery } from './order.commands.js';
-import { OrderCancelled, OrderCreated } from './order.events.js';
+import { CancelOrderCommand, CreateOrderCommand, GetOrderQuery, PayOrderCommand } from './order.commands.js';
+import { OrderCancelled, OrderCreated, OrderPaid } from './order.events.js';
 import { OrdersReadModel, type Order } from './orders.read-model.js';
 
 /** Runs on the leader whichever node got the HTTP request, so order numbers never clash. */
@@ -25,8 +25,28 @@ export class CreateOrderHandler implements ICommandHandler<CreateOrderCommand> {
       if ((await this.cluster.store.cas('orders/seq', cur?.version ?? 0, seq)).ok) break;
     }
     const id = `o-${seq}`;
-    const { index } = await (this.events.publish(new OrderCreated(id, cmd.customer, cmd.amount, this.cluster.nodeId)) as unknown as Promise<{ index: number }>);
-    return { id, customer: cmd.customer, amount: cmd.amount, status: 'open', createdOn: this.cluster.nodeId, eventIndex: index ?? this.orders.get(id)?.eventIndex };
+    const createdAt = Date.now();
+    const { index } = await (this.events.publish(new OrderCreated(id, cmd.customer, cmd.amount, this.cluster.nodeId, createdAt)) as unknown as Promise<{ index: number }>);
+    return { id, customer: cmd.customer, amount: cmd.amount, status: 'open', createdOn: this.cluster.nodeId, createdAt, eventIndex: index ?? this.orders.get(id)?.eventIndex };
+  }
+}
+
+/** Forwarded to the leader like CreateOrder: the leader's read model is the one the check below relies on. */
+@CommandHandler(PayOrderCommand)
+@ForwardToLeader()
+export class PayOrderHandler implements ICommandHandler<PayOrderCommand> {
+  constructor(
+    private readonly events: EventBus,
+    private readonly orders: OrdersReadModel,
+  ) {}
+
+  async execute(cmd: PayOrderCommand): Promise<Order> {
+    const o = this.orders.get(cmd.orderId);
+    if (!o) throw new NotFoundException(`no order ${cmd.orderId}`);
+    if (o.status !== 'open') throw new ConflictException(`order ${o.id} is ${o.status}`);
+    await this.events.publish(new OrderPaid(o.id));
+    // The projection may have seen a cancellation first (the expiry job racing this payment): report what won.
+    return this.orders.get(o.id)!;
   }
 }
 
@@ -42,8 +62,9 @@ export class CancelOrderHandler implements ICommandHandler<CancelOrderCommand> {
   async execute(cmd: CancelOrderCommand): Promise<Order> {
     const o = this.orders.get(cmd.orderId);
     if (!o) throw new NotFoundException(`no order ${cmd.orderId}`);
-    await this.events.publish(new OrderCancelled(o.id));
-    return { ...o, status: 'cancelled' };
+    if (o.status !== 'open') throw new ConflictException(`order ${o.id} is ${o.status}`);
+    await this.events.publish(new OrderCancelled(o.id, 'customer'));
+    return this.orders.get(o.id)!;
   }
 }
 

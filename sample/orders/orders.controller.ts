@@ -1,6 +1,6 @@
-import { Body, Controller, Get, NotFoundException, Param, Post } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, NotFoundException, Param, Post } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
-import { CancelOrderCommand, CreateOrderCommand, GetOrderQuery } from './order.commands.js';
+import { CancelOrderCommand, CreateOrderCommand, GetOrderQuery, PayOrderCommand } from './order.commands.js';
 
 @Controller('orders')
 export class OrdersController {
@@ -21,7 +21,14 @@ export class OrdersController {
     return o;
   }
 
+  @Post(':id/pay')
+  @HttpCode(200)
+  pay(@Param('id') id: string) {
+    return this.commands.execute(new PayOrderCommand(id));
+  }
+
   @Post(':id/cancel')
+  @HttpCode(200)
   cancel(@Param('id') id: string) {
     return this.commands.execute(new CancelOrderCommand(id));
   }

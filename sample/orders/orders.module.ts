@@ -1,10 +1,22 @@
 import { Module } from '@nestjs/common';
-import { CancelOrderHandler, CreateOrderHandler, GetOrderHandler } from './order.handlers.js';
+import { ExpireUnpaidOrdersJob } from './expire-unpaid.job.js';
+import { CancelOrderHandler, CreateOrderHandler, GetOrderHandler, PayOrderHandler } from './order.handlers.js';
 import { OrdersController } from './orders.controller.js';
 import { OrdersProjection, OrdersReadModel } from './orders.read-model.js';
+import { OutboxProcessor } from './outbox.processor.js';
 
 @Module({
   controllers: [OrdersController],
-  providers: [OrdersReadModel, OrdersProjection, CreateOrderHandler, CancelOrderHandler, GetOrderHandler],
+  providers: [
+    OrdersReadModel,
+    OrdersProjection,
+    CreateOrderHandler,
+    PayOrderHandler,
+    CancelOrderHandler,
+    GetOrderHandler,
+    ExpireUnpaidOrdersJob,
+    OutboxProcessor,
+  ],
+  exports: [OrdersReadModel],
 })
 export class OrdersModule {}

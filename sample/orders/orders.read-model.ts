@@ -1,15 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
 import { eventIndex } from '../../lib/index.js';
-import { OrderCancelled, OrderCreated } from './order.events.js';
+import { OrderCancelled, OrderCreated, OrderPaid } from './order.events.js';
 
 export interface Order {
   readonly id: string;
   readonly customer: string;
   readonly amount: number;
-  readonly status: 'open' | 'cancelled';
+  readonly status: 'open' | 'paid' | 'cancelled';
+  /** Set when the status is cancelled: by the customer, or by the expireUnpaidOrders job. */
+  readonly cancelReason?: 'customer' | 'unpaid';
   /** The node whose handler created it (always the leader of that moment). */
   readonly createdOn: string;
+  readonly createdAt: number;
   /** Log index of the OrderCreated event: the same on every node. */
   readonly eventIndex: number | undefined;
 }
@@ -26,19 +29,28 @@ export class OrdersReadModel {
   upsert(o: Order): void {
     this.orders.set(o.id, o);
   }
+
+  /** Orders in event order (ascending event index). */
+  all(): Order[] {
+    return [...this.orders.values()].sort((a, b) => (a.eventIndex ?? 0) - (b.eventIndex ?? 0));
+  }
 }
 
-@EventsHandler(OrderCreated, OrderCancelled)
-export class OrdersProjection implements IEventHandler<OrderCreated | OrderCancelled> {
+@EventsHandler(OrderCreated, OrderPaid, OrderCancelled)
+export class OrdersProjection implements IEventHandler<OrderCreated | OrderPaid | OrderCancelled> {
   constructor(private readonly model: OrdersReadModel) {}
 
-  handle(e: OrderCreated | OrderCancelled): void {
+  handle(e: OrderCreated | OrderPaid | OrderCancelled): void {
     if (e instanceof OrderCreated) {
       // Delivery is at least once across restarts: the event's log index makes the upsert idempotent.
-      this.model.upsert({ id: e.orderId, customer: e.customer, amount: e.amount, status: 'open', createdOn: e.createdOn, eventIndex: eventIndex(e) });
-    } else {
-      const o = this.model.get(e.orderId);
-      if (o) this.model.upsert({ ...o, status: 'cancelled' });
+      const { orderId: id, customer, amount, createdOn, createdAt } = e;
+      this.model.upsert({ id, customer, amount, status: 'open', createdOn, createdAt, eventIndex: eventIndex(e) });
+      return;
     }
+    const o = this.model.get(e.orderId);
+    // Every node applies the events in one order, so the first of "paid" and "cancelled" wins everywhere.
+    if (!o || o.status !== 'open') return;
+    if (e instanceof OrderPaid) this.model.upsert({ ...o, status: 'paid' });
+    else this.model.upsert({ ...o, status: 'cancelled', cancelReason: e.reason });
   }
 }

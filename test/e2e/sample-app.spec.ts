@@ -39,7 +39,7 @@ describe('the sample app, three processes', () => {
   const start = (n: Node) => {
     const members = ids.map((id, i) => `${id}=127.0.0.1:${CLUSTER[i]}`).join(',');
     const proc = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'sample-e2e-secret', PORT: String(n.http) },
+      env: { ...process.env, SAMPLE_PAYMENT_WINDOW_MS: '2000', CATGA_NODE_ID: n.id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'sample-e2e-secret', PORT: String(n.http) },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
@@ -104,8 +104,58 @@ describe('the sample app, three processes', () => {
     expect(refused.status).toBe(421);
     expect(refused.json.leaderId).toBe(L.id);
     const ok = await call(L.http, 'POST', `/orders/${order.id}/cancel`);
-    expect(ok.status).toBe(201);
-    expect(ok.json.status).toBe('cancelled');
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({ status: 'cancelled', cancelReason: 'customer' });
+  });
+
+  const eventually = async <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const v = await probe().catch(() => undefined);
+      if (v !== undefined) return v;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const mentions = (id: string, pattern: (id: string) => RegExp) => nodes.map((n) => (n.out.match(new RegExp(pattern(id), 'g')) ?? []).length);
+
+  test('the @Cron + @SingletonTask job cancels an unpaid order once, on one node; a paid order stays paid', async () => {
+    const { json: unpaid } = await call(HTTP[1]!, 'POST', '/orders', { customer: 'dee', amount: 3 });
+    const { json: paid } = await call(HTTP[2]!, 'POST', '/orders', { customer: 'eve', amount: 4 });
+    expect((await call(HTTP[0]!, 'POST', `/orders/${paid.id}/pay`)).json.status).toBe('paid');
+    // Payment window 2 s, cron every 5 s: cancelled within ~7 s.
+    for (const n of nodes) {
+      const o = await eventually(`${unpaid.id} cancelled on ${n.id}`, 10_000, async () => {
+        const r = await call(n.http, 'GET', `/orders/${unpaid.id}`);
+        return r.json?.status === 'cancelled' ? r.json : undefined;
+      });
+      expect(o.cancelReason).toBe('unpaid');
+      expect((await call(n.http, 'GET', `/orders/${paid.id}`)).json.status).toBe('paid');
+    }
+    const cancelledBy = mentions(unpaid.id, (id) => `cancelled \\d+ unpaid order\\(s\\):[^\\n]*\\b${id}\\b`);
+    expect(cancelledBy.reduce((a, b) => a + b, 0)).toBe(1);
+    expect((await call(HTTP[0]!, 'POST', `/orders/${unpaid.id}/pay`)).status).toBe(409);
+  });
+
+  test('the OutboxProcessor LeaderTask sends each confirmation once, from the leader', async () => {
+    const L = await leader();
+    const { json: order } = await call(HTTP[0]!, 'POST', '/orders', { customer: 'fay', amount: 5 });
+    await eventually(`the confirmation for ${order.id}`, 5000, async () =>
+      mentions(order.id, (id) => `confirmation for ${id} `).some((c) => c > 0) || undefined,
+    );
+    await new Promise((r) => setTimeout(r, 1500)); // another scan on the leader must not send it again
+    expect(mentions(order.id, (id) => `confirmation for ${id} `)).toEqual(nodes.map((n) => (n === L ? 1 : 0)));
+  });
+
+  test('sales reports from three nodes at once: the DistributedLock lets one through at a time, tokens increase', async () => {
+    const results = await Promise.all(nodes.map((n) => call(n.http, 'POST', '/reports/sales')));
+    expect(results.every((r) => r.status === 201 || r.status === 409)).toBe(true);
+    const made = results.filter((r) => r.status === 201).map((r) => r.json);
+    expect(made.length).toBeGreaterThan(0);
+    const again = await call(HTTP[2]!, 'POST', '/reports/sales');
+    expect(again.status).toBe(201);
+    expect(again.json.token).toBeGreaterThan(Math.max(...made.map((m) => m.token)));
+    for (const n of nodes) expect((await call(n.http, 'GET', '/reports/sales')).json).toEqual(again.json);
   });
 
   test('kv API: put, linearizable get on another node, cas conflict, delete', async () => {
