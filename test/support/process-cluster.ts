@@ -30,6 +30,9 @@ export class NodeProcess {
   private child: ChildProcess | null = null;
   private seq = 0;
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  /** Environment for the next starts on top of the node's own; see setEnv. */
+  private envOverrides: Record<string, string> = {};
+  private stopped = false;
   output = '';
 
   constructor(
@@ -45,9 +48,33 @@ export class NodeProcess {
     return this.child?.pid;
   }
 
+  /** Stopped by pause() (SIGSTOP) and not yet resumed. */
+  get paused(): boolean {
+    return this.stopped;
+  }
+
+  /** Environment for every later start, over the node's own (e.g. another clock rate for a restart). */
+  setEnv(overrides: Record<string, string>): void {
+    this.envOverrides = { ...this.envOverrides, ...overrides };
+  }
+
+  /** SIGSTOP: the process keeps its sockets but runs nothing until resume(); requests queue up unanswered. */
+  pause(): void {
+    if (!this.child || this.stopped) return;
+    this.child.kill('SIGSTOP');
+    this.stopped = true;
+  }
+
+  /** SIGCONT after pause(). */
+  resume(): void {
+    if (!this.child || !this.stopped) return;
+    this.child.kill('SIGCONT');
+    this.stopped = false;
+  }
+
   start(timeoutMs = 10_000): Promise<void> {
     if (this.child) throw new Error(`${this.id} is already running`);
-    const child = fork(NODE_MAIN, [], { env: { ...process.env, ...this.env }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const child = fork(NODE_MAIN, [], { env: { ...process.env, ...this.env, ...this.envOverrides }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
     this.child = child;
     const keep = (b: Buffer) => {
       this.output = (this.output + b.toString()).slice(-20_000);
@@ -62,7 +89,10 @@ export class NodeProcess {
       else p.reject(new RemoteError(r.error.name, r.error.message));
     });
     child.on('exit', () => {
-      if (this.child === child) this.child = null;
+      if (this.child === child) {
+        this.child = null;
+        this.stopped = false;
+      }
       for (const p of this.pending.values()) p.reject(new Error(`${this.id} exited`));
       this.pending.clear();
     });
@@ -100,7 +130,14 @@ export class NodeProcess {
           reject(e);
         },
       });
-      child.send({ ...req, id });
+      // With a callback, a channel that closed under us (the process is exiting) fails this request instead of
+      // raising an unhandled 'error' event.
+      child.send({ ...req, id }, (e) => {
+        if (!e) return;
+        const p = this.pending.get(id);
+        this.pending.delete(id);
+        p?.reject(new Error(`${this.id}: ${req.op} not sent (${e.message})`));
+      });
     });
   }
 

@@ -1,0 +1,67 @@
+/**
+ * `npm run chaos -- [--seconds S] [--seed N] [--nodes 3|5] [--port P]`: one chaos run against real node processes
+ * (ports P … P+nodes−1 on 127.0.0.1, default 18740). Progress goes to stderr; the last line on stdout is the JSON
+ * summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments. Ctrl-C ends
+ * the fault phase early and still checks what was recorded; a second Ctrl-C kills the nodes and exits.
+ */
+import { runChaos, type ChaosOptions } from './runner.js';
+
+function parseArgs(argv: readonly string[]): Omit<ChaosOptions, 'log' | 'signal'> {
+  const a = { seconds: 60, seed: 1, nodes: 3 as 3 | 5, basePort: 18740 };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const value = argv[++i];
+    const num = (min: number): number => {
+      const n = Number(value);
+      if (value === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} expects a whole number >= ${min}, got ${value ?? 'nothing'}`);
+      return n;
+    };
+    switch (flag) {
+      case '--seconds':
+        a.seconds = num(1);
+        break;
+      case '--seed':
+        a.seed = num(0);
+        break;
+      case '--port':
+        a.basePort = num(1024);
+        break;
+      case '--nodes': {
+        const n = num(3);
+        if (n !== 3 && n !== 5) throw new Error(`--nodes expects 3 or 5, got ${value}`);
+        a.nodes = n;
+        break;
+      }
+      default:
+        throw new Error(`unknown option ${flag}; usage: --seconds S --seed N --nodes 3|5 --port P`);
+    }
+  }
+  return a;
+}
+
+async function main(): Promise<void> {
+  let args: ReturnType<typeof parseArgs>;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    console.error((e as Error).message);
+    process.exit(2);
+  }
+  const abort = new AbortController();
+  process.on('SIGINT', () => {
+    // The runner's exit hook kills the nodes on the second one.
+    if (abort.signal.aborted) process.exit(130);
+    console.error('ending the fault phase early (Ctrl-C again to quit at once)');
+    abort.abort();
+  });
+  const started = Date.now();
+  const summary = await runChaos({ ...args, signal: abort.signal, log: (m) => console.error(`[chaos +${((Date.now() - started) / 1000).toFixed(1)} s] ${m}`) });
+  for (const v of summary.violations) console.error(`VIOLATION: ${v}`);
+  console.log(JSON.stringify(summary));
+  process.exitCode = summary.result === 'pass' ? 0 : 1;
+}
+
+main().catch((e: Error) => {
+  console.error(e.stack ?? e.message);
+  process.exit(1);
+});

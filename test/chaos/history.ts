@@ -1,0 +1,83 @@
+/**
+ * What the chaos clients saw: kv operations in the form the linearizability checker takes, lock grants, what the
+ * holders' nodes said about their leases, and a count of every operation by kind and outcome.
+ */
+import type { KvOperation } from '../sim/kv-model.js';
+import { RemoteError } from '../support/process-cluster.js';
+
+/** ok: took effect as reported; fail: surely did not take effect; unknown: may or may not have. */
+export type Outcome = 'ok' | 'fail' | 'unknown';
+
+export type OpKind =
+  | 'get'
+  | 'put'
+  | 'cas'
+  | 'delete'
+  | 'lockAcquire'
+  | 'lockHeld'
+  | 'lockRelease'
+  | 'resourceRead'
+  | 'resourceWrite';
+
+export type OutcomeCounts = Record<Outcome, number>;
+
+/** One successful acquire: `holder` names this grant (client and attempt) and is unique in a run. */
+export interface Grant {
+  readonly holder: string;
+  readonly node: string;
+  readonly name: string;
+  readonly token: number;
+  /** epochMs() in the test process around the acquire request. */
+  readonly call: number;
+  readonly return: number;
+  /** epochMs() in the node process when acquire resolved. */
+  readonly acquiredAt: number;
+}
+
+/** A holder's node answering whether the lock is still held (DistributedLock.held), at `at` (its epochMs()). */
+export interface Belief {
+  readonly holder: string;
+  readonly name: string;
+  readonly token: number;
+  readonly held: boolean;
+  readonly at: number;
+}
+
+export class History {
+  readonly kv: KvOperation[] = [];
+  readonly grants: Grant[] = [];
+  readonly beliefs: Belief[] = [];
+  /** Errors by operation kind and error name, for the summary. */
+  readonly errors: Record<string, Record<string, number>> = {};
+  private readonly outcomes = new Map<OpKind, OutcomeCounts>();
+
+  count(kind: OpKind, outcome: Outcome): void {
+    let c = this.outcomes.get(kind);
+    if (!c) {
+      c = { ok: 0, fail: 0, unknown: 0 };
+      this.outcomes.set(kind, c);
+    }
+    c[outcome]++;
+  }
+
+  error(kind: OpKind, e: unknown): void {
+    const name = errorName(e);
+    const byName = (this.errors[kind] ??= {});
+    byName[name] = (byName[name] ?? 0) + 1;
+  }
+
+  counts(): Partial<Record<OpKind, OutcomeCounts>> {
+    return Object.fromEntries(this.outcomes);
+  }
+}
+
+/** The node's error name, or what happened to the request on the way (the node exited, no answer in time). */
+export function errorName(e: unknown): string {
+  if (e instanceof RemoteError) return e.name;
+  const message = e instanceof Error ? e.message : String(e);
+  if (message.endsWith(' exited')) return 'NodeExited';
+  if (message.includes('no answer to')) return 'IpcTimeout';
+  if (message.includes(' not sent (')) return 'IpcNotSent';
+  if (message.endsWith('is not running')) return 'NodeNotRunning';
+  return e instanceof Error ? e.name : 'unknown';
+}

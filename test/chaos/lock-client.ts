@@ -1,0 +1,110 @@
+/**
+ * A chaos client of the locks: acquire on its own node → a short critical section against the fenced resource with
+ * the token → release. Before each read of the resource it asks the node whether the lock is still held, as careful
+ * code would; now and then it then stalls for longer than the TTL before writing (a GC pause, a slow disk), so that
+ * it writes as a stale holder and the resource has to refuse it when a later holder got there first.
+ */
+import type { LockAcquireResult, LockHeldResult } from '../support/node-protocol.js';
+import { epochMs } from '../support/node-protocol.js';
+import type { Prng } from '../support/prng.js';
+import { RemoteError, sleep, type NodeProcess } from '../support/process-cluster.js';
+import type { FencedResource } from './fencing-resource.js';
+import type { Grant, History } from './history.js';
+import { KV_REQUEST_TIMEOUT_MS } from './kv-client.js';
+
+export const LOCK_TTL_MS = 1000;
+export const LOCK_WAIT_MS = 2500;
+/** Steps (read then write) of a critical section at most. */
+const MAX_STEPS = 3;
+const STALL_CHANCE = 0.15;
+
+export interface LockClientOptions {
+  readonly id: number;
+  readonly node: NodeProcess;
+  readonly names: readonly string[];
+  readonly rng: Prng;
+  readonly history: History;
+  readonly resource: FencedResource;
+  /** True once the client should stop; checked before every acquire. */
+  readonly done: () => boolean;
+}
+
+interface Step {
+  /** ms between reading and writing the resource. */
+  readonly workMs: number;
+}
+
+export async function runLockClient(o: LockClientOptions): Promise<void> {
+  for (let attempt = 1; !o.done(); attempt++) {
+    // A fixed number of draws per round, whatever happens in it.
+    const name = o.rng.pick(o.names);
+    const stepCount = o.rng.int(1, MAX_STEPS + 1);
+    const steps: Step[] = Array.from({ length: MAX_STEPS }, () => ({
+      workMs: o.rng.chance(STALL_CHANCE) ? o.rng.range(1.1, 1.8) * LOCK_TTL_MS : o.rng.range(5, 60),
+    })).slice(0, stepCount);
+    const restMs = o.rng.range(0, 100);
+    if (!o.node.running) {
+      await sleep(50);
+      continue;
+    }
+    const grant = await acquire(o, name, `L${o.id}.${attempt}`);
+    if (grant) {
+      await criticalSection(o, grant, steps);
+      await release(o, grant);
+    } else {
+      await sleep(20);
+    }
+    await sleep(restMs);
+  }
+}
+
+async function acquire(o: LockClientOptions, name: string, holder: string): Promise<Grant | null> {
+  const call = epochMs();
+  try {
+    // The node may try for `wait`, then for one more request timeout, then renew once (another).
+    const r = await o.node.request<LockAcquireResult>({ op: 'lockAcquire', name, ttl: LOCK_TTL_MS, wait: LOCK_WAIT_MS }, LOCK_WAIT_MS + 2 * KV_REQUEST_TIMEOUT_MS);
+    const grant: Grant = { holder, node: o.node.id, name, token: r.token, call, return: epochMs(), acquiredAt: r.at };
+    o.history.grants.push(grant);
+    o.history.count('lockAcquire', 'ok');
+    return grant;
+  } catch (e) {
+    o.history.error('lockAcquire', e);
+    // Timed out waiting: not acquired (a grant that raced the give-up is cancelled by the node).
+    o.history.count('lockAcquire', e instanceof RemoteError && e.name === 'LockTimeoutException' ? 'fail' : 'unknown');
+    return null;
+  }
+}
+
+async function criticalSection(o: LockClientOptions, g: Grant, steps: readonly Step[]): Promise<void> {
+  for (const step of steps) {
+    let held: LockHeldResult;
+    try {
+      held = await o.node.request<LockHeldResult>({ op: 'lockHeld', name: g.name, token: g.token }, KV_REQUEST_TIMEOUT_MS);
+    } catch (e) {
+      o.history.error('lockHeld', e);
+      o.history.count('lockHeld', 'unknown');
+      return;
+    }
+    o.history.count('lockHeld', 'ok');
+    o.history.beliefs.push({ holder: g.holder, name: g.name, token: g.token, held: held.held, at: held.at });
+    if (!held.held) return;
+    const value = o.resource.read(g.name, g.token, g.holder);
+    o.history.count('resourceRead', value === null ? 'fail' : 'ok');
+    if (value === null) return;
+    await sleep(step.workMs);
+    // Written without asking again: after a stall this is a stale holder, which only the token can stop.
+    const accepted = o.resource.write(g.name, g.token, g.holder, value + 1);
+    o.history.count('resourceWrite', accepted ? 'ok' : 'fail');
+    if (!accepted) return;
+  }
+}
+
+async function release(o: LockClientOptions, g: Grant): Promise<void> {
+  try {
+    const released = await o.node.request<boolean>({ op: 'lockRelease', name: g.name, token: g.token }, KV_REQUEST_TIMEOUT_MS);
+    o.history.count('lockRelease', released ? 'ok' : 'fail');
+  } catch (e) {
+    o.history.error('lockRelease', e);
+    o.history.count('lockRelease', 'unknown');
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The chaos nemesis: on a schedule drawn from its own seeded PRNG it kills nodes with SIGKILL and restarts them on
+ * their dataDir, pauses them (SIGSTOP … SIGCONT), transfers leadership, and restarts nodes gracefully with another
+ * clock rate (CATGA_TEST_CLOCK_RATE). At most `maxFaulty` nodes (a minority) are down, paused or restarting at once,
+ * so the cluster can keep making progress. Half the faults aim at the current leader.
+ *
+ * Same seed → same sequence of decisions (kinds, gaps, durations, rates, whom to aim at); which node is the leader
+ * when a fault aims at it, and so how the run unfolds, depends on real process timing.
+ */
+import { epochMs, type ProbeResult } from '../support/node-protocol.js';
+import type { Prng } from '../support/prng.js';
+import { sleep, type NodeProcess, type ProcessCluster } from '../support/process-cluster.js';
+import { errorName } from './history.js';
+
+export const FAULT_KINDS = ['kill', 'pause', 'transfer', 'skew'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Clock rates stay within the core's drift bound (maxClockDrift 0.1). */
+export const CLOCK_RATES: readonly [number, number] = [0.95, 1.05];
+
+export interface Fault {
+  readonly kind: FaultKind;
+  /** The node hit; for a transfer, the node asked to take over. */
+  readonly node: string;
+  readonly wasLeader: boolean;
+  /** epochMs() when it was injected. */
+  readonly at: number;
+  /** kill: time down; pause: time stopped. */
+  readonly durationMs?: number;
+  /** skew: the node's new clock rate. */
+  readonly rate?: number;
+  /** Set when the fault could not be injected (e.g. a transfer with no leader known). */
+  readonly error?: string;
+}
+
+export interface NemesisOptions {
+  readonly cluster: ProcessCluster;
+  readonly rng: Prng;
+  readonly maxFaulty: number;
+  /** True once no new fault should start; running ones then heal at once. */
+  readonly done: () => boolean;
+  readonly log?: (message: string) => void;
+}
+
+const START_TIMEOUT_MS = 20_000;
+const GRACEFUL_STOP_MS = 8_000;
+
+export class Nemesis {
+  readonly faults: Fault[] = [];
+  /** Things that must not happen: a node that would not restart on its dataDir. */
+  readonly problems: string[] = [];
+  private readonly active = new Set<Promise<void>>();
+  /** Nodes down, paused or restarting. */
+  private readonly faulty = new Set<string>();
+  /** Node faults started and not yet healed (counted from launch, before a target is chosen). */
+  private busy = 0;
+
+  constructor(private readonly o: NemesisOptions) {}
+
+  /** Injects faults until done(), then waits for every fault to heal: all nodes run, none is paused. */
+  async run(): Promise<void> {
+    const { rng } = this.o;
+    // The first four faults are one of each kind, in a seeded order, so every run has them all.
+    const first: FaultKind[] = FAULT_KINDS.slice();
+    for (let i = first.length - 1; i > 0; i--) {
+      const j = rng.int(0, i + 1);
+      [first[i], first[j]] = [first[j]!, first[i]!];
+    }
+    for (let i = 0; !this.o.done(); i++) {
+      const d = {
+        gapMs: rng.range(400, 2000),
+        kindRoll: rng.next(),
+        atLeader: rng.chance(0.5),
+        pick: rng.next(),
+        durationMs: rng.range(300, 3000),
+        rate: rng.range(CLOCK_RATES[0], CLOCK_RATES[1]),
+      };
+      const kind = first[i] ?? (d.kindRoll < 0.3 ? 'kill' : d.kindRoll < 0.6 ? 'pause' : d.kindRoll < 0.8 ? 'transfer' : 'skew');
+      await this.sleep(d.gapMs);
+      const holdsNode = kind !== 'transfer';
+      while (holdsNode && this.busy >= this.o.maxFaulty && !this.o.done()) await Promise.race(this.active);
+      if (this.o.done()) break;
+      if (holdsNode) this.busy++;
+      const task = this.inject(kind, d)
+        .catch((e: Error) => void this.problems.push(`nemesis ${kind}: ${e.message}`))
+        .finally(() => {
+          if (holdsNode) this.busy--;
+          this.active.delete(task);
+        });
+      this.active.add(task);
+    }
+    await Promise.all(this.active);
+  }
+
+  counts(): Record<FaultKind, number> {
+    const c = { kill: 0, pause: 0, transfer: 0, skew: 0 };
+    for (const f of this.faults) if (!f.error) c[f.kind]++;
+    return c;
+  }
+
+  private async inject(kind: FaultKind, d: { atLeader: boolean; pick: number; durationMs: number; rate: number }): Promise<void> {
+    const live = () => this.o.cluster.nodes.filter((n) => n.running && !this.faulty.has(n.id));
+    const leader = await this.leader(live());
+    // Chosen after the await, in the same turn as it is marked faulty.
+    const eligible = live();
+    if (kind === 'transfer') return this.transfer(leader, eligible, d.pick);
+    const target = d.atLeader && leader && eligible.includes(leader) ? leader : eligible[Math.floor(d.pick * eligible.length)];
+    if (!target) return;
+    const wasLeader = target === leader;
+    this.faulty.add(target.id);
+    try {
+      if (kind === 'kill') {
+        await target.signal('SIGKILL');
+        this.record({ kind, node: target.id, wasLeader, at: epochMs(), durationMs: Math.round(d.durationMs) });
+        await this.sleep(d.durationMs);
+        await this.restart(target);
+      } else if (kind === 'pause') {
+        target.pause();
+        this.record({ kind, node: target.id, wasLeader, at: epochMs(), durationMs: Math.round(d.durationMs) });
+        await this.sleep(d.durationMs);
+        target.resume();
+      } else {
+        const rate = Math.round(d.rate * 10_000) / 10_000;
+        target.setEnv({ CATGA_TEST_CLOCK_RATE: String(rate) });
+        this.record({ kind, node: target.id, wasLeader, at: epochMs(), rate });
+        await this.stopGracefully(target);
+        await this.restart(target);
+      }
+    } finally {
+      this.faulty.delete(target.id);
+    }
+  }
+
+  /** Asks the leader to hand over to another live node. */
+  private async transfer(leader: NodeProcess | null, eligible: readonly NodeProcess[], pick: number): Promise<void> {
+    const others = eligible.filter((n) => n !== leader);
+    const to = others[Math.floor(pick * others.length)];
+    if (!leader || !to) {
+      this.record({ kind: 'transfer', node: to?.id ?? '-', wasLeader: false, at: epochMs(), error: 'no leader with a live follower' });
+      return;
+    }
+    const at = epochMs();
+    try {
+      await leader.request({ op: 'transfer', to: to.id }, 10_000);
+      this.record({ kind: 'transfer', node: to.id, wasLeader: false, at });
+    } catch (e) {
+      this.record({ kind: 'transfer', node: to.id, wasLeader: false, at, error: `${errorName(e)}: ${(e as Error).message}` });
+    }
+  }
+
+  /** The node among `nodes` that leads with a lease right now, if one answers quickly. */
+  private async leader(nodes: readonly NodeProcess[]): Promise<NodeProcess | null> {
+    const probes = await Promise.all(nodes.map((n) => n.request<ProbeResult>({ op: 'probe' }, 1000).catch(() => null)));
+    const i = probes.findIndex((p) => p?.hasLease);
+    return i >= 0 ? nodes[i]! : null;
+  }
+
+  /** SIGTERM (the node stops, handing leadership over); SIGKILL if it has not exited in time. */
+  private async stopGracefully(node: NodeProcess): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), GRACEFUL_STOP_MS)));
+    const outcome = await Promise.race([node.signal('SIGTERM').then(() => 'exited' as const), late]);
+    clearTimeout(timer);
+    if (outcome === 'late') {
+      this.problems.push(`${node.id} did not stop within ${GRACEFUL_STOP_MS} ms of SIGTERM`);
+      await node.signal('SIGKILL');
+    }
+  }
+
+  /** Starts the node again on its dataDir; a node that will not start is a finding, not something to retry past. */
+  private async restart(node: NodeProcess): Promise<void> {
+    try {
+      await node.start(START_TIMEOUT_MS);
+      this.o.log?.(`${node.id} restarted`);
+    } catch (e) {
+      this.problems.push(`${node.id} did not restart: ${(e as Error).message.slice(-2000)}`);
+    }
+  }
+
+  private record(f: Fault): void {
+    this.faults.push(f);
+    const extra = f.durationMs !== undefined ? ` for ${f.durationMs} ms` : f.rate !== undefined ? ` to clock rate ${f.rate}` : '';
+    this.o.log?.(`${f.kind} ${f.node}${f.wasLeader ? ' (leader)' : ''}${extra}${f.error ? `: failed (${f.error})` : ''}`);
+  }
+
+  /** Sleeps `ms`, waking early once done() so that faults heal promptly at the end. */
+  private async sleep(ms: number): Promise<void> {
+    const until = performance.now() + ms;
+    while (!this.o.done() && performance.now() < until) await sleep(Math.min(50, until - performance.now()));
+  }
+}

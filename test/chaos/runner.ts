@@ -1,0 +1,152 @@
+/**
+ * One chaos run: real node processes on 127.0.0.1, kv and lock clients in this process, the nemesis, then the
+ * checks. Every node process is killed at the end, whatever happened (and on process exit, as a last resort).
+ */
+import { epochMs } from '../support/node-protocol.js';
+import { Prng } from '../support/prng.js';
+import { ProcessCluster, assertBuilt } from '../support/process-cluster.js';
+import { FencedResource } from './fencing-resource.js';
+import { History, type OpKind, type OutcomeCounts } from './history.js';
+import { checkKv, type KvCheckResult } from './kv-check.js';
+import { performKvOp, runKvClient } from './kv-client.js';
+import { BELIEF_TOLERANCE_MS, checkLocks } from './lock-check.js';
+import { runLockClient } from './lock-client.js';
+import { CLOCK_RATES, Nemesis, type FaultKind } from './nemesis.js';
+
+export interface ChaosOptions {
+  readonly seed: number;
+  readonly nodes: 3 | 5;
+  /** Length of the fault phase. */
+  readonly seconds: number;
+  /** The nodes listen on basePort … basePort + nodes − 1. */
+  readonly basePort: number;
+  readonly log?: (message: string) => void;
+  /** Ends the fault phase early (the checks still run on what was recorded). */
+  readonly signal?: AbortSignal;
+}
+
+export interface ChaosSummary {
+  readonly seed: number;
+  readonly nodes: number;
+  readonly seconds: number;
+  /** How long faults were actually injected, ms. */
+  readonly chaosMs: number;
+  readonly clients: { readonly kv: number; readonly lock: number };
+  /** Clock rates the nodes started with. */
+  readonly clockRates: Record<string, number>;
+  readonly ops: Partial<Record<OpKind, OutcomeCounts>>;
+  readonly errors: Record<string, Record<string, number>>;
+  readonly faults: Record<FaultKind, number>;
+  /** Faults that could not be injected (e.g. a transfer while no leader was known). */
+  readonly faultsNotInjected: number;
+  readonly lockGrants: number;
+  readonly fencing: { readonly accepted: number; readonly rejections: number };
+  readonly lease: { readonly observations: number; readonly minGapMs: number | null; readonly toleranceMs: number };
+  readonly linearizability: Omit<KvCheckResult, 'violation'>;
+  readonly violations: string[];
+  readonly result: 'pass' | 'fail' | 'inconclusive';
+}
+
+const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
+const LOCK_NAMES = ['lock-a', 'lock-b'];
+const KV_CLIENTS_PER_NODE = 2;
+
+export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
+  if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a whole number >= 0, got ${o.seed}`);
+  if (o.nodes !== 3 && o.nodes !== 5) throw new RangeError(`nodes must be 3 or 5, got ${String(o.nodes)}`);
+  if (!(o.seconds > 0 && o.seconds <= 86_400)) throw new RangeError(`seconds must be in (0, 86400], got ${o.seconds}`);
+  assertBuilt();
+  const log = o.log ?? (() => undefined);
+  const rng = new Prng(o.seed);
+  const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
+  const clockRates = Object.fromEntries(ids.map((id) => [id, Math.round(rng.range(CLOCK_RATES[0], CLOCK_RATES[1]) * 10_000) / 10_000]));
+  const cluster = new ProcessCluster({
+    ids,
+    basePort: o.basePort,
+    nodeEnv: Object.fromEntries(ids.map((id) => [id, { CATGA_TEST_CLOCK_RATE: String(clockRates[id]) }])),
+  });
+  // If this process exits before `finally` runs, paused children would never see their IPC channel close.
+  const killAll = () => {
+    for (const n of cluster.nodes) {
+      try {
+        if (n.pid !== undefined) process.kill(n.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killAll);
+
+  const history = new History();
+  const resource = new FencedResource();
+  let nemesis: Nemesis | null = null;
+  let chaosMs = 0;
+  try {
+    await cluster.start();
+    await cluster.leader(15_000);
+    log(`${o.nodes} nodes up (clock rates ${JSON.stringify(clockRates)}); ${o.seconds} s of chaos, seed ${o.seed}`);
+    const startedAt = epochMs();
+    const endAt = startedAt + o.seconds * 1000;
+    const done = () => epochMs() >= endAt || o.signal?.aborted === true;
+    // Forked in a fixed order: each component draws from its own stream.
+    nemesis = new Nemesis({ cluster, rng: rng.fork(), maxFaulty: Math.floor((o.nodes - 1) / 2), done, log });
+    const kvClients = cluster.nodes.flatMap((node, i) =>
+      Array.from({ length: KV_CLIENTS_PER_NODE }, (_, j) =>
+        runKvClient({ id: i * KV_CLIENTS_PER_NODE + j, node, keys: KEYS, rng: rng.fork(), history, done }),
+      ),
+    );
+    const lockClients = cluster.nodes.map((node, i) =>
+      runLockClient({ id: i, node, names: LOCK_NAMES, rng: rng.fork(), history, resource, done }),
+    );
+    const progress = setInterval(() => log(`${Math.round((epochMs() - startedAt) / 1000)} s: ${history.kv.length} kv ops, ${history.grants.length} lock grants, ${nemesis!.faults.length} faults`), 10_000);
+    try {
+      await Promise.all([nemesis.run(), ...kvClients, ...lockClients]);
+    } finally {
+      clearInterval(progress);
+    }
+    chaosMs = Math.round(epochMs() - startedAt);
+    await finalReads(cluster, history);
+  } finally {
+    await cluster.destroy();
+    process.removeListener('exit', killAll);
+  }
+
+  log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests`);
+  const kv = checkKv(history.kv);
+  const locks = checkLocks(history.grants, resource.log, history.beliefs);
+  const violations = [...(kv.violation ? [kv.violation] : []), ...locks.violations, ...nemesis.problems.map((p) => `nemesis: ${p}`)];
+  const { violation: _, ...linearizability } = kv;
+  return {
+    seed: o.seed,
+    nodes: o.nodes,
+    seconds: o.seconds,
+    chaosMs,
+    clients: { kv: o.nodes * KV_CLIENTS_PER_NODE, lock: o.nodes },
+    clockRates,
+    ops: history.counts(),
+    errors: history.errors,
+    faults: nemesis.counts(),
+    faultsNotInjected: nemesis.faults.filter((f) => f.error).length,
+    lockGrants: history.grants.length,
+    fencing: { accepted: resource.log.filter((r) => r.accepted).length, rejections: resource.rejections },
+    lease: { observations: history.beliefs.length, minGapMs: roundOrNull(locks.minBeliefGapMs), toleranceMs: BELIEF_TOLERANCE_MS },
+    linearizability,
+    violations,
+    result: violations.length > 0 ? 'fail' : kv.timedOut ? 'inconclusive' : 'pass',
+  };
+}
+
+/**
+ * With every fault healed: one linearizable read of each key, so that an acknowledged write lost in a crash shows
+ * as a read that no linearization can explain. Recorded as client −1.
+ */
+async function finalReads(cluster: ProcessCluster, history: History): Promise<void> {
+  await cluster.leader(15_000);
+  for (const [i, key] of KEYS.entries()) {
+    await performKvOp({ id: -1, node: cluster.nodes[i % cluster.nodes.length]!, history }, { op: 'get', key });
+  }
+}
+
+function roundOrNull(x: number | null): number | null {
+  return x === null ? null : Math.round(x * 10) / 10;
+}
