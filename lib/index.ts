@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 
 export * from './nest/index.js';
-export { ClusterCoordinator, type ClusterMember, type MemberView, type LeadershipState } from './cluster/cluster-coordinator.js';
+export { ClusterCoordinator, type ClusterMember, type MemberView, type LeadershipState, type LeadershipChange } from './cluster/cluster-coordinator.js';
 export { createCluster } from './cluster/create-cluster.js';
 export { ClusterStore, type StoreEntry, type WriteResult, type CasResult, type ReadConsistency } from './cluster/cluster-store.js';
 export type { ClusterOptions } from './cluster/options.js';

@@ -9,13 +9,18 @@ import {
 import { DiscoveryModule } from '@nestjs/core';
 import { ClusterCoordinator } from '../cluster/cluster-coordinator.js';
 import { createCluster } from '../cluster/create-cluster.js';
+import { ClusterOptionsError } from '../cluster/options.js';
 import {
   CLUSTER_ASYNC_OPTIONS_TYPE,
   CLUSTER_MODULE_OPTIONS,
   CLUSTER_OPTIONS_TYPE,
   ClusterConfigurableModule,
 } from './cluster.module-definition.js';
-import type { ClusterModuleOptions } from './interfaces/cluster-module-options.interface.js';
+import type { ClusterModuleOptions, ClusterRouteOptions } from './interfaces/cluster-module-options.interface.js';
+import { ClusterHealthIndicator } from './ops/cluster-health.indicator.js';
+import { ClusterStatusService } from './ops/cluster-status.service.js';
+import { opsControllers, ROUTE_OPTION_KEYS } from './ops/ops-routes.js';
+import { CLUSTER_METRICS, createNodeMetrics, type NodeMetrics } from './ops/prometheus-metrics.js';
 import { ClusterEventBridge } from './services/cluster-event-bridge.service.js';
 import { CommandForwarder } from './services/command-forwarder.service.js';
 import { SingletonTaskRunner } from './services/singleton-task-runner.service.js';
@@ -27,20 +32,34 @@ import { SingletonTaskRunner } from './services/singleton-task-runner.service.js
  *   CatgaClusterModule.forRoot({ nodeId, members, dataDir, secret })
  *   CatgaClusterModule.forRoot()            // CATGA_* environment, or a single-member cluster for development
  *   CatgaClusterModule.forRootAsync({ imports, inject, useFactory })
+ *
+ * It also serves GET /cluster/status (JSON) and /cluster (a live page), provides ClusterHealthIndicator, and feeds
+ * catga_* metrics to prom-client when that is installed; see ClusterRouteOptions and the `metrics` option.
  */
 @Module({
   imports: [DiscoveryModule],
   providers: [
     {
-      provide: ClusterCoordinator,
+      provide: CLUSTER_METRICS,
       inject: [CLUSTER_MODULE_OPTIONS],
-      useFactory: (options: ClusterModuleOptions) => createCluster({ ...options, logger: options.logger ?? new Logger('CatgaCluster') }),
+      useFactory: (options: ClusterModuleOptions) => createNodeMetrics(checkNoRouteOptions(options)),
+    },
+    {
+      provide: ClusterCoordinator,
+      inject: [CLUSTER_MODULE_OPTIONS, CLUSTER_METRICS],
+      useFactory: async (options: ClusterModuleOptions, metrics: NodeMetrics | null) => {
+        const cluster = await createCluster({ ...options, logger: options.logger ?? new Logger('CatgaCluster') }, metrics ? { metrics } : {});
+        metrics?.attach(cluster);
+        return cluster;
+      },
     },
     CommandForwarder,
     ClusterEventBridge,
     SingletonTaskRunner,
+    ClusterStatusService,
+    ClusterHealthIndicator,
   ],
-  exports: [ClusterCoordinator, CommandForwarder],
+  exports: [ClusterCoordinator, CommandForwarder, ClusterHealthIndicator, ClusterStatusService],
 })
 export class CatgaClusterModule extends ClusterConfigurableModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('CatgaCluster');
@@ -48,16 +67,19 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
   constructor(
     private readonly cluster: ClusterCoordinator,
     @Inject(CLUSTER_MODULE_OPTIONS) private readonly options: ClusterModuleOptions,
+    @Inject(CLUSTER_METRICS) private readonly metrics: NodeMetrics | null,
   ) {
     super();
   }
 
-  static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE = {}): DynamicModule {
-    return super.forRoot(options);
+  static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE & ClusterRouteOptions = {}): DynamicModule {
+    const { statusPath, pagePath, metricsPath, ...rest } = options;
+    return withRoutes(super.forRoot(rest), { statusPath, pagePath, metricsPath });
   }
 
-  static override forRootAsync(options: typeof CLUSTER_ASYNC_OPTIONS_TYPE): DynamicModule {
-    return super.forRootAsync(options);
+  static override forRootAsync(options: typeof CLUSTER_ASYNC_OPTIONS_TYPE & ClusterRouteOptions): DynamicModule {
+    const { statusPath, pagePath, metricsPath, ...rest } = options;
+    return withRoutes(super.forRootAsync(rest), { statusPath, pagePath, metricsPath });
   }
 
   /** Waits (bounded) for a leader, so the app reports ready as part of a working cluster. */
@@ -79,5 +101,21 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
   /** A leader hands over before closing, so writes pause for a round trip rather than an election. */
   async onApplicationShutdown(): Promise<void> {
     await this.cluster.stop();
+    this.metrics?.detach();
   }
+}
+
+function withRoutes(definition: DynamicModule, routes: ClusterRouteOptions): DynamicModule {
+  return { ...definition, controllers: [...(definition.controllers ?? []), ...opsControllers(routes)] };
+}
+
+/** Route options returned by an async factory would be ignored silently (see ClusterRouteOptions): refuse them. */
+function checkNoRouteOptions(options: ClusterModuleOptions): ClusterModuleOptions {
+  const misplaced = ROUTE_OPTION_KEYS.filter((k) => k in options);
+  if (misplaced.length > 0) {
+    throw new ClusterOptionsError(
+      `catga-cluster option ${misplaced.join(', ')}: expected in forRootAsync({ ... }) itself, not returned by useFactory (Nest fixes routes before factories run)`,
+    );
+  }
+  return options;
 }

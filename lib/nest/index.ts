@@ -8,8 +8,14 @@ export type { LeaderTask, SingletonTaskOptions } from './decorators/singleton-ta
 export { eventIndex } from './services/cluster-event-bridge.service.js';
 export { ForwardOutcomeUnknownException } from './services/command-forwarder.service.js';
 export { RemoteHandlerError } from './error-codec.js';
+export { ClusterHealthIndicator, type ClusterHealthResult, type ClusterHealthDetails } from './ops/cluster-health.indicator.js';
+export { ClusterStatusService } from './ops/cluster-status.service.js';
+export type { ClusterStatusReport, MemberReport } from './ops/status-report.js';
 export type {
   ClusterModuleOptions,
+  ClusterRouteOptions,
+  ClusterMetricsOptions,
+  MetricsRegistry,
   ClusterEventOptions,
   ForwardToLeaderOptions,
   LeaderOnlyOptions,

@@ -10,6 +10,44 @@ export interface ClusterModuleOptions extends ClusterOptions {
    * HTTP exceptions and this library's exceptions are known already.
    */
   readonly errorTypes?: readonly Type<Error>[];
+  /**
+   * Prometheus metrics (catga_*) through prom-client, an optional peer. Default: on when prom-client is installed,
+   * into its global registry. true insists (bootstrap fails without prom-client); false turns them off.
+   */
+  readonly metrics?: boolean | ClusterMetricsOptions;
+}
+
+export interface ClusterMetricsOptions {
+  /** The registry the catga_* metrics join. Default: prom-client's global registry. */
+  readonly registry?: MetricsRegistry;
+}
+
+/**
+ * A prom-client `Registry`, described by the members used here so that this package's types do not need prom-client
+ * installed. Pass a real `new Registry()` (or prom-client's `register`).
+ */
+export interface MetricsRegistry {
+  readonly contentType: string;
+  metrics(): Promise<string>;
+  getSingleMetric(name: string): unknown;
+  removeSingleMetric(name: string): void;
+}
+
+/**
+ * HTTP routes the module serves (Nest controllers, so global prefixes, guards and interceptors apply). Given to
+ * `forRoot()` / `forRootAsync()` themselves, never through an async factory: Nest reads controller paths while it scans
+ * modules, before any factory runs.
+ */
+export interface ClusterRouteOptions {
+  /** GET: this node's status as JSON. false: not served. Default '/cluster/status'. */
+  readonly statusPath?: string | false;
+  /** GET: the live cluster page (polls statusPath, which it needs). false: not served. Default '/cluster'. */
+  readonly pagePath?: string | false;
+  /**
+   * GET: the metrics registry in Prometheus text format. Default false: apps usually serve their own registry (the
+   * catga_* metrics are in it), so the module adds an endpoint only when asked.
+   */
+  readonly metricsPath?: string | false;
 }
 
 export interface ForwardToLeaderOptions {

@@ -15,6 +15,7 @@ import {
 import { encodeError, ErrorTypes, type EncodedError } from '../error-codec.js';
 import type { ClusterModuleOptions, ForwardToLeaderOptions } from '../interfaces/cluster-module-options.interface.js';
 import { fieldsOf, MessageRegistry, rebuild } from '../message-registry.js';
+import { CLUSTER_METRICS, type NodeMetrics } from '../ops/prometheus-metrics.js';
 
 export type MessageKind = 'command' | 'query';
 
@@ -57,6 +58,7 @@ export class CommandForwarder implements OnApplicationBootstrap {
     private readonly discovery: DiscoveryService,
     private readonly moduleRef: ModuleRef,
     @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
+    @Inject(CLUSTER_METRICS) private readonly metrics: NodeMetrics | null,
   ) {
     this.errors = new ErrorTypes(options.errorTypes);
     this.requestTimeout = options.requestTimeout ?? 5000;
@@ -96,9 +98,14 @@ export class CommandForwarder implements OnApplicationBootstrap {
       if (left <= 0) throw new NoLeaderException(`no leader ran ${name} within ${timeout} ms`);
       const leader = this.cluster.leaderId;
       if (leader) {
+        const sent = performance.now();
         try {
-          const { value } = await this.cluster.requestLeader(FORWARD_CHANNEL, request, left);
+          const { value } = await this.cluster.requestLeader(FORWARD_CHANNEL, request, left).catch((e: unknown) => {
+            this.metrics?.forwardSettled(kind, 'failed', (performance.now() - sent) / 1000);
+            throw e;
+          });
           const reply = value as ForwardReply;
+          this.metrics?.forwardSettled(kind, reply.ok ? 'ok' : 'error', (performance.now() - sent) / 1000);
           if (reply.ok) return reply.value;
           throw this.errors.rebuild(reply.error, leader);
         } catch (e) {

@@ -1,0 +1,314 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * The /cluster live page: one self-contained document (inline CSS and JS, no external requests, no build step) that
+ * polls the status endpoint every second. Everything from the status is put in the page with textContent, never as
+ * markup, and the Content-Security-Policy admits only these exact inline blocks (by hash) and same-origin fetches.
+ */
+
+const STYLE = `
+:root {
+  --bg: #f5f7fa; --panel: #ffffff; --ink: #1f2933; --muted: #66788a; --line: #e3e8ee; --soft: #eef2f6;
+  --accent: #0f766e; --accent-soft: #e0f2ef; --warn: #b45309; --warn-soft: #fdf3e1; --bad: #b42318; --bad-soft: #fdecea;
+  --info: #1d4ed8; --info-soft: #e6edfd;
+  color-scheme: light dark;
+}
+@media (prefers-color-scheme: dark) {
+  :root {
+    --bg: #11161c; --panel: #182028; --ink: #e4e9ee; --muted: #93a1b0; --line: #2a3540; --soft: #202a34;
+    --accent: #5eead4; --accent-soft: #123b37; --warn: #fbbf24; --warn-soft: #3b2f12; --bad: #f87171; --bad-soft: #3d1b1b;
+    --info: #93b4ff; --info-soft: #1c2a4a;
+  }
+}
+* { box-sizing: border-box; }
+body { margin: 0; background: var(--bg); color: var(--ink); font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header { display: flex; align-items: center; justify-content: space-between; gap: 16px; padding: 14px 28px; background: var(--panel); border-bottom: 1px solid var(--line); }
+.brand { display: flex; align-items: center; gap: 10px; font-weight: 600; font-size: 16px; letter-spacing: .2px; }
+.logo { width: 12px; height: 12px; border-radius: 50%; background: var(--accent); box-shadow: 0 0 0 4px var(--accent-soft); }
+.meta { color: var(--muted); font-size: 13px; }
+.meta b { color: var(--ink); font-weight: 600; }
+main { max-width: 1180px; margin: 0 auto; padding: 22px 28px 8px; }
+.banner { margin: 0 0 18px; padding: 11px 16px; border-radius: 8px; font-weight: 500; border: 1px solid transparent; }
+.banner.warn { background: var(--warn-soft); color: var(--warn); border-color: color-mix(in srgb, var(--warn) 30%, transparent); }
+.banner.bad { background: var(--bad-soft); color: var(--bad); border-color: color-mix(in srgb, var(--bad) 30%, transparent); }
+.cards { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 14px; margin-bottom: 18px; }
+.card { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 14px 16px; min-width: 0; }
+.card .label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: .6px; }
+.card .value { font-size: 24px; font-weight: 600; margin-top: 4px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.card .sub { color: var(--muted); font-size: 12.5px; margin-top: 2px; min-height: 18px; }
+.card.leader { border-left: 4px solid var(--accent); }
+.card.leader .value { color: var(--accent); }
+.card.leader.none { border-left-color: var(--warn); background: var(--warn-soft); }
+.card.leader.none .value { color: var(--warn); }
+.panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 6px 0 4px; margin-bottom: 18px; min-width: 0; }
+.panel h2 { font-size: 13px; font-weight: 600; margin: 8px 18px 8px; display: flex; justify-content: space-between; gap: 12px; }
+.panel h2 .hint { color: var(--muted); font-weight: 400; }
+table { width: 100%; border-collapse: collapse; }
+th, td { text-align: left; padding: 9px 18px; border-top: 1px solid var(--line); white-space: nowrap; }
+th { color: var(--muted); font-weight: 500; font-size: 12px; background: var(--soft); }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; color: var(--muted); }
+tr.self td:first-child { font-weight: 600; }
+.you { color: var(--muted); font-weight: 400; font-size: 12px; margin-left: 6px; }
+.pill { display: inline-flex; align-items: center; gap: 6px; padding: 1px 9px; border-radius: 999px; font-size: 12px; font-weight: 500; background: var(--soft); color: var(--muted); }
+.pill::before { content: ""; width: 7px; height: 7px; border-radius: 50%; background: currentColor; }
+.pill.ok { background: var(--accent-soft); color: var(--accent); }
+.pill.warn { background: var(--warn-soft); color: var(--warn); }
+.pill.bad { background: var(--bad-soft); color: var(--bad); }
+.pill.info { background: var(--info-soft); color: var(--info); }
+.role-leader { color: var(--accent); font-weight: 600; }
+.lag { display: flex; align-items: center; gap: 10px; min-width: 130px; }
+.lag .bar { flex: 1; height: 6px; border-radius: 3px; background: var(--soft); overflow: hidden; }
+.lag .bar span { display: block; height: 100%; background: var(--accent); width: 0; }
+.lag.behind .bar span { background: var(--warn); }
+.lag .n { min-width: 44px; text-align: right; font-variant-numeric: tabular-nums; }
+.split { display: grid; grid-template-columns: minmax(0, 2fr) minmax(0, 3fr); gap: 18px; }
+ol.timeline { list-style: none; margin: 0; padding: 0; }
+ol.timeline li { display: flex; align-items: center; gap: 12px; padding: 9px 18px; border-top: 1px solid var(--line); }
+ol.timeline .term { color: var(--muted); font-variant-numeric: tabular-nums; min-width: 58px; }
+ol.timeline .what { flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; }
+ol.timeline .when { color: var(--muted); font-size: 12.5px; }
+.empty { color: var(--muted); padding: 10px 18px 12px; margin: 0; border-top: 1px solid var(--line); }
+footer { max-width: 1180px; margin: 0 auto; padding: 4px 28px 28px; color: var(--muted); font-size: 12.5px; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
+body.stale main { opacity: .55; }
+@media (max-width: 900px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } .split { grid-template-columns: 1fr; } .panel { overflow-x: auto; } }
+`;
+
+const SCRIPT = `
+(() => {
+  'use strict';
+  const $ = (id) => document.getElementById(id);
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  };
+  const pill = (cls, text) => el('span', 'pill ' + cls, text);
+  const dir = location.pathname.endsWith('/') ? location.pathname : location.pathname + '/';
+  const url = new URL(document.body.dataset.status, location.origin + dir);
+  $('source').textContent = url.pathname;
+
+  const dur = (ms) => {
+    if (ms === null || ms === undefined) return 'never';
+    if (ms < 1000) return Math.round(ms) + ' ms';
+    if (ms < 60000) return (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + ' s';
+    if (ms < 3600000) return Math.round(ms / 60000) + ' min';
+    return (ms / 3600000).toFixed(1) + ' h';
+  };
+  const ago = (report, at) => dur(Math.max(0, report.time - at)) + ' ago';
+  const fill = (tbody, rows) => tbody.replaceChildren(...rows);
+
+  let lastOk = 0;
+
+  function banner(kind, text) {
+    const b = $('banner');
+    b.hidden = !text;
+    b.className = 'banner ' + (kind || '');
+    b.textContent = text || '';
+  }
+
+  function memberState(m) {
+    if (m.isSelf) return pill('info', 'this node');
+    if (m.reachable === false) return pill('bad', 'unreachable');
+    if (m.reachable === true) return pill('ok', 'reachable');
+    return pill('', m.connected ? 'connected' : 'unknown');
+  }
+
+  function lagCell(m, maxLag) {
+    const td = el('td');
+    if (m.lag === null) { td.textContent = '—'; return td; }
+    const wrap = el('div', 'lag' + (m.lag > 0 ? ' behind' : ''));
+    const bar = el('div', 'bar');
+    const fillBar = el('span');
+    fillBar.style.width = (maxLag > 0 ? Math.max(4, (m.lag / maxLag) * 100) : 0) + '%';
+    bar.append(fillBar);
+    wrap.append(el('span', 'n', m.lag.toLocaleString()), bar);
+    td.append(wrap);
+    return td;
+  }
+
+  function renderMembers(r) {
+    const maxLag = Math.max(0, ...r.members.map((m) => m.lag || 0));
+    fill($('members').tBodies[0], r.members.map((m) => {
+      const tr = el('tr', m.isSelf ? 'self' : '');
+      tr.dataset.member = m.id;
+      tr.dataset.role = m.role;
+      tr.dataset.reachable = String(m.reachable);
+      const name = el('td');
+      name.append(el('span', '', m.id));
+      if (m.isSelf) name.append(el('span', 'you', '(this page)'));
+      const state = el('td');
+      state.append(memberState(m));
+      tr.append(
+        name,
+        el('td', 'mono', m.address),
+        el('td', m.role === 'leader' ? 'role-leader' : '', m.role),
+        state,
+        el('td', 'num', m.matchIndex === null ? '—' : m.matchIndex.toLocaleString()),
+        lagCell(m, maxLag),
+        el('td', 'num', m.isSelf && r.viewFrom === r.nodeId ? '—' : dur(m.lastContactMs)),
+      );
+      return tr;
+    }));
+    $('view').textContent = r.viewFrom === r.nodeId && !r.isLeader
+      ? 'no leader answered: last contact as this node saw it'
+      : 'match index, lag and last contact as leader ' + r.viewFrom + ' sees them';
+  }
+
+  function renderChanges(r) {
+    const list = $('changes');
+    list.replaceChildren(...r.leadershipChanges.map((c) => {
+      const li = el('li');
+      const what = el('span', 'what');
+      if (c.leaderId === null) what.append(pill('warn', 'leader lost'));
+      else what.append(el('span', 'role-leader', c.leaderId), document.createTextNode(' leads'));
+      li.append(el('span', 'term', 'term ' + c.term), what, el('span', 'when', ago(r, c.at)));
+      return li;
+    }));
+    $('changes-empty').hidden = r.leadershipChanges.length > 0;
+  }
+
+  const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '' };
+  function renderTasks(r) {
+    fill($('tasks').tBodies[0], r.tasks.map((t) => {
+      const tr = el('tr');
+      const outcome = el('td');
+      outcome.append(pill(OUTCOME[t.outcome] ?? '', t.outcome));
+      if (t.error) outcome.title = t.error;
+      tr.append(
+        el('td', '', t.task),
+        el('td', '', t.node),
+        el('td', 'num', t.term),
+        el('td', '', ago(r, t.start)),
+        el('td', 'num', t.end === undefined ? '—' : dur(t.end - t.start)),
+        outcome,
+      );
+      return tr;
+    }));
+    $('tasks-empty').hidden = r.tasks.length > 0;
+  }
+
+  function render(r) {
+    document.title = (r.leaderId ? r.leaderId + ' leads' : 'no leader') + ' · catga cluster';
+    $('node').textContent = r.nodeId;
+    const card = $('leader-card');
+    card.classList.toggle('none', !r.leaderId);
+    $('leader').textContent = r.leaderId || 'No leader';
+    $('leader-sub').textContent = r.leaderId
+      ? (r.isLeader ? 'this node' : (r.members.find((m) => m.id === r.leaderId) || {}).address || '')
+      : 'election in progress or no quorum';
+    $('term').textContent = r.term.toLocaleString();
+    const last = r.leadershipChanges[0];
+    $('term-sub').textContent = last ? 'since ' + ago(r, last.at) : '';
+    $('commit').textContent = r.commitIndex.toLocaleString();
+    $('applied').textContent = 'applied ' + r.appliedIndex.toLocaleString() + ' · snapshot ' + r.snapshotIndex.toLocaleString();
+    $('self-role').textContent = r.role;
+    $('self-sub').textContent = r.isLeader ? (r.leaseValid ? 'lease valid' : 'lease not confirmed') : 'last index ' + r.lastIndex.toLocaleString();
+    renderMembers(r);
+    renderChanges(r);
+    renderTasks(r);
+    if (!r.leaderId) banner('warn', 'No leader. An election is running, or a quorum of members cannot be reached; writes wait until a leader is elected.');
+    else banner(null, null);
+  }
+
+  function tickAge() {
+    $('updated').textContent = lastOk ? 'updated ' + dur(Date.now() - lastOk) + ' ago' : 'connecting…';
+  }
+
+  async function poll() {
+    if (!document.hidden) {
+      try {
+        const res = await fetch(url, { cache: 'no-store', headers: { accept: 'application/json' }, signal: AbortSignal.timeout(3000) });
+        if (!res.ok) throw new Error('HTTP ' + res.status);
+        render(await res.json());
+        lastOk = Date.now();
+        document.body.classList.remove('stale');
+      } catch (e) {
+        document.body.classList.add('stale');
+        banner('bad', 'This node is not answering (' + (e && e.message ? e.message : e) + '). Showing the last status it sent.');
+      }
+      tickAge();
+    }
+    setTimeout(poll, 1000);
+  }
+
+  setInterval(tickAge, 500);
+  poll();
+})();
+`;
+
+const BODY = `
+<header>
+  <div class="brand"><span class="logo"></span>catga cluster</div>
+  <div class="meta">viewed from <b id="node">…</b> · <span id="updated">connecting…</span></div>
+</header>
+<main>
+  <div id="banner" class="banner" hidden></div>
+  <section class="cards">
+    <div class="card leader" id="leader-card"><div class="label">Leader</div><div class="value" id="leader" data-testid="leader">…</div><div class="sub" id="leader-sub"></div></div>
+    <div class="card"><div class="label">Term</div><div class="value" id="term">…</div><div class="sub" id="term-sub"></div></div>
+    <div class="card"><div class="label">Commit index</div><div class="value" id="commit">…</div><div class="sub" id="applied"></div></div>
+    <div class="card"><div class="label">This node</div><div class="value" id="self-role">…</div><div class="sub" id="self-sub"></div></div>
+  </section>
+  <section class="panel">
+    <h2>Members <span class="hint" id="view"></span></h2>
+    <table id="members">
+      <thead><tr><th>Node</th><th>Cluster address</th><th>Role</th><th>State</th><th class="num">Match index</th><th>Lag (entries)</th><th class="num">Last contact</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+  <div class="split">
+    <section class="panel">
+      <h2>Leadership changes <span class="hint">as this node saw them</span></h2>
+      <ol class="timeline" id="changes"></ol>
+      <p class="empty" id="changes-empty">None seen yet.</p>
+    </section>
+    <section class="panel">
+      <h2>Singleton task runs <span class="hint">replicated ledger</span></h2>
+      <table id="tasks">
+        <thead><tr><th>Task</th><th>Node</th><th class="num">Term</th><th>Started</th><th class="num">Took</th><th>Outcome</th></tr></thead>
+        <tbody></tbody>
+      </table>
+      <p class="empty" id="tasks-empty">No runs recorded.</p>
+    </section>
+  </div>
+</main>
+<footer>Refreshes every second from <code id="source"></code></footer>
+`;
+
+const hash = (text: string) => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+/** Admits the page's own inline style and script and same-origin requests; nothing else loads or runs. */
+export const CLUSTER_PAGE_CSP = [
+  "default-src 'none'",
+  `style-src ${hash(STYLE)}`,
+  `script-src ${hash(SCRIPT)}`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** The page; `statusUrl` is the status endpoint relative to the page's own path (so it works behind a prefix). */
+export function renderClusterPage(statusUrl: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>catga cluster</title>
+<link rel="icon" href="data:,">
+<style>${STYLE}</style>
+</head>
+<body data-status="${escapeAttribute(statusUrl)}">${BODY}<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}
+
+function escapeAttribute(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

@@ -1,0 +1,63 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
+import { NotLeaderException } from '../../cluster/errors.js';
+import { resolveClusterOptions } from '../../cluster/options.js';
+import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
+import type { ClusterModuleOptions } from '../interfaces/cluster-module-options.interface.js';
+import { buildStatusReport, replicationViewOf, type ClusterStatusReport, type ReplicationView } from './status-report.js';
+
+/** The request channel on which a follower asks the leader for its replication view. */
+const REPLICATION_CHANNEL = 'catga.ops.replication';
+/** A status request waits this long at most for the leader's view, then reports without it. */
+const VIEW_TIMEOUT_MS = 300;
+/** Task runs a report carries. */
+const TASK_RUNS_SHOWN = 20;
+
+/**
+ * Builds status reports. Match indexes and last contact are known only on the leader, so a follower asks the leader
+ * for them (one small request per report): the status of any node shows lag for every member.
+ */
+@Injectable()
+export class ClusterStatusService {
+  private readonly electionTimeoutMs: number;
+  private readonly addresses: ReadonlyMap<string, string>;
+
+  constructor(
+    private readonly cluster: ClusterCoordinator,
+    @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
+  ) {
+    this.electionTimeoutMs = resolveClusterOptions(options).electionTimeout;
+    this.addresses = new Map(cluster.members.map((m) => [m.id, m.address]));
+    cluster.onRequest(REPLICATION_CHANNEL, async () => {
+      const s = cluster.status();
+      if (!s.isLeader) throw new NotLeaderException(s.leaderId);
+      return replicationViewOf(s);
+    });
+  }
+
+  async report(): Promise<ClusterStatusReport> {
+    const c = this.cluster;
+    const view = await this.replicationView();
+    return buildStatusReport({
+      status: c.status(),
+      view,
+      addresses: this.addresses,
+      connected: (id) => c.isConnectedTo(id),
+      electionTimeoutMs: this.electionTimeoutMs,
+      leadershipChanges: c.leadershipHistory(),
+      tasks: c.tasks.runs().slice(0, TASK_RUNS_SHOWN),
+      time: Date.now(),
+    });
+  }
+
+  private async replicationView(): Promise<ReplicationView | null> {
+    const s = this.cluster.status();
+    if (s.isLeader) return replicationViewOf(s);
+    if (!s.leaderId) return null;
+    try {
+      return (await this.cluster.requestLeader(REPLICATION_CHANNEL, null, VIEW_TIMEOUT_MS)).value as ReplicationView;
+    } catch {
+      return null; // the leader is gone or slow: report this node's own view
+    }
+  }
+}

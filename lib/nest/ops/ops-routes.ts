@@ -1,0 +1,57 @@
+import type { Type } from '@nestjs/common';
+import { ClusterOptionsError } from '../../cluster/options.js';
+import type { ClusterRouteOptions } from '../interfaces/cluster-module-options.interface.js';
+import { clusterPageController } from './cluster-page.controller.js';
+import { metricsController } from './metrics.controller.js';
+import { statusController } from './status.controller.js';
+
+export const ROUTE_OPTION_KEYS = ['statusPath', 'pagePath', 'metricsPath'] as const;
+
+const SEGMENT = /^[A-Za-z0-9._~-]+$/;
+
+/**
+ * The controllers serving the configured routes. Nest takes a controller's path from its decorator when it scans
+ * modules, before any async options factory has run; so the paths are given to forRoot()/forRootAsync() directly and
+ * each becomes a controller class made for it here, which works the same for both.
+ */
+export function opsControllers(routes: ClusterRouteOptions): Type<unknown>[] {
+  const status = routePath('statusPath', routes.statusPath, '/cluster/status');
+  const page = routePath('pagePath', routes.pagePath, '/cluster');
+  const metrics = routePath('metricsPath', routes.metricsPath, false);
+  const taken = [status, page, metrics].filter((p) => p !== null);
+  if (new Set(taken).size !== taken.length) {
+    throw new ClusterOptionsError(`catga-cluster options statusPath, pagePath, metricsPath: expected different paths, got ${taken.join(', ')}`);
+  }
+  if (page !== null && status === null) {
+    throw new ClusterOptionsError('catga-cluster option pagePath: the page polls statusPath, which is false; set pagePath: false too, or give statusPath a path');
+  }
+  return [
+    ...(status !== null ? [statusController(status)] : []),
+    ...(page !== null && status !== null ? [clusterPageController(page, relativeUrl(page, status))] : []),
+    ...(metrics !== null ? [metricsController(metrics)] : []),
+  ];
+}
+
+/** A normalized '/a/b' path, or null when the route is off. */
+function routePath(name: string, value: string | false | undefined, fallback: string | false): string | null {
+  const v = value ?? fallback;
+  if (v === false) return null;
+  const segments = typeof v === 'string' ? v.split('/').filter((s) => s !== '') : null;
+  if (!segments || !segments.every((s) => SEGMENT.test(s))) {
+    const example = fallback || '/metrics';
+    throw new ClusterOptionsError(`catga-cluster option ${name}: expected a path like '${example}' (letters, digits, - . _ ~ and /) or false, got ${JSON.stringify(v)}`);
+  }
+  return '/' + segments.join('/');
+}
+
+/**
+ * `to` relative to the page at `from`, taken as a directory ('/cluster' → 'status' for '/cluster/status'): the page
+ * resolves it against its own URL, so it still finds the status behind a global prefix or a proxy's path.
+ */
+function relativeUrl(from: string, to: string): string {
+  const a = from.split('/').filter(Boolean);
+  const b = to.split('/').filter(Boolean);
+  let common = 0;
+  while (common < a.length && common < b.length && a[common] === b[common]) common++;
+  return [...a.slice(common).map(() => '..'), ...b.slice(common)].join('/');
+}
