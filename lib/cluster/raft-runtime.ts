@@ -1,4 +1,5 @@
 import { RaftNode, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type SoftState } from '../raft/index.js';
+import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
 import type { Clock, Network, Timers, TimerHandle } from './io.js';
@@ -86,6 +87,9 @@ interface PendingRead {
 type LeadershipListener = (s: LeadershipState) => void;
 type LeaseListener = (valid: boolean) => void;
 
+/** Backoff between retries of a write the full disk refused. */
+const DISK_FULL_RETRY_MS = { first: 100, max: 2000 } as const;
+
 /**
  * Drives the pure core with real (or simulated) time, disk and network: ticks from a monotonic clock, persists each
  * Ready before sending its messages, applies committed entries, serves reads, snapshots and compacts.
@@ -115,6 +119,8 @@ export class RaftRuntime {
   private readonly leadershipListeners = new Set<LeadershipListener>();
   private readonly leaseListeners = new Set<LeaseListener>();
   private failure: Error | null = null;
+  /** Set while a write waits for disk space: nothing is acknowledged, proposed or taken in meanwhile. */
+  private diskFull: DiskFullError | null = null;
 
   constructor(
     readonly config: RuntimeConfig,
@@ -167,7 +173,7 @@ export class RaftRuntime {
     this.running = true;
     await network.listen({
       raft: (m) => {
-        if (!this.running) return;
+        if (!this.running || this.diskFull) return; // a node that cannot persist takes no part, as if cut off
         this.lastHeard.set(m.from, this.deps.clock.now());
         this.node.step(m);
         this.schedulePump();
@@ -187,6 +193,7 @@ export class RaftRuntime {
   /** Proposes on the leader; resolves with the state machine's result once the entry is applied here. */
   propose(data: Uint8Array): Promise<unknown> {
     if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
+    if (this.diskFull) return Promise.reject(this.diskFull);
     if (!this.state.isLeader) return Promise.reject(new NotLeaderException(this.state.leaderId));
     return new Promise((resolve, reject) => {
       this.proposals.push({ data, resolve, reject });
@@ -342,7 +349,7 @@ export class RaftRuntime {
     if (rd.softState) this.updateLeadership(rd.softState);
     if (rd.snapshot || rd.entries.length > 0 || (rd.hardState && rd.mustSync)) {
       // A commit-only hard state needs no write: after a crash the commit index is learned again from the leader.
-      await this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      await this.durably(() => this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }));
       if (!this.running) return;
     }
     for (const m of rd.messages) this.deps.network.sendRaft(m);
@@ -396,7 +403,7 @@ export class RaftRuntime {
       meta: { index, term: core.log.term(index)!, voters: core.voters },
       data: this.deps.stateMachine.snapshot(),
     };
-    await this.deps.storage.saveSnapshot(snap);
+    await this.durably(() => this.deps.storage.saveSnapshot(snap));
     this.node.compact(snap);
     this.snapshotIndex = index;
   }
@@ -469,6 +476,35 @@ export class RaftRuntime {
   }
 
   // ---- stopping -------------------------------------------------------------------------------------------------
+
+  /**
+   * Runs a storage write. A full disk is waited out rather than fatal: the storage rolled the write back, so this
+   * node holds the Ready — its messages unsent, nothing applied or advanced — and retries the same write with backoff
+   * until it succeeds or the node stops. Proposals waiting here are refused (none reached the log). Any other storage
+   * error propagates and stops the node (fail).
+   */
+  private async durably(write: () => Promise<void>): Promise<void> {
+    for (let delay: number = DISK_FULL_RETRY_MS.first; ; delay = Math.min(delay * 2, DISK_FULL_RETRY_MS.max)) {
+      try {
+        await write();
+        break;
+      } catch (e) {
+        if (!(e instanceof DiskFullError) || !this.running) throw e;
+        if (!this.diskFull) {
+          this.deps.logger.warn(
+            `disk full: ${e.message}. This node acknowledges nothing and takes no part in the cluster until space ` +
+              `is freed; it retries the write every ${DISK_FULL_RETRY_MS.max / 1000} s at most, then carries on.`,
+          );
+          for (const p of this.proposals.splice(0)) p.reject(e);
+        }
+        this.diskFull = e;
+      }
+      await new Promise<void>((resolve) => this.deps.timers.setTimeout(resolve, delay));
+      if (!this.running) throw this.failure ?? new ClusterStoppedError();
+    }
+    if (this.diskFull) this.deps.logger.log('disk space is back: the pending write succeeded; carrying on');
+    this.diskFull = null;
+  }
 
   /** Storage failed: acknowledging anything more could acknowledge what is not on disk, so this node stops. */
   private async fail(e: Error): Promise<void> {
