@@ -1,14 +1,19 @@
 /**
  * `npm run sample`: three nodes of the sample app on 127.0.0.1 (HTTP 3001–3003, cluster 7001–7003), logs prefixed by
- * node id, who leads printed as it changes. Ctrl-C stops all three (each leader hands over first).
+ * node id, who leads printed as it changes. A node that dies is started again after a few seconds, so a user can kill
+ * the leader, watch another take over, then watch it rejoin. Each node's pid is in data/<id>.pid. Ctrl-C stops all
+ * three (each leader hands over first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const NODES = [1, 2, 3].map((i) => ({ id: `node${i}`, http: 3000 + i, cluster: 7000 + i }));
 const MEMBERS = NODES.map((n) => `${n.id}=127.0.0.1:${n.cluster}`).join(',');
 const SECRET = process.env.CATGA_SECRET ?? 'sample-secret-change-me-in-production';
 const COLORS = ['\x1b[36m', '\x1b[35m', '\x1b[33m'];
+const DATA = join(process.cwd(), 'data');
+const RESTART_AFTER_MS = 5000;
 
 const children = new Map<string, ChildProcess>();
 let stopping = false;
@@ -19,13 +24,15 @@ function start(n: (typeof NODES)[number], i: number): void {
       ...process.env,
       CATGA_NODE_ID: n.id,
       CATGA_MEMBERS: MEMBERS,
-      CATGA_DATA_DIR: join(process.cwd(), 'data', n.id),
+      CATGA_DATA_DIR: join(DATA, n.id),
       CATGA_SECRET: SECRET,
       PORT: String(n.http),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.set(n.id, child);
+  mkdirSync(DATA, { recursive: true });
+  writeFileSync(join(DATA, `${n.id}.pid`), `${child.pid}\n`);
   const prefix = `${COLORS[i % COLORS.length]}[${n.id}]\x1b[0m `;
   for (const stream of [child.stdout!, child.stderr!]) {
     let rest = '';
@@ -37,7 +44,10 @@ function start(n: (typeof NODES)[number], i: number): void {
   }
   child.on('exit', (code, signal) => {
     children.delete(n.id);
-    if (!stopping) console.log(`${prefix}exited (${signal ?? code}); restart it with: npm run sample, or leave it down and watch the others carry on`);
+    rmSync(join(DATA, `${n.id}.pid`), { force: true });
+    if (stopping) return;
+    console.log(`${prefix}exited (${signal ?? code}); the others carry on. Starting it again in ${RESTART_AFTER_MS / 1000} s so it rejoins`);
+    setTimeout(() => !stopping && start(n, i), RESTART_AFTER_MS);
   });
 }
 
@@ -71,9 +81,12 @@ async function main(): Promise<void> {
       `\n>>> ${leader} leads. Try:\n` +
         `    curl -s -XPOST localhost:3002/orders -H 'content-type: application/json' -d '{"customer":"ada","amount":42}'\n` +
         `    curl -s localhost:3003/orders/o-1\n` +
+        `    curl -s -XPOST localhost:3001/orders/o-1/pay      # unpaid orders are cancelled after 2 minutes by a leader-only cron job\n` +
+        `    curl -s -XPOST localhost:3003/reports/sales       # one node at a time, under a distributed lock\n` +
         `    curl -s -XPUT localhost:3001/kv/greeting -H 'content-type: application/json' -d '{"value":"hello"}'\n` +
         `    curl -s localhost:3001/cluster/status\n` +
-        `    kill -9 ${pid ?? '<pid>'}    # kill the leader and watch another node take over\n`,
+        `    open http://localhost:3001/cluster                 # the live cluster page\n` +
+        `    kill -9 ${pid ?? '<pid>'}    # kill the leader (${leader}) and watch another node take over\n`,
     );
   }, 250);
   const stop = () => {
