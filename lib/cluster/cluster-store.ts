@@ -73,15 +73,24 @@ export class LogProposer implements Proposer {
         if (!retryable(e)) throw e;
         last = e as Error;
       }
-      await this.pause(Math.min(5 * 2 ** Math.min(attempt, 6), 100));
+      await this.pauseUntilLeaderChange(Math.min(5 * 2 ** Math.min(attempt, 6), 100));
     }
     throw last instanceof NoLeaderException
       ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)
       : new ProposalOutcomeUnknownError(`the write was not confirmed within ${this.d.requestTimeoutMs} ms (${last.message}); it may still apply once`);
   }
 
-  private pause(ms: number): Promise<void> {
-    return new Promise((r) => this.d.timers.setTimeout(r, ms));
+  /** Backs off, but retries at once when a leader is elected: failover then costs clients the election, no more. */
+  private pauseUntilLeaderChange(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        timer.cancel();
+        stop();
+        resolve();
+      };
+      const timer = this.d.timers.setTimeout(done, ms);
+      const stop = this.d.runtime.onLeadershipChange((s) => s.leaderId && done());
+    });
   }
 }
 
