@@ -193,7 +193,7 @@ export class RaftRuntime {
   /** Proposes on the leader; resolves with the state machine's result once the entry is applied here. */
   propose(data: Uint8Array): Promise<unknown> {
     if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
-    if (this.diskFull) return Promise.reject(this.diskFull);
+    if (this.diskFull) return Promise.reject(new NotLeaderException('', `this node cannot take writes: ${this.diskFull.message}`));
     if (!this.state.isLeader) return Promise.reject(new NotLeaderException(this.state.leaderId));
     return new Promise((resolve, reject) => {
       this.proposals.push({ data, resolve, reject });
@@ -480,8 +480,9 @@ export class RaftRuntime {
   /**
    * Runs a storage write. A full disk is waited out rather than fatal: the storage rolled the write back, so this
    * node holds the Ready — its messages unsent, nothing applied or advanced — and retries the same write with backoff
-   * until it succeeds or the node stops. Proposals waiting here are refused (none reached the log). Any other storage
-   * error propagates and stops the node (fail).
+   * until it succeeds or the node stops. Meanwhile it takes no part in the cluster: queued proposals (not in the log)
+   * and new ones are refused as by a non-leader, so proposers retry elsewhere, and proposals already in the log are
+   * told their outcome is unknown rather than left waiting. Any other storage error propagates and stops the node.
    */
   private async durably(write: () => Promise<void>): Promise<void> {
     for (let delay: number = DISK_FULL_RETRY_MS.first; ; delay = Math.min(delay * 2, DISK_FULL_RETRY_MS.max)) {
@@ -495,7 +496,12 @@ export class RaftRuntime {
             `disk full: ${e.message}. This node acknowledges nothing and takes no part in the cluster until space ` +
               `is freed; it retries the write every ${DISK_FULL_RETRY_MS.max / 1000} s at most, then carries on.`,
           );
-          for (const p of this.proposals.splice(0)) p.reject(e);
+          const refused = new NotLeaderException('', `this node cannot take writes: ${e.message}`);
+          for (const p of this.proposals.splice(0)) p.reject(refused);
+          for (const w of this.waiters.values()) {
+            w.reject(new ProposalOutcomeUnknownError(`this node's disk is full; the write may still apply once space is freed`));
+          }
+          this.waiters.clear();
         }
         this.diskFull = e;
       }
