@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CatgaClusterModule, ClusterCoordinator, ForwardToLeader } from '../lib/index.js';
+import type { Measurement } from './measure.js';
 
 class Ping extends Command<number> {
   constructor(readonly n: number) {
@@ -46,7 +47,8 @@ async function measure(bus: CommandBus, count: number): Promise<{ p50: number; p
   return { p50: r(percentile(us, 50)), p99: r(percentile(us, 99)), mean: r(us.reduce((a, b) => a + b, 0) / us.length) };
 }
 
-export async function runForwardBench(quick: boolean): Promise<Record<string, unknown>> {
+/** Latencies in ms of the same command executed on the leader (local) and sent from a follower (forwarded). */
+export async function runForwardBench(quick: boolean): Promise<Measurement> {
   const dir = mkdtempSync(join(tmpdir(), 'catga-bench-fwd-'));
   const ids = ['f1', 'f2', 'f3'];
   const members = ids.map((id, i) => `${id}=127.0.0.1:${18701 + i}`);
@@ -73,8 +75,17 @@ export async function runForwardBench(quick: boolean): Promise<Record<string, un
     const count = quick ? 2000 : 20000;
     const local = await measure(leader.get(CommandBus), count);
     const forwarded = await measure(follower.get(CommandBus), count);
-    const added = { p50: +(forwarded.p50 - local.p50).toFixed(3), p99: +(forwarded.p99 - local.p99).toFixed(3) };
-    return { forward_added_ms: { ours: { local_ms: local, forwarded_ms: forwarded, added_ms: added, commands: count } } };
+    return {
+      commands: count,
+      addedP50Ms: +(forwarded.p50 - local.p50).toFixed(3),
+      addedP99Ms: +(forwarded.p99 - local.p99).toFixed(3),
+      localP50Ms: local.p50,
+      localP99Ms: local.p99,
+      localMeanMs: local.mean,
+      forwardedP50Ms: forwarded.p50,
+      forwardedP99Ms: forwarded.p99,
+      forwardedMeanMs: forwarded.mean,
+    };
   } finally {
     await Promise.all(apps.map((a) => a.close()));
     rmSync(dir, { recursive: true, force: true });

@@ -1,38 +1,62 @@
 /**
- * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [--quick] [--dir /path/on/the/disk] [--seconds S]
- * [--port P]` (the cluster uses ports P..P+2 and P+10..P+12 on 127.0.0.1, default 18900; `--seconds` is per case, for
- * the storage and cluster benchmarks alike).
+ * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [memory] [options]`; with no name, all of them.
  *
- * With no name, runs all. Prints one JSON line per measurement, then a table, and merges the metrics into
- * bench/results/latest.json as `{ [metric]: { ours: {...} } }` (room for `etcd` and `ratio` next to `ours`).
- * `--quick` shortens every case (the whole run stays under two minutes). Never part of `npm test`.
+ *   --quick              every case shortened (the whole run stays under three minutes)
+ *   --no-etcd            ours only (cluster): no etcd is started
+ *   --dir PATH           parent of every data dir, ours and etcd's (default: the system temp dir)
+ *   --seconds S          per throughput case, for storage and cluster (default 3, quick 1)
+ *   --failover-rounds N  kill -9 rounds per side (default 12, quick 4); --graceful-rounds N (default 6, quick 2)
+ *   --writes N           memory: writes into the cluster (default 1 000 000, quick 50 000)
+ *   --port P             ours on 127.0.0.1 ports P..P+2 (throughput), P+10.. (failover), P+20.. (memory); default 18900
+ *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; default 18960
+ *   (bench/storage.ts reads its own: --max, --rounds, --durability, --io)
+ *
+ * Prints one JSON line per measurement, then a table with ours / etcd ratios and the targets. Merges the metrics into
+ * bench/results/latest.json, redraws docs/bench/*.svg and rewrites the generated region of docs/benchmarks.md.
+ * Never part of `npm test`.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runClusterBench, type Measurement } from './cluster.js';
+import { writeCharts } from './charts.js';
+import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS, runCompare, type Pair } from './compare.js';
 import { runForwardBench } from './forward.js';
+import { emit, type Measurement } from './measure.js';
+import { runMemoryBench } from './memory.js';
+import { consoleTable, updateDocs } from './report.js';
+import { mergeResults, readResults, writeResults } from './results.js';
 import { runStorageBench, storageOptionsFromArgs, type CaseResult } from './storage.js';
 
-const BENCHES = ['storage', 'cluster', 'forward'] as const;
+const BENCHES = ['storage', 'cluster', 'forward', 'memory'] as const;
 type BenchName = (typeof BENCHES)[number];
 /** Flags followed by a value (the storage ones are read by bench/storage.ts). */
-const VALUE_FLAGS = new Set(['--dir', '--seconds', '--port', '--max', '--rounds', '--durability', '--io']);
-
-/** One metric in latest.json. `etcd` and `ratio` are filled in by the comparison run (a later issue). */
-interface MetricEntry {
-  ours: Record<string, unknown>;
-  etcd?: Record<string, unknown>;
-  ratio?: Record<string, unknown>;
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
+const VALUE_FLAGS = new Set([
+  '--dir',
+  '--seconds',
+  '--port',
+  '--etcd-port',
+  '--failover-rounds',
+  '--graceful-rounds',
+  '--writes',
+  '--max',
+  '--rounds',
+  '--durability',
+  '--io',
+]);
+const BARE_FLAGS = new Set(['--quick', '--no-etcd']);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+/** A positive number flag, or `fallback`; anything else is a clear error. */
+function numberFlag(name: string, fallback: number): number {
+  const raw = flag(name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} expects a positive number, got ${JSON.stringify(raw)}`);
+  return n;
 }
 
 /** The repository root: the nearest directory above this file with a package.json. */
@@ -46,108 +70,108 @@ function repoRoot(): string {
   return dir;
 }
 
-function storageMetrics(results: readonly CaseResult[]): Record<string, Measurement> {
+function storagePairs(results: readonly CaseResult[]): Record<string, Pair> {
   const name = { storage: 'storage', floor: 'storage_floor', asyncFloor: 'storage_async_floor' } as const;
-  const out: Record<string, Measurement> = {};
+  const out: Record<string, Pair> = {};
   for (const r of results) {
     out[`${name[r.case]}_b${r.batch}`] = {
-      batch: r.batch,
-      batches: r.batches,
-      entriesPerSec: r.entriesPerSec,
-      p50Us: r.p50Us,
-      p99Us: r.p99Us,
-      bytesPerBatch: r.bytesPerBatch,
+      ours: { batch: r.batch, batches: r.batches, entriesPerSec: r.entriesPerSec, p50Us: r.p50Us, p99Us: r.p99Us, bytesPerBatch: r.bytesPerBatch },
     };
   }
   return out;
 }
 
-function cell(m: Measurement, key: string, digits = 2): string {
-  const v = m[key];
-  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(digits);
-  return v === undefined || v === null ? '' : String(v);
-}
-
-function table(metrics: Record<string, Measurement>): string {
-  const rows: string[][] = [['metric', 'ops/s', 'p50', 'p99', 'max', 'notes']];
-  for (const [metric, m] of Object.entries(metrics)) {
-    if (typeof m.opsPerSec === 'number') {
-      rows.push([metric, cell(m, 'opsPerSec'), `${cell(m, 'p50Ms', 3)} ms`, `${cell(m, 'p99Ms', 3)} ms`, `${cell(m, 'maxMs', 1)} ms`, `${cell(m, 'ops')} ops, ${cell(m, 'errors')} errors`]);
-    } else if (typeof m.entriesPerSec === 'number') {
-      rows.push([metric, `${cell(m, 'entriesPerSec')} entries`, `${cell(m, 'p50Us')} µs`, `${cell(m, 'p99Us')} µs`, '', `batch ${cell(m, 'batch')}`]);
-    } else if (typeof m.maxGapMs === 'number') {
-      rows.push([metric, '', `${cell(m, 'p50Ms', 3)} ms`, '', `gap ${cell(m, 'maxGapMs', 1)} ms`, `1 writer, ${cell(m, 'keysBefore')} keys before, ${cell(m, 'gapsOver50Ms')} gaps > 50 ms`]);
-    } else if (typeof m.medianMs === 'number') {
-      const extra =
-        typeof m.baselineMaxGapMedianMs === 'number'
-          ? `; longest writer gap: without a stop ${cell(m, 'baselineMaxGapMedianMs', 1)} ms, anywhere in the load ${cell(m, 'loadMaxGapMedianMs', 1)} ms (medians)`
-          : '';
-      rows.push([metric, '', `median ${cell(m, 'medianMs', 1)} ms`, '', `${cell(m, 'maxMs', 1)} ms`, `${cell(m, 'rounds')} rounds: ${cell(m, 'allMs')}${extra}`]);
-    }
-  }
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
-}
-
-async function main(): Promise<void> {
-  const quick = process.argv.includes('--quick');
+function parseArgs(): { which: BenchName[]; quick: boolean } {
   const args = process.argv.slice(2);
+  for (const [i, a] of args.entries()) {
+    if (a.startsWith('--') && !VALUE_FLAGS.has(a) && !BARE_FLAGS.has(a)) {
+      throw new Error(`unknown option ${a}; see the header of bench/run.ts`);
+    }
+    if (VALUE_FLAGS.has(a) && (args[i + 1] === undefined || args[i + 1]!.startsWith('--'))) throw new Error(`${a} expects a value`);
+  }
   const named = args.filter((a, i) => !a.startsWith('--') && !VALUE_FLAGS.has(args[i - 1] ?? ''));
   const unknown = named.filter((n) => !(BENCHES as readonly string[]).includes(n));
   if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; expected one of ${BENCHES.join(', ')}`);
-  const which: BenchName[] = named.length === 0 ? [...BENCHES] : BENCHES.filter((b) => named.includes(b));
+  return { which: named.length === 0 ? [...BENCHES] : BENCHES.filter((b) => named.includes(b)), quick: args.includes('--quick') };
+}
+
+async function main(): Promise<void> {
+  const { which, quick } = parseArgs();
   const dir = flag('dir') ?? os.tmpdir();
+  if (!fs.existsSync(dir)) throw new Error(`--dir ${dir} does not exist`);
+  const basePort = numberFlag('port', 18900);
+  const caseMs = numberFlag('seconds', quick ? 1 : 3) * 1000;
+  const opts = {
+    caseMs,
+    failoverRounds: numberFlag('failover-rounds', quick ? 4 : 12),
+    gracefulRounds: numberFlag('graceful-rounds', quick ? 2 : 6),
+    writes: numberFlag('writes', quick ? 50_000 : 1_000_000),
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      process.stderr.write(`\n${sig}: stopping every node and etcd process, removing their data dirs\n`);
+      process.exit(130);
+    });
+  }
   const started = Date.now();
   const loadAtStart = os.loadavg().map((l) => Number(l.toFixed(2)));
   if (loadAtStart[0]! > 0.5) {
     process.stderr.write(`note: load average ${loadAtStart.join(' ')} at start: other processes compete for ${os.cpus().length} CPUs and will show in the numbers\n`);
   }
-  const metrics: Record<string, Measurement> = {};
-  /** Metrics whose `ours` is not a flat measurement (the forward benchmark's). */
-  const nested: Record<string, Record<string, unknown>> = {};
+  const fresh: Record<string, Pair> = {};
+  let etcdVersion: string | null = null;
+  /** Runs one benchmark and says how long it took (stderr, apart from the JSON lines). */
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t = Date.now();
+    const r = await fn();
+    process.stderr.write(`# ${name}: ${((Date.now() - t) / 1000).toFixed(1)} s\n`);
+    return r;
+  };
 
   if (which.includes('storage')) {
-    const summary = await runStorageBench({ ...storageOptionsFromArgs(quick), dir });
-    Object.assign(metrics, storageMetrics(summary.results));
+    const summary = await timed('storage', () => runStorageBench({ ...storageOptionsFromArgs(quick), dir }));
+    Object.assign(fresh, storagePairs(summary.results));
   }
   if (which.includes('cluster')) {
-    const secondsArg = flag('seconds');
-    const caseMs = secondsArg ? Number(secondsArg) * 1000 : quick ? 1000 : 3000;
-    const r = await runClusterBench({
-      caseMs,
-      failoverRounds: quick ? 4 : 12,
-      gracefulRounds: quick ? 2 : 5,
-      basePort: Number(flag('port') ?? 18900),
-      dir,
-    });
-    Object.assign(metrics, r.metrics);
+    const withEtcd = !process.argv.includes('--no-etcd');
+    const r = await timed('cluster', () => runCompare({ ...opts, basePort, etcdPort: numberFlag('etcd-port', 18960), dir, withEtcd }));
+    Object.assign(fresh, r.metrics);
+    etcdVersion = r.etcd?.version ?? null;
   }
   if (which.includes('forward')) {
-    for (const [metric, entry] of Object.entries(await runForwardBench(quick))) {
-      if (!isRecord(entry) || !isRecord(entry.ours)) continue;
-      nested[metric] = entry.ours;
-      process.stdout.write(`${JSON.stringify({ bench: 'forward', metric, ...entry.ours })}\n`);
-    }
+    const m = await timed('forward', () => runForwardBench(quick));
+    emit('forward', 'forward_added_ms', m);
+    fresh.forward_added_ms = { ours: m };
+  }
+  if (which.includes('memory')) {
+    const m = await timed('memory', () => runMemoryBench({ writes: opts.writes, writers: 64, basePort: basePort + 20, dir, quick }));
+    emit('memory', 'rss_growth_mb', m);
+    fresh.rss_growth_mb = { ours: m };
   }
 
+  const runSeconds = (Date.now() - started) / 1000;
   const meta: Measurement = {
     measuredAt: new Date().toISOString(),
     quick,
+    benches: which.join(' + '),
+    runSeconds: Math.round(runSeconds),
     nodeVersion: process.version,
     cpus: os.cpus().length,
     memGiB: Number((os.totalmem() / 2 ** 30).toFixed(1)),
     loadAverageAtStart: loadAtStart.join(' '),
   };
-  const file = path.join(repoRoot(), 'bench', 'results', 'latest.json');
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const previous = fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, MetricEntry>) : {};
-  for (const [metric, m] of Object.entries({ ...metrics, ...nested })) previous[metric] = { ...previous[metric], ours: { ...m, ...meta } };
-  fs.writeFileSync(file, `${JSON.stringify(previous, null, 2)}\n`);
+  const etcdMeta: Measurement = { etcdVersion, heartbeatMs: ETCD_HEARTBEAT_MS, electionMs: ETCD_ELECTION_MS, client: 'etcd3 (node), in the benchmark process' };
+  const root = repoRoot();
+  const file = path.join(root, 'bench', 'results', 'latest.json');
+  const results = mergeResults(readResults(file), fresh, meta, etcdMeta);
+  writeResults(file, results);
+  writeCharts(path.join(root, 'docs', 'bench'), results);
+  updateDocs(path.join(root, 'docs', 'benchmarks.md'), results);
 
-  if (Object.keys(metrics).length > 0) process.stdout.write(`\n${table(metrics)}\n`);
-  for (const [metric, m] of Object.entries(nested)) process.stdout.write(`${metric}  ${JSON.stringify(m)}\n`);
-  process.stdout.write('\n');
-  process.stdout.write(`${which.join(' + ')}${quick ? ' (quick)' : ''} in ${((Date.now() - started) / 1000).toFixed(1)} s; wrote ${path.relative(process.cwd(), file)}\n`);
+  process.stdout.write(`\n${consoleTable(results, Object.keys(fresh))}\n\n`);
+  process.stdout.write(
+    `${which.join(' + ')}${quick ? ' (quick)' : ''} in ${runSeconds.toFixed(1)} s; wrote ${path.relative(process.cwd(), file)}, docs/bench/*.svg and docs/benchmarks.md\n`,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -1,0 +1,118 @@
+/**
+ * The etcd side of each comparison, driven by the etcd3 client from the benchmark process: puts, linearizable range
+ * reads, lock acquire + release (etcd3's lock helper: lease grant, a create-if-absent transaction, lease revoke),
+ * kill -9 of the leader, SIGTERM of the leader (etcd hands leadership over before it stops).
+ */
+import { epochMs } from '../../test/support/node-protocol.js';
+import { sleep } from '../../test/support/process-cluster.js';
+import { runLoad, type LoadResult } from '../load.js';
+import { throughput, type Measurement } from '../measure.js';
+import { firstCommit, gracefulPause, type FailoverRound, type GracefulRound, type WriterTrace } from '../rounds.js';
+import type { EtcdCluster, EtcdMember } from './etcd-cluster.js';
+
+/** A deadline for one request, so nothing waits on a dead member for etcd's own 5 s request timeout and more. */
+const call = (ms: number) => ({ deadline: Date.now() + ms });
+
+function measured(r: LoadResult, extra: Measurement): Measurement {
+  return { ...throughput(r.latencies, r.startedAt, r.endedAt, r.errors), ...extra };
+}
+
+function put(m: EtcdMember, key: string, value: number, timeoutMs = 10_000): Promise<unknown> {
+  return m.client.put(key).value(String(value)).options(call(timeoutMs)).exec();
+}
+
+export async function etcdWriteCase(m: EtcdMember, writers: number, ms: number, prefix: string): Promise<Measurement> {
+  const r = await runLoad(writers, ms, (w, i) => put(m, `${prefix}${w}-${i}`, i));
+  return measured(r, { writers, ranOn: m.name });
+}
+
+/** Linearizable reads (etcd's default for a range request: it goes through a ReadIndex on the leader). */
+export async function etcdReadCase(m: EtcdMember, readers: number, ms: number, keys: readonly string[]): Promise<Measurement> {
+  const r = await runLoad(readers, ms, (w, i) => m.client.get(keys[(w + i * readers) % keys.length]!).options(call(10_000)).string());
+  return measured(r, { readers, ranOn: m.name });
+}
+
+/** `workers` loops of acquire then release, one lock name per worker. */
+export async function etcdLockCase(m: EtcdMember, workers: number, ms: number, prefix: string, ttlSeconds: number): Promise<Measurement> {
+  const r = await runLoad(workers, ms, async (w) => {
+    const lock = m.client.lock(`${prefix}${w}`).ttl(ttlSeconds).options(call(10_000));
+    await lock.acquire();
+    await lock.release();
+  });
+  return measured(r, { workers, ranOn: m.name });
+}
+
+/** kill -9 of the leader under light load; a fresh put every few ms on each survivor until one is acknowledged. */
+export async function etcdFailoverRound(c: EtcdCluster, round: number): Promise<FailoverRound> {
+  const leader = await c.settled();
+  const survivors = c.members.filter((m) => m !== leader);
+  // Light background traffic, so the leader dies with replication in flight (as on our side).
+  const background = survivors.map((s) => runLoad(2, 600, (w, i) => put(s, `fo${round}-bg-${s.name}-${w}-${i}`, i, 2000)));
+  await sleep(200);
+  const killAt = epochMs();
+  await leader.stop('SIGKILL');
+  let electedAt = Number.NaN;
+  const elected = c.leaderAmong(survivors, 10_000).then(() => (electedAt = epochMs()));
+  const first = await firstCommit(survivors, 10_000, (s, n) => put(s, `fo${round}-probe-${s.name}-${n}`, n, 3000));
+  await elected.catch(() => undefined);
+  await Promise.all(background);
+  await c.restart(leader);
+  return { ms: first.at - killAt, electedMs: electedAt - killAt, killed: leader.name, firstCommitOn: first.target.name };
+}
+
+/** A put is hedged after this long without an acknowledgement. */
+const HEDGE_MS = 10;
+
+/**
+ * One writer against `s` for `ms`: one put at a time, and another whenever none was acknowledged for HEDGE_MS. etcd
+ * drops proposals forwarded to a leader that is handing over, and such a put waits for its deadline; hedging keeps a
+ * fresh put in flight, so the gap shows when etcd could commit again rather than the client's timeout.
+ */
+async function hedgedWriter(s: EtcdMember, ms: number, prefix: string): Promise<{ trace: WriterTrace; errors: number }> {
+  const ackAt: number[] = [];
+  const pending = new Set<Promise<void>>();
+  let errors = 0;
+  let i = 0;
+  let lastLaunch = 0;
+  const startedAt = epochMs();
+  const end = performance.now() + ms;
+  const launch = () => {
+    const n = i++;
+    lastLaunch = performance.now();
+    const p: Promise<void> = put(s, `${prefix}${s.name}-${n}`, n, 3000)
+      .then(
+        () => void ackAt.push(epochMs()),
+        () => void errors++,
+      )
+      .finally(() => pending.delete(p));
+    pending.add(p);
+  };
+  while (performance.now() < end) {
+    if (pending.size === 0 || performance.now() - lastLaunch >= HEDGE_MS) launch();
+    await Promise.race([...pending, sleep(HEDGE_MS)]);
+  }
+  const endedAt = epochMs();
+  await Promise.all(pending);
+  return { trace: { startedAt, endedAt, ackAt: ackAt.filter((t) => t <= endedAt) }, errors };
+}
+
+/** SIGTERM to the leader while one (hedged) writer runs against each survivor: the longest write pause around the stop. */
+export async function etcdGracefulRound(c: EtcdCluster, round: number): Promise<GracefulRound> {
+  const leader = await c.settled();
+  const survivors = c.members.filter((m) => m !== leader);
+  const base = await Promise.all(survivors.map((s) => hedgedWriter(s, 600, `gs${round}-base-`)));
+  const loads = survivors.map((s) => hedgedWriter(s, 1500, `gs${round}-`));
+  await sleep(500);
+  const t0 = epochMs();
+  await leader.stop('SIGTERM');
+  const sigtermToExitMs = epochMs() - t0;
+  const results = await Promise.all(loads);
+  await c.restart(leader);
+  return gracefulPause(
+    results.map((r) => r.trace),
+    base.map((r) => r.trace),
+    t0,
+    sigtermToExitMs,
+    results.reduce((n, r) => n + r.errors, 0),
+  );
+}

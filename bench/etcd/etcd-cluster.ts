@@ -1,0 +1,176 @@
+/**
+ * A 3-member etcd on 127.0.0.1 for the side-by-side benchmarks: one process per member, data dirs under the same
+ * parent as our nodes' (fsync on: etcd's default, nothing turns it off), one etcd3 client per member. Every process
+ * is killed and every data dir removed by `destroy()`, or at exit if the benchmark dies first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { noop } from 'cockatiel';
+import { Etcd3 } from 'etcd3';
+import { sleep, waitUntil } from '../../test/support/process-cluster.js';
+import { atExit } from '../cleanup.js';
+import type { EtcdBinary } from './binary.js';
+
+export interface EtcdClusterOptions {
+  readonly binary: EtcdBinary;
+  /** Parent of the data dirs (the disk being measured). */
+  readonly dataParent: string;
+  /** Client ports clientPort..+2, peer ports peerPort..+2. */
+  readonly clientPort: number;
+  readonly peerPort: number;
+  readonly heartbeatMs: number;
+  readonly electionMs: number;
+}
+
+export class EtcdMember {
+  private child: ChildProcess | null = null;
+  private current: Etcd3 | null = null;
+  /** The last lines etcd printed, for errors. */
+  output = '';
+  /** etcd's member id (decimal string), known once the member answered a status call. */
+  memberId = '';
+
+  constructor(
+    readonly name: string,
+    readonly clientUrl: string,
+    private readonly args: readonly string[],
+    private readonly binary: string,
+  ) {}
+
+  get running(): boolean {
+    return this.child !== null;
+  }
+
+  /** A client talking to this member only, with the etcd3 client's retries and circuit breaker off. */
+  get client(): Etcd3 {
+    this.current ??= new Etcd3({ hosts: this.clientUrl, faultHandling: { host: () => noop, global: noop }, dialTimeout: 2000 });
+    return this.current;
+  }
+
+  start(): void {
+    if (this.child) throw new Error(`etcd ${this.name} is already running`);
+    const child = spawn(this.binary, this.args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const keep = (b: Buffer) => {
+      this.output = (this.output + b.toString()).slice(-8000);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.on('exit', () => {
+      if (this.child === child) this.child = null;
+    });
+    this.child = child;
+  }
+
+  /** Sends a signal and resolves once the process is gone; the client is dropped (its channel would back off). */
+  async stop(sig: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    child.kill(sig);
+    await gone;
+    this.closeClient();
+  }
+
+  killNow(): void {
+    this.child?.kill('SIGKILL');
+    this.closeClient();
+  }
+
+  private closeClient(): void {
+    this.current?.close();
+    this.current = null;
+  }
+}
+
+export class EtcdCluster {
+  readonly members: EtcdMember[];
+  readonly dataRoot: string;
+  private readonly unguard: () => void;
+
+  constructor(readonly opts: EtcdClusterOptions) {
+    this.dataRoot = mkdtempSync(join(opts.dataParent, 'catga-bench-etcd-'));
+    const names = ['e1', 'e2', 'e3'];
+    const peer = (i: number) => `http://127.0.0.1:${opts.peerPort + i}`;
+    const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+    this.members = names.map((name, i) => {
+      const client = `http://127.0.0.1:${opts.clientPort + i}`;
+      const args = [
+        `--name=${name}`,
+        `--data-dir=${join(this.dataRoot, name)}`,
+        `--listen-client-urls=${client}`,
+        `--advertise-client-urls=${client}`,
+        `--listen-peer-urls=${peer(i)}`,
+        `--initial-advertise-peer-urls=${peer(i)}`,
+        `--initial-cluster=${initial}`,
+        '--initial-cluster-state=new',
+        '--initial-cluster-token=catga-bench',
+        `--heartbeat-interval=${opts.heartbeatMs}`,
+        `--election-timeout=${opts.electionMs}`,
+        '--logger=zap',
+        '--log-outputs=stderr',
+        '--log-level=error',
+      ];
+      return new EtcdMember(name, client, args, opts.binary.path);
+    });
+    this.unguard = atExit(() => this.destroyNow());
+  }
+
+  async start(): Promise<void> {
+    for (const m of this.members) m.start();
+    await this.settled(20_000);
+  }
+
+  /** Restarts a stopped member on its data dir and waits until the cluster agrees on a leader again. */
+  async restart(m: EtcdMember): Promise<void> {
+    m.start();
+    await this.settled(20_000);
+  }
+
+  /**
+   * The leader, once every running member answers the maintenance status call naming the same leader, that leader is
+   * running, and every member has applied what the leader had when asked.
+   */
+  async settled(timeoutMs = 10_000): Promise<EtcdMember> {
+    return waitUntil(
+      'a settled etcd cluster',
+      timeoutMs,
+      async () => {
+        const up = this.members.filter((m) => m.running);
+        const all = await Promise.all(up.map((m) => m.client.maintenance.status({ deadline: Date.now() + 1000 })));
+        up.forEach((m, i) => (m.memberId = all[i]!.header.member_id));
+        const leaderId = all[0]!.leader;
+        if (leaderId === '0' || !all.every((s) => s.leader === leaderId)) return undefined;
+        const leader = up.find((m) => m.memberId === leaderId);
+        if (!leader) return undefined;
+        const index = Number(all[up.indexOf(leader)]!.raftIndex);
+        return all.every((s) => Number(s.raftIndex) >= index) ? leader : undefined;
+      },
+      20,
+    );
+  }
+
+  /** Polls `among` until one of them answers the status call naming itself leader; resolves with the time found. */
+  async leaderAmong(among: readonly EtcdMember[], timeoutMs: number): Promise<EtcdMember> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const all = await Promise.all(among.map((m) => m.client.maintenance.status({ deadline: Date.now() + 500 }).catch(() => null)));
+      const i = all.findIndex((s, j) => s !== null && s.leader === s.header.member_id && s.leader === among[j]!.memberId);
+      if (i >= 0) return among[i]!;
+      if (Date.now() > deadline) throw new Error(`no etcd leader among ${among.map((m) => m.name).join(', ')} within ${timeoutMs} ms`);
+      await sleep(1);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop('SIGKILL')));
+    rmSync(this.dataRoot, { recursive: true, force: true });
+    this.unguard();
+  }
+
+  /** Synchronous teardown at exit. */
+  private destroyNow(): void {
+    for (const m of this.members) m.killNow();
+    rmSync(this.dataRoot, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Memory across many writes: a fresh 3-node cluster (default compactionThreshold, so the log is compacted every 1000
+ * entries), writers inside the leader, RSS and heap of every node process sampled all along. Start and end are taken
+ * after a full GC (the nodes run with --expose-gc), the peak from the samples in between.
+ *
+ * The writes cycle over one working set of keys (every chunk rewrites the keys of the first), and the start is taken
+ * once that set exists: what grows then is not the application's data but what the cluster keeps besides it.
+ */
+import { resolveClusterOptions } from '../lib/cluster/options.js';
+import type { MemoryResult, WriteLoadResult } from '../test/support/node-protocol.js';
+import { ProcessCluster, sleep, type NodeProcess } from '../test/support/process-cluster.js';
+import { guardCluster } from './cleanup.js';
+import { settled } from './cluster.js';
+import { round, type Measurement } from './measure.js';
+
+export interface MemoryBenchOptions {
+  readonly writes: number;
+  readonly writers: number;
+  readonly basePort: number;
+  readonly dir: string;
+  readonly quick: boolean;
+}
+
+const MB = 2 ** 20;
+/** Writes per writeLoad request: its reply (keys and latencies) stays small next to what is measured. */
+const CHUNK = 20_000;
+const SAMPLE_EVERY_MS = 250;
+/** Every chunk writes `${KEYS}${writer}-${i}` for i from 0: about CHUNK keys in all. */
+const KEYS = 'm-';
+
+function memory(n: NodeProcess, gc: boolean): Promise<MemoryResult> {
+  return n.request<MemoryResult>({ op: 'memory', gc }, 10_000);
+}
+
+export async function runMemoryBench(opts: MemoryBenchOptions): Promise<Measurement> {
+  const c = new ProcessCluster({ basePort: opts.basePort, secret: 'bench-secret-0123456789', dataParent: opts.dir, env: { NODE_OPTIONS: '--expose-gc' } });
+  const unguard = guardCluster(c);
+  try {
+    await c.start();
+    let leader = await settled(c);
+    // The working set, connections, JIT and the first compactions, before the start sample.
+    await leader.request<WriteLoadResult>({ op: 'writeLoad', writers: opts.writers, durationMs: 600_000, maxWrites: CHUNK, keyPrefix: KEYS }, 660_000);
+    leader = await settled(c);
+    const start = await Promise.all(c.nodes.map((n) => memory(n, true)));
+    const peakRss = start.map((m) => m.rss);
+    const peakHeap = start.map((m) => m.heapUsed);
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const now = await Promise.all(c.nodes.map((n) => memory(n, false)));
+        now.forEach((m, i) => {
+          peakRss[i] = Math.max(peakRss[i]!, m.rss);
+          peakHeap[i] = Math.max(peakHeap[i]!, m.heapUsed);
+        });
+        await sleep(SAMPLE_EVERY_MS);
+      }
+    })();
+    const t0 = performance.now();
+    let written = 0;
+    let errors = 0;
+    try {
+      for (let chunk = 0; written < opts.writes; chunk++) {
+        leader = await settled(c, 30_000);
+        const r = await leader.request<WriteLoadResult>(
+          { op: 'writeLoad', writers: opts.writers, durationMs: 600_000, maxWrites: Math.min(CHUNK, opts.writes - written), keyPrefix: KEYS },
+          660_000,
+        );
+        written += r.latencies.length;
+        errors += r.errors;
+        if (r.latencies.length === 0) throw new Error(`no write was acknowledged in chunk ${chunk}: ${JSON.stringify(r.errorNames)}`);
+      }
+    } finally {
+      sampling = false;
+      await sampler;
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    leader = await settled(c); // the followers have applied everything
+    const end = await Promise.all(c.nodes.map((n) => memory(n, true)));
+    const st = await leader.status();
+    const mb = (xs: readonly number[]) => xs.map((x) => round(x / MB, 1));
+    const growth = end.map((m, i) => m.rss - start[i]!.rss);
+    const peakGrowth = peakRss.map((p, i) => p - start[i]!.rss);
+    return {
+      writes: written,
+      quick: opts.quick,
+      writers: opts.writers,
+      seconds: round(seconds, 1),
+      writesPerSec: Math.round(written / seconds),
+      errors,
+      compactionThreshold: resolveClusterOptions({ nodeId: 'bench' }).compactionThreshold,
+      snapshotIndex: st.snapshotIndex,
+      nodes: c.nodes.map((n) => n.id).join(' '),
+      leader: leader.id,
+      growthMb: round(Math.max(...growth) / MB, 1),
+      peakGrowthMb: round(Math.max(...peakGrowth) / MB, 1),
+      rssStartMb: mb(start.map((m) => m.rss)),
+      rssPeakMb: mb(peakRss),
+      rssEndMb: mb(end.map((m) => m.rss)),
+      heapStartMb: mb(start.map((m) => m.heapUsed)),
+      heapPeakMb: mb(peakHeap),
+      heapEndMb: mb(end.map((m) => m.heapUsed)),
+      heapTotalStartMb: mb(start.map((m) => m.heapTotal)),
+      heapTotalEndMb: mb(end.map((m) => m.heapTotal)),
+      externalStartMb: mb(start.map((m) => m.external)),
+      externalEndMb: mb(end.map((m) => m.external)),
+      keys: CHUNK,
+      gcRan: start.every((m) => m.gcRan) && end.every((m) => m.gcRan),
+    };
+  } finally {
+    await c.destroy();
+    unguard();
+  }
+}
