@@ -19,8 +19,9 @@ import {
 import type { ClusterModuleOptions, ClusterRouteOptions } from './interfaces/cluster-module-options.interface.js';
 import { ClusterHealthIndicator } from './ops/cluster-health.indicator.js';
 import { ClusterStatusService } from './ops/cluster-status.service.js';
-import { opsControllers, ROUTE_OPTION_KEYS } from './ops/ops-routes.js';
-import { CLUSTER_METRICS, createNodeMetrics, type NodeMetrics } from './ops/prometheus-metrics.js';
+import { CLUSTER_ROUTES, opsControllers, resolveRoutes, ROUTE_OPTION_KEYS, type ResolvedRoutes } from './ops/ops-routes.js';
+import { CLUSTER_METRICS, type NodeMetrics } from './ops/node-metrics.js';
+import { createNodeMetrics } from './ops/prometheus-metrics.js';
 import { ClusterEventBridge } from './services/cluster-event-bridge.service.js';
 import { CommandForwarder } from './services/command-forwarder.service.js';
 import { SingletonTaskRunner } from './services/singleton-task-runner.service.js';
@@ -41,8 +42,8 @@ import { SingletonTaskRunner } from './services/singleton-task-runner.service.js
   providers: [
     {
       provide: CLUSTER_METRICS,
-      inject: [CLUSTER_MODULE_OPTIONS],
-      useFactory: (options: ClusterModuleOptions) => createNodeMetrics(checkNoRouteOptions(options)),
+      inject: [CLUSTER_MODULE_OPTIONS, CLUSTER_ROUTES],
+      useFactory: (options: ClusterModuleOptions, routes: ResolvedRoutes) => createNodeMetrics(checkNoRouteOptions(options), routes.metrics !== null),
     },
     {
       provide: ClusterCoordinator,
@@ -106,7 +107,12 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
 }
 
 function withRoutes(definition: DynamicModule, routes: ClusterRouteOptions): DynamicModule {
-  return { ...definition, controllers: [...(definition.controllers ?? []), ...opsControllers(routes)] };
+  const resolved = resolveRoutes(routes);
+  return {
+    ...definition,
+    providers: [...(definition.providers ?? []), { provide: CLUSTER_ROUTES, useValue: resolved }],
+    controllers: [...(definition.controllers ?? []), ...opsControllers(resolved)],
+  };
 }
 
 /** Route options returned by an async factory would be ignored silently (see ClusterRouteOptions): refuse them. */

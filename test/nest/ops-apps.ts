@@ -78,11 +78,13 @@ export async function startHttpCluster(
   await Promise.all(nodes.map((n) => n.cluster.waitForLeader({ timeout: 10_000 })));
   return {
     nodes,
-    /** The leader once one is settled (all running nodes agree on it). */
+    /** The leader once one is known and holds a valid lease (its own waitForLeader waits for that). */
     leader: async (): Promise<OpsNode> => {
       const running = nodes.filter((n) => !closed.has(n.id));
       const id = await running[0]!.cluster.waitForLeader({ timeout: 10_000 });
-      return nodes.find((n) => n.id === id)!;
+      const leader = nodes.find((n) => n.id === id)!;
+      await leader.cluster.waitForLeader({ timeout: 10_000 });
+      return leader;
     },
     close: async () => {
       await Promise.all(nodes.map((n) => n.close()));

@@ -1,7 +1,6 @@
 import { Controller, Get, Inject, Res, type Type } from '@nestjs/common';
-import { ClusterOptionsError } from '../../cluster/options.js';
 import type { MetricsRegistry } from '../interfaces/cluster-module-options.interface.js';
-import { CLUSTER_METRICS, type NodeMetrics } from './prometheus-metrics.js';
+import { CLUSTER_METRICS, type NodeMetrics } from './node-metrics.js';
 
 /** What express's Response and fastify's Reply both offer. */
 interface HeaderSetter {
@@ -15,11 +14,8 @@ export function metricsController(path: string): Type<unknown> {
     private readonly registry: MetricsRegistry;
 
     constructor(@Inject(CLUSTER_METRICS) metrics: NodeMetrics | null) {
-      if (!metrics) {
-        throw new ClusterOptionsError(
-          'catga-cluster option metricsPath: expected metrics to be on (prom-client installed, metrics not false), or metricsPath: false',
-        );
-      }
+      // createNodeMetrics refuses a metricsPath without metrics before the cluster starts; this only narrows the type.
+      if (!metrics) throw new Error('catga-cluster: metricsPath is served but metrics are off');
       this.registry = metrics.registry;
     }
 

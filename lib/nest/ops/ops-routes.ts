@@ -7,14 +7,20 @@ import { statusController } from './status.controller.js';
 
 export const ROUTE_OPTION_KEYS = ['statusPath', 'pagePath', 'metricsPath'] as const;
 
+/** Injection token of the module's ResolvedRoutes. */
+export const CLUSTER_ROUTES = Symbol('catga:routes');
+
+/** Normalized paths; null: not served. */
+export interface ResolvedRoutes {
+  readonly status: string | null;
+  readonly page: string | null;
+  readonly metrics: string | null;
+}
+
 const SEGMENT = /^[A-Za-z0-9._~-]+$/;
 
-/**
- * The controllers serving the configured routes. Nest takes a controller's path from its decorator when it scans
- * modules, before any async options factory has run; so the paths are given to forRoot()/forRootAsync() directly and
- * each becomes a controller class made for it here, which works the same for both.
- */
-export function opsControllers(routes: ClusterRouteOptions): Type<unknown>[] {
+/** Validates the route options (at forRoot time, so a mistake stops the app before its cluster starts). */
+export function resolveRoutes(routes: ClusterRouteOptions): ResolvedRoutes {
   const status = routePath('statusPath', routes.statusPath, '/cluster/status');
   const page = routePath('pagePath', routes.pagePath, '/cluster');
   const metrics = routePath('metricsPath', routes.metricsPath, false);
@@ -25,6 +31,15 @@ export function opsControllers(routes: ClusterRouteOptions): Type<unknown>[] {
   if (page !== null && status === null) {
     throw new ClusterOptionsError('catga-cluster option pagePath: the page polls statusPath, which is false; set pagePath: false too, or give statusPath a path');
   }
+  return { status, page, metrics };
+}
+
+/**
+ * The controllers serving the routes. Nest takes a controller's path from its decorator when it scans modules, before
+ * any async options factory has run; so the paths are given to forRoot()/forRootAsync() directly and each becomes a
+ * controller class made for it here, which works the same for both.
+ */
+export function opsControllers({ status, page, metrics }: ResolvedRoutes): Type<unknown>[] {
   return [
     ...(status !== null ? [statusController(status)] : []),
     ...(page !== null && status !== null ? [clusterPageController(page, relativeUrl(page, status))] : []),

@@ -1,15 +1,12 @@
 import type { Subscription } from 'rxjs';
 import type { Gauge, Registry } from 'prom-client';
 import type { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
-import type { ClusterMetrics } from '../../cluster/cluster-metrics.js';
 import { ClusterOptionsError, resolveClusterOptions } from '../../cluster/options.js';
 import type { RuntimeStatus } from '../../cluster/raft-runtime.js';
 import type { ClusterModuleOptions, MetricsRegistry } from '../interfaces/cluster-module-options.interface.js';
+import type { NodeMetrics } from './node-metrics.js';
 
 type PromClient = typeof import('prom-client');
-
-/** Injection token of this node's NodeMetrics, or null when metrics are off. */
-export const CLUSTER_METRICS = Symbol('catga:metrics');
 
 const ROLES = ['leader', 'follower', 'pre-candidate', 'candidate'] as const;
 /** A durable write is a write plus fdatasync: sub-millisecond on good SSDs, tens of ms on busy or network disks. */
@@ -160,7 +157,7 @@ class MetricSet {
 const sets = new WeakMap<object, MetricSet>();
 
 /** One node's handle on the catga_* metrics: the sink the cluster reports into, labelled with the node's id. */
-export class NodeMetrics implements ClusterMetrics {
+class PromNodeMetrics implements NodeMetrics {
   private subscription: Subscription | null = null;
   private cluster: ClusterCoordinator | null = null;
 
@@ -186,7 +183,6 @@ export class NodeMetrics implements ClusterMetrics {
     this.set.forwardSeconds.observe({ node: this.nodeId, kind, outcome }, seconds);
   }
 
-  /** Starts reporting the node's state (read at scrape time) and counting the leaders it sees. */
   attach(cluster: ClusterCoordinator): void {
     this.cluster = cluster;
     this.set.nodes.set(this.nodeId, cluster);
@@ -213,17 +209,22 @@ export class NodeMetrics implements ClusterMetrics {
 
 /**
  * This node's metrics as the `metrics` option asks: null when off, or when left to the default and prom-client is not
- * installed. prom-client is required lazily, so the package loads without it.
+ * installed. prom-client is required lazily, so the package loads without it. `served`: a metricsPath is configured,
+ * which needs metrics (checked here, before the cluster starts).
  */
-export function createNodeMetrics(options: ClusterModuleOptions): NodeMetrics | null {
+export function createNodeMetrics(options: ClusterModuleOptions, served: boolean): NodeMetrics | null {
   const setting = options.metrics;
-  if (setting === false) return null;
+  const off = (why: string): null => {
+    if (served) throw new ClusterOptionsError(`catga-cluster option metricsPath: expected metrics to be on (${why}), or metricsPath: false`);
+    return null;
+  };
+  if (setting === false) return off('they are off: metrics: false');
   if (setting !== undefined && setting !== true && (typeof setting !== 'object' || setting === null)) {
     throw new ClusterOptionsError(`catga-cluster option metrics: expected true, false or { registry }, got ${JSON.stringify(setting)}`);
   }
   const prom = loadPromClient();
   if (!prom) {
-    if (setting === undefined) return null;
+    if (setting === undefined) return off('prom-client is not installed');
     throw new ClusterOptionsError('catga-cluster option metrics: expected prom-client to be installed (npm install prom-client), or metrics: false');
   }
   const given = typeof setting === 'object' ? setting.registry : undefined;
@@ -239,7 +240,7 @@ export function createNodeMetrics(options: ClusterModuleOptions): NodeMetrics | 
     set = new MetricSet(prom, registry);
     sets.set(registry, set);
   }
-  return new NodeMetrics(set, resolveClusterOptions(options).nodeId);
+  return new PromNodeMetrics(set, resolveClusterOptions(options).nodeId);
 }
 
 /** Duck-typed: an app's prom-client may be another copy than the one this package resolves. */

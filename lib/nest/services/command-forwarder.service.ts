@@ -15,7 +15,7 @@ import {
 import { encodeError, ErrorTypes, type EncodedError } from '../error-codec.js';
 import type { ClusterModuleOptions, ForwardToLeaderOptions } from '../interfaces/cluster-module-options.interface.js';
 import { fieldsOf, MessageRegistry, rebuild } from '../message-registry.js';
-import { CLUSTER_METRICS, type NodeMetrics } from '../ops/prometheus-metrics.js';
+import { CLUSTER_METRICS, type NodeMetrics } from '../ops/node-metrics.js';
 
 export type MessageKind = 'command' | 'query';
 
