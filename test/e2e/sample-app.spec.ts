@@ -117,7 +117,7 @@ describe('the sample app, three processes', () => {
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const mentions = (id: string, pattern: (id: string) => RegExp) => nodes.map((n) => (n.out.match(new RegExp(pattern(id), 'g')) ?? []).length);
+  const mentions = (id: string, pattern: (id: string) => string) => nodes.map((n) => (n.out.match(new RegExp(pattern(id), 'g')) ?? []).length);
 
   test('the @Cron + @SingletonTask job cancels an unpaid order once, on one node; a paid order stays paid', async () => {
     const { json: unpaid } = await call(HTTP[1]!, 'POST', '/orders', { customer: 'dee', amount: 3 });

@@ -11,8 +11,16 @@ import { TaskLedgerModule } from './task-ledger-module.js';
 export interface StateMachine {
   apply(entry: Entry): unknown;
   snapshot(): Uint8Array;
+  /**
+   * The same image as snapshot(), of the state at the moment of the call, encoded a slice at a time with `pause()`
+   * between slices so a large state does not stall the event loop while entries keep applying.
+   */
+  snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array>;
   restore(data: Uint8Array): void;
 }
+
+/** KV pairs per encoded slice: about 1–3 ms of encoding each. */
+const SLICE = 2048;
 
 /** A command that failed identically on every node (unknown module, a duplicate past the session window). */
 export class ApplyError {
@@ -61,15 +69,40 @@ export class ClusterStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
+    const { head, pairs } = this.capture();
+    const slices: Uint8Array[] = [];
+    for (let i = 0; i < pairs.length; i += SLICE) slices.push(encodeImage(pairs.slice(i, i + SLICE)));
+    return encodeImage([head, ...slices]);
+  }
+
+  async snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array> {
+    const { head, pairs } = this.capture();
+    const slices: Uint8Array[] = [];
+    for (let i = 0; i < pairs.length; i += SLICE) {
+      await pause();
+      slices.push(encodeImage(pairs.slice(i, i + SLICE)));
+    }
+    return encodeImage([head, ...slices]);
+  }
+
+  /**
+   * Image: `[head, ...kvSlices]`. The head (every module but kv, sessions, applied index) is encoded at once, since
+   * those modules change their objects in place; the kv pairs are only copied, because a write replaces an entry
+   * object rather than changing it, so the copy stays the state of this moment while it is encoded later.
+   */
+  private capture(): { head: Uint8Array; pairs: unknown[] } {
     const modules: Record<string, unknown> = {};
-    for (const [name, m] of this.modules) modules[name] = m.snapshot();
-    return encodeImage({ appliedIndex: this.appliedIndex, modules, sessions: this.sessions.snapshot() });
+    for (const [name, m] of this.modules) if (m !== this.kv) modules[name] = m.snapshot();
+    const head = encodeImage({ appliedIndex: this.appliedIndex, modules, sessions: this.sessions.snapshot() });
+    return { head, pairs: this.kv.snapshot() as unknown[] };
   }
 
   restore(data: Uint8Array): void {
-    const image = decodeImage(data) as { appliedIndex: number; modules: Record<string, unknown>; sessions: unknown };
+    const [headBytes, ...slices] = decodeImage(data) as Uint8Array[];
+    const image = decodeImage(headBytes!) as { appliedIndex: number; modules: Record<string, unknown>; sessions: unknown };
     this.appliedIndex = image.appliedIndex;
-    for (const [name, m] of this.modules) m.restore(image.modules[name] ?? []);
+    for (const [name, m] of this.modules) if (m !== this.kv) m.restore(image.modules[name] ?? []);
+    this.kv.restore(slices.flatMap((b) => decodeImage(b) as unknown[]));
     this.sessions.restore(image.sessions ?? []);
   }
 }
