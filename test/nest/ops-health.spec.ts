@@ -32,15 +32,19 @@ describe('cluster health for terminus', () => {
   afterAll(() => c.close());
 
   test('up on every member while a leader holds a quorum', async () => {
-    const leader = await c.leader();
-    for (const n of c.nodes) {
-      const r = await waitFor(`${n.id} healthy`, 5000, async () => {
-        const h = await health(n);
-        return h.status === 200 ? h : undefined;
-      });
-      expect(r.json).toMatchObject({
+    const all = await waitFor('every member healthy, agreeing on leader and term', 10_000, async () => {
+      const hs = await Promise.all(c.nodes.map(health));
+      const first = hs[0]!.json?.info?.raft;
+      const agree = hs.every((h) => h.status === 200 && h.json.info.raft.leaderId === first?.leaderId && h.json.info.raft.term === first?.term);
+      return agree ? hs : undefined;
+    });
+    const { leaderId, term } = all[0]!.json.info.raft;
+    for (const [i, n] of c.nodes.entries()) {
+      expect(all[i]!.json).toEqual({
         status: 'ok',
-        info: { raft: { status: 'up', nodeId: n.id, role: n.id === leader.id ? 'leader' : 'follower', leaderId: leader.id, term: leader.cluster.term } },
+        info: { raft: { status: 'up', nodeId: n.id, role: n.id === leaderId ? 'leader' : 'follower', leaderId, term } },
+        error: {},
+        details: { raft: { status: 'up', nodeId: n.id, role: n.id === leaderId ? 'leader' : 'follower', leaderId, term } },
       });
     }
   });

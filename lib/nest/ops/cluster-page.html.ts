@@ -122,7 +122,7 @@ const SCRIPT = `
     const wrap = el('div', 'lag' + (m.lag > 0 ? ' behind' : ''));
     const bar = el('div', 'bar');
     const fillBar = el('span');
-    fillBar.style.width = (maxLag > 0 ? Math.max(4, (m.lag / maxLag) * 100) : 0) + '%';
+    fillBar.style.width = (m.lag > 0 ? Math.max(4, (m.lag / maxLag) * 100) : 0) + '%';
     bar.append(fillBar);
     wrap.append(el('span', 'n', m.lag.toLocaleString()), bar);
     td.append(wrap);
@@ -144,7 +144,7 @@ const SCRIPT = `
       tr.append(
         name,
         el('td', 'mono', m.address),
-        el('td', m.role === 'leader' ? 'role-leader' : '', m.role),
+        el('td', m.role === 'leader' ? 'role-leader' : '', m.role === 'unknown' ? '—' : m.role),
         state,
         el('td', 'num', m.matchIndex === null ? '—' : m.matchIndex.toLocaleString()),
         lagCell(m, maxLag),
@@ -170,13 +170,17 @@ const SCRIPT = `
     $('changes-empty').hidden = r.leadershipChanges.length > 0;
   }
 
-  const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '' };
+  const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '', unfinished: 'warn' };
   function renderTasks(r) {
     fill($('tasks').tBodies[0], r.tasks.map((t) => {
       const tr = el('tr');
       const outcome = el('td');
-      outcome.append(pill(OUTCOME[t.outcome] ?? '', t.outcome));
+      // A run's end is recorded by the leader that ran it; one that stopped leading first never records it.
+      const ended = t.outcome === 'running' && (t.term !== r.term || t.node !== r.leaderId);
+      const shown = ended ? 'unfinished' : t.outcome;
+      outcome.append(pill(OUTCOME[shown] ?? '', shown));
       if (t.error) outcome.title = t.error;
+      else if (ended) outcome.title = t.node + ' stopped leading before it recorded an end';
       tr.append(
         el('td', '', t.task),
         el('td', '', t.node),
@@ -200,8 +204,8 @@ const SCRIPT = `
       ? (r.isLeader ? 'this node' : (r.members.find((m) => m.id === r.leaderId) || {}).address || '')
       : 'election in progress or no quorum';
     $('term').textContent = r.term.toLocaleString();
-    const last = r.leadershipChanges[0];
-    $('term-sub').textContent = last ? 'since ' + ago(r, last.at) : '';
+    const began = r.leadershipChanges.filter((c) => c.term === r.term).pop();
+    $('term-sub').textContent = began ? 'since ' + ago(r, began.at) : '';
     $('commit').textContent = r.commitIndex.toLocaleString();
     $('applied').textContent = 'applied ' + r.appliedIndex.toLocaleString() + ' · snapshot ' + r.snapshotIndex.toLocaleString();
     $('self-role').textContent = r.role;

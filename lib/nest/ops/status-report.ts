@@ -8,7 +8,7 @@ export interface MemberReport {
   /** host:port of its cluster listener. */
   readonly address: string;
   readonly isSelf: boolean;
-  /** This node's own role for itself; for others 'leader' or 'follower' by who this node believes leads. */
+  /** This node's own role for itself; for others 'leader' or 'follower' by who leads, 'unknown' while no one does. */
   readonly role: string;
   /** This node has a live, authenticated connection to it; null for itself and in a single-member cluster. */
   readonly connected: boolean | null;
@@ -96,7 +96,7 @@ export function buildStatusReport(i: ReportInputs): ClusterStatusReport {
       id: m.id,
       address: i.addresses.get(m.id) ?? '',
       isSelf,
-      role: isSelf ? s.role : m.id === s.leaderId ? 'leader' : 'follower',
+      role: isSelf ? s.role : !s.leaderId ? 'unknown' : m.id === s.leaderId ? 'leader' : 'follower',
       connected,
       matchIndex,
       lag: i.view && matchIndex !== null ? Math.max(0, i.view.lastIndex - matchIndex) : null,

@@ -1,0 +1,168 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+/**
+ * The /cluster live page in a real headless Chromium against the built sample (three processes): it names the
+ * leader the status endpoint names, and after kill -9 of the leader it shows the new one and the dead member as
+ * unreachable, then "no leader" once a quorum is gone. Screenshots go to test-artifacts/.
+ */
+
+const MAIN = resolve(__dirname, '../../dist/sample/main.js');
+const ARTIFACTS = resolve(__dirname, '../../test-artifacts');
+const CHROMIUM = '/usr/bin/chromium';
+const HTTP = [18850, 18851, 18852];
+const CLUSTER = [18853, 18854, 18855];
+const ids = ['p1', 'p2', 'p3'];
+
+jest.setTimeout(180_000);
+
+interface Node {
+  readonly id: string;
+  readonly http: number;
+  proc: ChildProcess | null;
+  out: string;
+}
+
+interface Status {
+  nodeId: string;
+  leaderId: string | null;
+  isLeader: boolean;
+  members: { id: string; reachable: boolean | null }[];
+}
+
+async function status(n: Node): Promise<Status> {
+  const r = await fetch(`http://127.0.0.1:${n.http}/cluster/status`, { signal: AbortSignal.timeout(3000) });
+  return (await r.json()) as Status;
+}
+
+async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>, context = () => ''): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}\n${context()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Debian's chromium; installed here only when missing (an npm browser download cannot work in this environment). */
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  execFileSync('apt-get', ['install', '-y', 'chromium'], { stdio: 'inherit', timeout: 600_000 });
+  if (!existsSync(CHROMIUM)) throw new Error(`apt-get install -y chromium did not provide ${CHROMIUM}`);
+}
+
+describe('the /cluster page in a browser, sample cluster of three processes', () => {
+  const dataRoot = mkdtempSync(join(tmpdir(), 'catga-page-'));
+  const nodes: Node[] = ids.map((id, i) => ({ id, http: HTTP[i]!, proc: null, out: '' }));
+  let browser: Browser | null = null;
+  const logs = () => nodes.map((n) => `--- ${n.id}\n${n.out.slice(-1500)}`).join('\n');
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+    ensureChromium();
+    mkdirSync(ARTIFACTS, { recursive: true });
+    const members = ids.map((id, i) => `${id}=127.0.0.1:${CLUSTER[i]}`).join(',');
+    for (const n of nodes) {
+      const proc = spawn(process.execPath, [MAIN], {
+        env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'page-e2e-secret', PORT: String(n.http) },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
+      proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
+      n.proc = proc;
+    }
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const n of nodes) n.proc?.kill('SIGKILL');
+    rmSync(dataRoot, { recursive: true, force: true });
+  });
+
+  /**
+   * The leader every live node agrees on, twice 1 s apart: processes that are still booting can stall long enough
+   * for a leader or two to change hands right after the start.
+   */
+  const settledLeader = (among: Node[]) => {
+    const agreed = async () => {
+      const all = await Promise.all(among.map(status));
+      const id = all[0]!.leaderId;
+      return id && all.every((s) => s.leaderId === id) ? id : undefined;
+    };
+    return waitFor(
+      'a settled leader all live nodes agree on',
+      30_000,
+      async () => {
+        const first = await agreed();
+        if (!first) return undefined;
+        await new Promise((r) => setTimeout(r, 1000));
+        return (await agreed()) === first ? nodes.find((n) => n.id === first) : undefined;
+      },
+      logs,
+    );
+  };
+
+  const shownLeader = (page: Page) => page.locator('[data-testid=leader]').innerText();
+
+  test('shows the leader, the failover after kill -9, and the loss of quorum', async () => {
+    const leader = await settledLeader(nodes);
+    const viewer = nodes.find((n) => n !== leader)!;
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 860 } });
+    const problems: string[] = [];
+    const foreign: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && problems.push(m.text()));
+    page.on('pageerror', (e) => problems.push(e.message));
+    page.on('request', (r) => !r.url().startsWith(`http://127.0.0.1:${viewer.http}/`) && foreign.push(r.url()));
+
+    await page.goto(`http://127.0.0.1:${viewer.http}/cluster`);
+    const pageState = () => `page problems: ${problems.join(' | ') || 'none'}; foreign requests: ${foreign.join(', ') || 'none'}`;
+    // What the page shows against what this node's /cluster/status says, read together.
+    await waitFor('the page to name the leader', 15_000, async () => {
+      const [shown, s] = [await shownLeader(page), await status(viewer)];
+      return shown === s.leaderId && shown === leader.id ? true : undefined;
+    }, pageState);
+    await waitFor('both other members reachable', 10_000, async () =>
+      (await page.locator('#members tbody tr[data-reachable="true"]').count()) === 2 ? true : undefined,
+    );
+    expect(await page.locator(`#members tbody tr[data-member="${leader.id}"]`).getAttribute('data-role')).toBe('leader');
+    expect(await page.locator(`#members tbody tr[data-member="${viewer.id}"]`).getAttribute('data-reachable')).toBe('null'); // itself
+    // The sample's expireUnpaidOrders runs every 5 s on the leader; its runs come from the replicated ledger.
+    await waitFor('a task run in the table', 15_000, async () => ((await page.locator('#tasks tbody tr').count()) > 0 ? true : undefined));
+    await page.screenshot({ path: join(ARTIFACTS, 'cluster-page.png'), fullPage: true });
+
+    leader.proc!.kill('SIGKILL');
+    const rest = nodes.filter((n) => n !== leader);
+    const next = await settledLeader(rest);
+    expect(next.id).not.toBe(leader.id);
+    await waitFor(`the page to name the new leader ${next.id}`, 15_000, async () => {
+      const [shown, s] = [await shownLeader(page), await status(viewer)];
+      return shown === s.leaderId && shown === next.id ? true : undefined;
+    }, pageState);
+    await waitFor(`${leader.id} shown as unreachable`, 15_000, async () =>
+      (await page.locator(`#members tbody tr[data-member="${leader.id}"]`).getAttribute('data-reachable')) === 'false' ? true : undefined,
+    );
+    const history = await page.locator('#changes li').allInnerTexts();
+    expect(history[0]).toContain(`${next.id} leads`);
+    expect(history.some((h) => h.includes(`${leader.id} leads`))).toBe(true);
+    await page.screenshot({ path: join(ARTIFACTS, 'cluster-page-after-failover.png'), fullPage: true });
+
+    // With two of three members gone, no quorum is left: the page says so rather than showing a stale leader.
+    const second = rest.find((n) => n !== viewer)!;
+    second.proc!.kill('SIGKILL');
+    await waitFor('the page to show no leader', 15_000, async () => ((await shownLeader(page)) === 'No leader' ? true : undefined));
+    expect(await page.locator('#banner').innerText()).toMatch(/No leader/);
+    await page.screenshot({ path: join(ARTIFACTS, 'cluster-page-no-leader.png'), fullPage: true });
+
+    expect(problems).toEqual([]);
+    expect(foreign).toEqual([]);
+    console.log(`cluster page: viewed on ${viewer.id}; leader ${leader.id} killed, ${next.id} took over; then ${second.id} killed; screenshots in ${ARTIFACTS}`);
+  });
+});
