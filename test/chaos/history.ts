@@ -16,6 +16,8 @@ export type OpKind =
   | 'lockAcquire'
   | 'lockHeld'
   | 'lockRelease'
+  /** A lock holder's node blocked its event loop for longer than the lock's TTL. */
+  | 'holderStall'
   | 'resourceRead'
   | 'resourceWrite';
 

@@ -1,10 +1,11 @@
 /**
  * A chaos client of the locks: acquire on its own node → a short critical section against the fenced resource with
  * the token → release. Before each read of the resource it asks the node whether the lock is still held, as careful
- * code would; now and then it then stalls for longer than the TTL before writing (a GC pause, a slow disk), so that
- * it writes as a stale holder and the resource has to refuse it when a later holder got there first.
+ * code would. Now and then the holder's node then stalls for longer than the TTL before the write (the `stall` op
+ * blocks its event loop, as a long GC pause would, so the lock cannot renew itself): the write that follows comes
+ * from a stale holder, and the resource must refuse it if a later holder got there first.
  */
-import type { LockAcquireResult, LockHeldResult } from '../support/node-protocol.js';
+import type { LockAcquireResult, LockHeldResult, StallResult } from '../support/node-protocol.js';
 import { epochMs } from '../support/node-protocol.js';
 import type { Prng } from '../support/prng.js';
 import { RemoteError, sleep, type NodeProcess } from '../support/process-cluster.js';
@@ -16,7 +17,7 @@ export const LOCK_TTL_MS = 1000;
 export const LOCK_WAIT_MS = 2500;
 /** Steps (read then write) of a critical section at most. */
 const MAX_STEPS = 3;
-const STALL_CHANCE = 0.15;
+const STALL_CHANCE = 0.04;
 
 export interface LockClientOptions {
   readonly id: number;
@@ -32,6 +33,8 @@ export interface LockClientOptions {
 interface Step {
   /** ms between reading and writing the resource. */
   readonly workMs: number;
+  /** Whether the node's event loop is blocked for that long (else the client just waits). */
+  readonly stall: boolean;
 }
 
 export async function runLockClient(o: LockClientOptions): Promise<void> {
@@ -39,9 +42,11 @@ export async function runLockClient(o: LockClientOptions): Promise<void> {
     // A fixed number of draws per round, whatever happens in it.
     const name = o.rng.pick(o.names);
     const stepCount = o.rng.int(1, MAX_STEPS + 1);
-    const steps: Step[] = Array.from({ length: MAX_STEPS }, () => ({
-      workMs: o.rng.chance(STALL_CHANCE) ? o.rng.range(1.1, 1.8) * LOCK_TTL_MS : o.rng.range(5, 60),
-    })).slice(0, stepCount);
+    const steps: Step[] = Array.from({ length: MAX_STEPS }, () => {
+      const stall = o.rng.chance(STALL_CHANCE);
+      const workMs = Math.round(stall ? o.rng.range(1.1, 1.8) * LOCK_TTL_MS : o.rng.range(5, 60));
+      return { workMs, stall };
+    }).slice(0, stepCount);
     const restMs = o.rng.range(0, 100);
     if (!o.node.running) {
       await sleep(50);
@@ -91,11 +96,22 @@ async function criticalSection(o: LockClientOptions, g: Grant, steps: readonly S
     const value = o.resource.read(g.name, g.token, g.holder);
     o.history.count('resourceRead', value === null ? 'fail' : 'ok');
     if (value === null) return;
-    await sleep(step.workMs);
+    if (step.stall) await stall(o, step.workMs);
+    else await sleep(step.workMs);
     // Written without asking again: after a stall this is a stale holder, which only the token can stop.
     const accepted = o.resource.write(g.name, g.token, g.holder, value + 1);
     o.history.count('resourceWrite', accepted ? 'ok' : 'fail');
     if (!accepted) return;
+  }
+}
+
+async function stall(o: LockClientOptions, ms: number): Promise<void> {
+  try {
+    await o.node.request<StallResult>({ op: 'stall', ms }, ms + KV_REQUEST_TIMEOUT_MS);
+    o.history.count('holderStall', 'ok');
+  } catch (e) {
+    o.history.error('holderStall', e);
+    o.history.count('holderStall', 'unknown');
   }
 }
 

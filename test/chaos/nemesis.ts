@@ -44,11 +44,12 @@ export interface NemesisOptions {
 
 const START_TIMEOUT_MS = 20_000;
 const GRACEFUL_STOP_MS = 8_000;
+/** Looks for a leader to transfer from this many times, 100 ms apart. */
+const TRANSFER_TRIES = 30;
 
 export class Nemesis {
   readonly faults: Fault[] = [];
-  /** Things that must not happen: a node that would not restart on its dataDir. */
-  readonly problems: string[] = [];
+  private readonly found: string[] = [];
   private readonly active = new Set<Promise<void>>();
   /** Nodes down, paused or restarting. */
   private readonly faulty = new Set<string>();
@@ -82,7 +83,7 @@ export class Nemesis {
       if (this.o.done()) break;
       if (holdsNode) this.busy++;
       const task = this.inject(kind, d)
-        .catch((e: Error) => void this.problems.push(`nemesis ${kind}: ${e.message}`))
+        .catch((e: Error) => void this.problem(`nemesis ${kind}: ${e.message}`))
         .finally(() => {
           if (holdsNode) this.busy--;
           this.active.delete(task);
@@ -100,10 +101,10 @@ export class Nemesis {
 
   private async inject(kind: FaultKind, d: { atLeader: boolean; pick: number; durationMs: number; rate: number }): Promise<void> {
     const live = () => this.o.cluster.nodes.filter((n) => n.running && !this.faulty.has(n.id));
+    if (kind === 'transfer') return this.transfer(live, d.pick);
     const leader = await this.leader(live());
     // Chosen after the await, in the same turn as it is marked faulty.
     const eligible = live();
-    if (kind === 'transfer') return this.transfer(leader, eligible, d.pick);
     const target = d.atLeader && leader && eligible.includes(leader) ? leader : eligible[Math.floor(d.pick * eligible.length)];
     if (!target) return;
     const wasLeader = target === leader;
@@ -131,9 +132,16 @@ export class Nemesis {
     }
   }
 
-  /** Asks the leader to hand over to another live node. */
-  private async transfer(leader: NodeProcess | null, eligible: readonly NodeProcess[], pick: number): Promise<void> {
-    const others = eligible.filter((n) => n !== leader);
+  /** Asks the leader to hand over to another live node; waits a little for one when an election is under way. */
+  private async transfer(live: () => NodeProcess[], pick: number): Promise<void> {
+    let leader: NodeProcess | null = null;
+    let others: NodeProcess[] = [];
+    for (let i = 0; i < TRANSFER_TRIES && !this.o.done(); i++) {
+      if (i > 0) await sleep(100);
+      leader = await this.leader(live());
+      others = live().filter((n) => n !== leader);
+      if (leader && others.length > 0) break;
+    }
     const to = others[Math.floor(pick * others.length)];
     if (!leader || !to) {
       this.record({ kind: 'transfer', node: to?.id ?? '-', wasLeader: false, at: epochMs(), error: 'no leader with a live follower' });
@@ -162,7 +170,7 @@ export class Nemesis {
     const outcome = await Promise.race([node.signal('SIGTERM').then(() => 'exited' as const), late]);
     clearTimeout(timer);
     if (outcome === 'late') {
-      this.problems.push(`${node.id} did not stop within ${GRACEFUL_STOP_MS} ms of SIGTERM`);
+      this.problem(`${node.id} did not stop within ${GRACEFUL_STOP_MS} ms of SIGTERM`);
       await node.signal('SIGKILL');
     }
   }
@@ -173,8 +181,18 @@ export class Nemesis {
       await node.start(START_TIMEOUT_MS);
       this.o.log?.(`${node.id} restarted`);
     } catch (e) {
-      this.problems.push(`${node.id} did not restart: ${(e as Error).message.slice(-2000)}`);
+      this.problem(`${node.id} did not restart: ${(e as Error).message.slice(-2000)}`);
     }
+  }
+
+  /** Things that must not happen: a node that would not restart on its dataDir, or stop when asked. */
+  get problems(): readonly string[] {
+    return this.found;
+  }
+
+  private problem(message: string): void {
+    this.found.push(message);
+    this.o.log?.(`PROBLEM: ${message}`);
   }
 
   private record(f: Fault): void {

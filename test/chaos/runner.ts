@@ -50,6 +50,7 @@ export interface ChaosSummary {
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
 const LOCK_NAMES = ['lock-a', 'lock-b'];
 const KV_CLIENTS_PER_NODE = 2;
+const LOCK_CLIENTS_PER_NODE = 2;
 
 export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   if (!Number.isInteger(o.seed) || o.seed < 0) throw new RangeError(`seed must be a whole number >= 0, got ${o.seed}`);
@@ -81,6 +82,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const resource = new FencedResource();
   let nemesis: Nemesis | null = null;
   let chaosMs = 0;
+  /** The cluster did not serve again once every fault had healed. */
+  let unrecovered: string | null = null;
   try {
     await cluster.start();
     await cluster.leader(15_000);
@@ -95,8 +98,10 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
         runKvClient({ id: i * KV_CLIENTS_PER_NODE + j, node, keys: KEYS, rng: rng.fork(), history, done }),
       ),
     );
-    const lockClients = cluster.nodes.map((node, i) =>
-      runLockClient({ id: i, node, names: LOCK_NAMES, rng: rng.fork(), history, resource, done }),
+    const lockClients = cluster.nodes.flatMap((node, i) =>
+      Array.from({ length: LOCK_CLIENTS_PER_NODE }, (_, j) =>
+        runLockClient({ id: i * LOCK_CLIENTS_PER_NODE + j, node, names: LOCK_NAMES, rng: rng.fork(), history, resource, done }),
+      ),
     );
     const progress = setInterval(() => log(`${Math.round((epochMs() - startedAt) / 1000)} s: ${history.kv.length} kv ops, ${history.grants.length} lock grants, ${nemesis!.faults.length} faults`), 10_000);
     try {
@@ -105,7 +110,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       clearInterval(progress);
     }
     chaosMs = Math.round(epochMs() - startedAt);
-    await finalReads(cluster, history);
+    unrecovered = await finalReads(cluster, history);
   } finally {
     await cluster.destroy();
     process.removeListener('exit', killAll);
@@ -114,14 +119,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests`);
   const kv = checkKv(history.kv);
   const locks = checkLocks(history.grants, resource.log, history.beliefs);
-  const violations = [...(kv.violation ? [kv.violation] : []), ...locks.violations, ...nemesis.problems.map((p) => `nemesis: ${p}`)];
+  const violations = [
+    ...(kv.violation ? [kv.violation] : []),
+    ...locks.violations,
+    ...nemesis.problems.map((p) => `nemesis: ${p}`),
+    ...(unrecovered ? [unrecovered] : []),
+  ];
   const { violation: _, ...linearizability } = kv;
   return {
     seed: o.seed,
     nodes: o.nodes,
     seconds: o.seconds,
     chaosMs,
-    clients: { kv: o.nodes * KV_CLIENTS_PER_NODE, lock: o.nodes },
+    clients: { kv: o.nodes * KV_CLIENTS_PER_NODE, lock: o.nodes * LOCK_CLIENTS_PER_NODE },
     clockRates,
     ops: history.counts(),
     errors: history.errors,
@@ -138,13 +148,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
 
 /**
  * With every fault healed: one linearizable read of each key, so that an acknowledged write lost in a crash shows
- * as a read that no linearization can explain. Recorded as client −1.
+ * as a read that no linearization can explain. Recorded as client −1. Returns why the cluster did not recover, if
+ * it did not.
  */
-async function finalReads(cluster: ProcessCluster, history: History): Promise<void> {
-  await cluster.leader(15_000);
+async function finalReads(cluster: ProcessCluster, history: History): Promise<string | null> {
+  const down = cluster.nodes.filter((n) => !n.running).map((n) => n.id);
+  if (down.length > 0) return `after the faults healed, ${down.join(', ')} was not running`;
+  try {
+    await cluster.leader(15_000);
+  } catch (e) {
+    return `after the faults healed: ${(e as Error).message}`;
+  }
   for (const [i, key] of KEYS.entries()) {
     await performKvOp({ id: -1, node: cluster.nodes[i % cluster.nodes.length]!, history }, { op: 'get', key });
   }
+  return null;
 }
 
 function roundOrNull(x: number | null): number | null {
