@@ -23,7 +23,7 @@ const STYLE = `
 * { box-sizing: border-box; }
 body { margin: 0; background: var(--bg); color: var(--ink); font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
 header { display: flex; align-items: center; justify-content: space-between; gap: 16px; padding: 14px 28px; background: var(--panel); border-bottom: 1px solid var(--line); }
-.brand { display: flex; align-items: center; gap: 10px; font-weight: 600; font-size: 16px; letter-spacing: .2px; }
+.brand { display: flex; align-items: center; gap: 10px; font-weight: 600; font-size: 16px; letter-spacing: .2px; white-space: nowrap; }
 .logo { width: 12px; height: 12px; border-radius: 50%; background: var(--accent); box-shadow: 0 0 0 4px var(--accent-soft); }
 .meta { color: var(--muted); font-size: 13px; }
 .meta b { color: var(--ink); font-weight: 600; }
@@ -73,6 +73,7 @@ footer { max-width: 1180px; margin: 0 auto; padding: 4px 28px 28px; color: var(-
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 body.stale main { opacity: .55; }
 @media (max-width: 900px) { .cards { grid-template-columns: repeat(2, minmax(0, 1fr)); } .split { grid-template-columns: 1fr; } .panel { overflow-x: auto; } }
+@media (max-width: 600px) { header { padding: 12px 16px; } main { padding: 16px 16px 4px; } footer { padding: 4px 16px 20px; } .card .value { font-size: 20px; } }
 `;
 
 const SCRIPT = `
