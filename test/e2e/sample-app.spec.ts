@@ -64,7 +64,15 @@ describe('the sample app, three processes', () => {
   beforeAll(async () => {
     if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
     nodes.forEach(start);
-    await leader();
+    // Every node's HTTP port answers and all agree on one leader (startup on a busy machine may elect more than once).
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const seen = await Promise.all(nodes.map((n) => status(n).catch(() => null)));
+      const leaders = new Set(seen.map((s) => s?.leaderId));
+      if (seen.every((s) => s?.leaderId) && leaders.size === 1) break;
+      if (Date.now() > deadline) throw new Error(`the sample did not settle:\n${nodes.map((n) => n.out.slice(-2000)).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   });
 
   afterAll(() => {
