@@ -5,6 +5,7 @@ import { callFrame, decodeCall, decodeReply } from './call-frames.js';
 import { FrameError, HandshakeError } from './errors.js';
 import { FrameKind, FrameReader, PRE_AUTH_MAX_FRAME_BYTES, frame, kindName, type Frame } from './frame.js';
 import { rejectFrame, type DialerHandshake, type ListenerHandshake, type PeerIdentity } from './handshake.js';
+import { printable } from './printable.js';
 import { decodeMessage } from './raft-codec.js';
 import type { Counters } from './stats.js';
 import { WriteBatch } from './write-batch.js';
@@ -175,8 +176,9 @@ export class PeerConnection {
    * Closes because of a problem. `tellPeer` (handshake only) is sent in a REJECT frame first; `level` 'warn' is for
    * refusals and protocol violations, 'log' for ordinary losses.
    */
-  fail(reason: string, tellPeer: string | null, level: 'warn' | 'log' = 'warn'): void {
+  fail(why: string, tellPeer: string | null, level: 'warn' | 'log' = 'warn'): void {
     if (this.state === 'closed') return;
+    const reason = printable(why); // may quote the peer's own words (a REJECT reason, a claimed id)
     if (level === 'warn') {
       this.counters.rejects++;
       this.host.warn(`dropping connection ${this.role === 'dialer' ? 'to' : 'from'} ${this.name}: ${reason}`);
