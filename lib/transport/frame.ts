@@ -64,8 +64,9 @@ const EMPTY = new Uint8Array(0);
 /**
  * Reassembles frames from socket chunks. Usage: push(chunk), then next() until it returns null, then the next
  * chunk. It holds at most the current chunk plus one partial frame, whose buffer is allocated only after its declared
- * length has passed `maxFrameBytes` — so a hostile length prefix costs nothing. `maxFrameBytes` may be raised between
- * next() calls (after authentication), which applies to the frames that follow in the same chunk.
+ * length has passed `maxFrameBytes` and its kind byte has arrived and is known — so a hostile length prefix or kind
+ * costs nothing, however the bytes are cut into chunks. `maxFrameBytes` may be raised between next() calls (after
+ * authentication), which applies to the frames that follow in the same chunk.
  */
 export class FrameReader {
   private chunk: Buffer = Buffer.alloc(0);
@@ -73,9 +74,11 @@ export class FrameReader {
   /** Header bytes of a header split across chunks. */
   private readonly header = Buffer.alloc(4);
   private headerFill = 0;
-  /** The partial frame (kind + payload) once its length is known and it spans chunks. */
+  /** The partial frame (kind + payload) once its length and kind are known and it spans chunks. */
   private body: Buffer | null = null;
   private bodyFill = 0;
+  /** Length of a frame whose header has arrived but not a byte of its body: nothing is allocated for it yet. */
+  private awaiting = 0;
 
   constructor(public maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {}
 
@@ -102,27 +105,34 @@ export class FrameReader {
       this.body = null;
       return toFrame(body);
     }
-    let length: number;
-    if (this.headerFill === 0 && chunk.length - this.pos >= 4) {
-      length = chunk.readUInt32LE(this.pos);
-      this.pos += 4;
-    } else {
-      const n = Math.min(4 - this.headerFill, chunk.length - this.pos);
-      chunk.copy(this.header, this.headerFill, this.pos, this.pos + n);
-      this.pos += n;
-      this.headerFill += n;
-      if (this.headerFill < 4) return null;
-      this.headerFill = 0;
-      length = this.header.readUInt32LE(0);
+    let length = this.awaiting;
+    if (length === 0) {
+      if (this.headerFill === 0 && chunk.length - this.pos >= 4) {
+        length = chunk.readUInt32LE(this.pos);
+        this.pos += 4;
+      } else {
+        const n = Math.min(4 - this.headerFill, chunk.length - this.pos);
+        chunk.copy(this.header, this.headerFill, this.pos, this.pos + n);
+        this.pos += n;
+        this.headerFill += n;
+        if (this.headerFill < 4) return null;
+        this.headerFill = 0;
+        length = this.header.readUInt32LE(0);
+      }
+      this.check(length);
     }
-    this.check(length);
+    if (this.pos === chunk.length) {
+      this.awaiting = length;
+      return null;
+    }
+    this.awaiting = 0;
+    // The kind is checked as soon as its byte is here, before anything is buffered for a frame refused anyway.
+    checkKind(chunk[this.pos]);
     if (chunk.length - this.pos >= length) {
       const body = chunk.subarray(this.pos, this.pos + length);
       this.pos += length;
       return toFrame(body);
     }
-    // The kind is checked as soon as it is here, before buffering the rest of a frame that is refused anyway.
-    if (this.pos < chunk.length) checkKind(chunk[this.pos]);
     this.body = Buffer.allocUnsafe(length);
     this.bodyFill = chunk.length - this.pos;
     chunk.copy(this.body, 0, this.pos);
