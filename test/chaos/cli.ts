@@ -1,8 +1,8 @@
 /**
  * `npm run chaos -- [--seconds S] [--seed N] [--nodes 3|5] [--port P]`: one chaos run against real node processes
  * (ports P … P+nodes−1 on 127.0.0.1, default 18740). Progress goes to stderr; the last line on stdout is the JSON
- * summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments. Ctrl-C ends
- * the fault phase early and still checks what was recorded; a second Ctrl-C kills the nodes and exits.
+ * summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments. Ctrl-C (or
+ * SIGTERM) ends the fault phase early and still checks what was recorded; a second one kills the nodes and exits.
  */
 import { runChaos, type ChaosOptions } from './runner.js';
 
@@ -48,12 +48,14 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const abort = new AbortController();
-  process.on('SIGINT', () => {
+  const stopEarly = (sig: NodeJS.Signals) => {
     // The runner's exit hook kills the nodes on the second one.
-    if (abort.signal.aborted) process.exit(130);
-    console.error('ending the fault phase early (Ctrl-C again to quit at once)');
+    if (abort.signal.aborted) process.exit(sig === 'SIGINT' ? 130 : 143);
+    console.error(`${sig}: ending the fault phase early (again to quit at once)`);
     abort.abort();
-  });
+  };
+  process.on('SIGINT', stopEarly);
+  process.on('SIGTERM', stopEarly);
   const started = Date.now();
   const summary = await runChaos({ ...args, signal: abort.signal, log: (m) => console.error(`[chaos +${((Date.now() - started) / 1000).toFixed(1)} s] ${m}`) });
   for (const v of summary.violations) console.error(`VIOLATION: ${v}`);
