@@ -194,6 +194,7 @@ describe('a damaged WAL and a dataDir in use', () => {
     await waitUntil('the twin to say why', 2000, async () => (twin.output.includes('failed to start') ? true : undefined));
     expect(twin.output).toContain(`failed to start: dataDir ${dataDir} is in use by process ${n1.pid}`);
     expect(twin.output).toMatch(/Stop that process or give this node another dataDir/);
+    console.log(`e2e dataDir in use: ${twin.output.trim()}`);
     expect(twin.running).toBe(false);
     // The holder is untouched.
     const w = await n1.request<WriteResult>({ op: 'put', key: 'after-twin', value: 1 });
@@ -221,6 +222,7 @@ describe('a damaged WAL and a dataDir in use', () => {
     await waitUntil('the node to say why', 2000, async () => (victim.output.includes('failed to start') ? true : undefined));
     expect(victim.output).toContain(`failed to start: corrupt WAL: wal/${segment} at byte ${mid.offset}: `);
     expect(victim.output).toMatch(/restore the dataDir from a backup or remove it/);
+    console.log(`e2e damaged WAL: ${victim.output.trim().split('\n').at(-1)}`);
     expect(victim.running).toBe(false);
     // The other two keep serving.
     const w = await leader.request<WriteResult>({ op: 'put', key: 'after-corruption', value: 1 });
