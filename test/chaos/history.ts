@@ -1,8 +1,10 @@
 /**
  * What the chaos clients saw: kv operations in the form the linearizability checker takes, lock grants, what the
- * holders' nodes said about their leases, and a count of every operation by kind and outcome.
+ * holders' nodes said about their leases, and a count of every operation by kind and outcome. Times are ms since
+ * the history began, from epochMs() in this process or the nodes' (one machine: comparable within well under 1 ms).
  */
 import type { KvOperation } from '../sim/kv-model.js';
+import { epochMs } from '../support/node-protocol.js';
 import { RemoteError } from '../support/process-cluster.js';
 
 /** ok: took effect as reported; fail: surely did not take effect; unknown: may or may not have. */
@@ -29,14 +31,14 @@ export interface Grant {
   readonly node: string;
   readonly name: string;
   readonly token: number;
-  /** epochMs() in the test process around the acquire request. */
+  /** Around the acquire request, in this process. */
   readonly call: number;
   readonly return: number;
-  /** epochMs() in the node process when acquire resolved. */
+  /** When acquire resolved in the node process. */
   readonly acquiredAt: number;
 }
 
-/** A holder's node answering whether the lock is still held (DistributedLock.held), at `at` (its epochMs()). */
+/** A holder's node answering whether the lock is still held (DistributedLock.held), at `at` (its clock). */
 export interface Belief {
   readonly holder: string;
   readonly name: string;
@@ -46,12 +48,23 @@ export interface Belief {
 }
 
 export class History {
+  private readonly origin = epochMs();
   readonly kv: KvOperation[] = [];
   readonly grants: Grant[] = [];
   readonly beliefs: Belief[] = [];
   /** Errors by operation kind and error name, for the summary. */
   readonly errors: Record<string, Record<string, number>> = {};
   private readonly outcomes = new Map<OpKind, OutcomeCounts>();
+
+  /** ms since the history began, in this process. */
+  now(): number {
+    return this.fromEpoch(epochMs());
+  }
+
+  /** An epochMs() reading from any process on this machine, as ms since the history began (µs precision). */
+  fromEpoch(t: number): number {
+    return Math.round((t - this.origin) * 1000) / 1000;
+  }
 
   count(kind: OpKind, outcome: Outcome): void {
     let c = this.outcomes.get(kind);

@@ -5,7 +5,6 @@
  */
 import type { CasResult, StoreEntry, WriteResult } from '../../lib/cluster/cluster-store.js';
 import type { KvInput, KvOutput } from '../sim/kv-model.js';
-import { epochMs } from '../support/node-protocol.js';
 import type { Prng } from '../support/prng.js';
 import { sleep, type NodeProcess } from '../support/process-cluster.js';
 import type { History } from './history.js';
@@ -52,7 +51,7 @@ export async function runKvClient(o: KvClientOptions): Promise<void> {
 
 /** Sends one operation to `o.node`, records it in the history and returns what the client learned. */
 export async function performKvOp(o: Pick<KvClientOptions, 'id' | 'node' | 'history'>, input: KvInput): Promise<KvOutput> {
-  const call = epochMs();
+  const call = o.history.now();
   let output: KvOutput;
   try {
     output = await request(o.node, input);
@@ -62,7 +61,7 @@ export async function performKvOp(o: Pick<KvClientOptions, 'id' | 'node' | 'hist
     o.history.count(input.op, input.op === 'get' ? 'fail' : 'unknown');
     output = { unknown: true };
   }
-  const ret = epochMs();
+  const ret = o.history.now();
   if (!('unknown' in output)) o.history.count(input.op, output.ok ? 'ok' : 'fail');
   o.history.kv.push({ clientId: o.id, input, call, output, return: ret });
   return output;

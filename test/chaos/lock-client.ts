@@ -1,12 +1,11 @@
 /**
  * A chaos client of the locks: acquire on its own node → a short critical section against the fenced resource with
- * the token → release. Before each read of the resource it asks the node whether the lock is still held, as careful
- * code would. Now and then the holder's node then stalls for longer than the TTL before the write (the `stall` op
- * blocks its event loop, as a long GC pause would, so the lock cannot renew itself): the write that follows comes
- * from a stale holder, and the resource must refuse it if a later holder got there first.
+ * the token → release. Before each read and each write of the resource it asks the node whether the lock is still
+ * held, as careful code would. Now and then the holder's node stalls for longer than the TTL between the read and
+ * the write (the `stall` op blocks its event loop, as a long GC pause would, so the lock cannot renew itself): the
+ * write that follows comes from a stale holder, and the resource must refuse it if a later holder got there first.
  */
 import type { LockAcquireResult, LockHeldResult, StallResult } from '../support/node-protocol.js';
-import { epochMs } from '../support/node-protocol.js';
 import type { Prng } from '../support/prng.js';
 import { RemoteError, sleep, type NodeProcess } from '../support/process-cluster.js';
 import type { FencedResource } from './fencing-resource.js';
@@ -64,11 +63,11 @@ export async function runLockClient(o: LockClientOptions): Promise<void> {
 }
 
 async function acquire(o: LockClientOptions, name: string, holder: string): Promise<Grant | null> {
-  const call = epochMs();
+  const call = o.history.now();
   try {
     // The node may try for `wait`, then for one more request timeout, then renew once (another).
     const r = await o.node.request<LockAcquireResult>({ op: 'lockAcquire', name, ttl: LOCK_TTL_MS, wait: LOCK_WAIT_MS }, LOCK_WAIT_MS + 2 * KV_REQUEST_TIMEOUT_MS);
-    const grant: Grant = { holder, node: o.node.id, name, token: r.token, call, return: epochMs(), acquiredAt: r.at };
+    const grant: Grant = { holder, node: o.node.id, name, token: r.token, call, return: o.history.now(), acquiredAt: o.history.fromEpoch(r.at) };
     o.history.grants.push(grant);
     o.history.count('lockAcquire', 'ok');
     return grant;
@@ -82,26 +81,33 @@ async function acquire(o: LockClientOptions, name: string, holder: string): Prom
 
 async function criticalSection(o: LockClientOptions, g: Grant, steps: readonly Step[]): Promise<void> {
   for (const step of steps) {
-    let held: LockHeldResult;
-    try {
-      held = await o.node.request<LockHeldResult>({ op: 'lockHeld', name: g.name, token: g.token }, KV_REQUEST_TIMEOUT_MS);
-    } catch (e) {
-      o.history.error('lockHeld', e);
-      o.history.count('lockHeld', 'unknown');
-      return;
-    }
-    o.history.count('lockHeld', 'ok');
-    o.history.beliefs.push({ holder: g.holder, name: g.name, token: g.token, held: held.held, at: held.at });
-    if (!held.held) return;
+    if (!(await stillHeld(o, g))) return;
     const value = o.resource.read(g.name, g.token, g.holder);
     o.history.count('resourceRead', value === null ? 'fail' : 'ok');
     if (value === null) return;
     if (step.stall) await stall(o, step.workMs);
     else await sleep(step.workMs);
-    // Written without asking again: after a stall this is a stale holder, which only the token can stop.
+    // Asked again before writing; after a stall the write goes ahead whatever the answer, as from a holder whose
+    // check raced its pause: a stale holder, which only the token can stop.
+    const held = await stillHeld(o, g);
+    if (!held && !step.stall) return;
     const accepted = o.resource.write(g.name, g.token, g.holder, value + 1);
     o.history.count('resourceWrite', accepted ? 'ok' : 'fail');
     if (!accepted) return;
+  }
+}
+
+/** Asks the holder's node whether the lock is still held, recording the answer for the lease check. */
+async function stillHeld(o: LockClientOptions, g: Grant): Promise<boolean> {
+  try {
+    const r = await o.node.request<LockHeldResult>({ op: 'lockHeld', name: g.name, token: g.token }, KV_REQUEST_TIMEOUT_MS);
+    o.history.count('lockHeld', 'ok');
+    o.history.beliefs.push({ holder: g.holder, name: g.name, token: g.token, held: r.held, at: o.history.fromEpoch(r.at) });
+    return r.held;
+  } catch (e) {
+    o.history.error('lockHeld', e);
+    o.history.count('lockHeld', 'unknown');
+    return false;
   }
 }
 

@@ -7,7 +7,7 @@
  * Same seed → same sequence of decisions (kinds, gaps, durations, rates, whom to aim at); which node is the leader
  * when a fault aims at it, and so how the run unfolds, depends on real process timing.
  */
-import { epochMs, type ProbeResult } from '../support/node-protocol.js';
+import type { ProbeResult } from '../support/node-protocol.js';
 import type { Prng } from '../support/prng.js';
 import { sleep, type NodeProcess, type ProcessCluster } from '../support/process-cluster.js';
 import { errorName } from './history.js';
@@ -23,7 +23,7 @@ export interface Fault {
   /** The node hit; for a transfer, the node asked to take over. */
   readonly node: string;
   readonly wasLeader: boolean;
-  /** epochMs() when it was injected. */
+  /** When it was injected, on the `now` clock of the options. */
   readonly at: number;
   /** kill: time down; pause: time stopped. */
   readonly durationMs?: number;
@@ -37,6 +37,8 @@ export interface NemesisOptions {
   readonly cluster: ProcessCluster;
   readonly rng: Prng;
   readonly maxFaulty: number;
+  /** Timestamps for the faults (the history's clock, so both line up). */
+  readonly now: () => number;
   /** True once no new fault should start; running ones then heal at once. */
   readonly done: () => boolean;
   readonly log?: (message: string) => void;
@@ -112,18 +114,18 @@ export class Nemesis {
     try {
       if (kind === 'kill') {
         await target.signal('SIGKILL');
-        this.record({ kind, node: target.id, wasLeader, at: epochMs(), durationMs: Math.round(d.durationMs) });
+        this.record({ kind, node: target.id, wasLeader, at: this.o.now(), durationMs: Math.round(d.durationMs) });
         await this.sleep(d.durationMs);
         await this.restart(target);
       } else if (kind === 'pause') {
         target.pause();
-        this.record({ kind, node: target.id, wasLeader, at: epochMs(), durationMs: Math.round(d.durationMs) });
+        this.record({ kind, node: target.id, wasLeader, at: this.o.now(), durationMs: Math.round(d.durationMs) });
         await this.sleep(d.durationMs);
         target.resume();
       } else {
         const rate = Math.round(d.rate * 10_000) / 10_000;
         target.setEnv({ CATGA_TEST_CLOCK_RATE: String(rate) });
-        this.record({ kind, node: target.id, wasLeader, at: epochMs(), rate });
+        this.record({ kind, node: target.id, wasLeader, at: this.o.now(), rate });
         await this.stopGracefully(target);
         await this.restart(target);
       }
@@ -144,10 +146,10 @@ export class Nemesis {
     }
     const to = others[Math.floor(pick * others.length)];
     if (!leader || !to) {
-      this.record({ kind: 'transfer', node: to?.id ?? '-', wasLeader: false, at: epochMs(), error: 'no leader with a live follower' });
+      this.record({ kind: 'transfer', node: to?.id ?? '-', wasLeader: false, at: this.o.now(), error: 'no leader with a live follower' });
       return;
     }
-    const at = epochMs();
+    const at = this.o.now();
     try {
       await leader.request({ op: 'transfer', to: to.id }, 10_000);
       this.record({ kind: 'transfer', node: to.id, wasLeader: false, at });

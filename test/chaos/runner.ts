@@ -11,7 +11,7 @@ import { checkKv, type KvCheckResult } from './kv-check.js';
 import { performKvOp, runKvClient } from './kv-client.js';
 import { BELIEF_TOLERANCE_MS, checkLocks } from './lock-check.js';
 import { runLockClient } from './lock-client.js';
-import { CLOCK_RATES, Nemesis, type FaultKind } from './nemesis.js';
+import { CLOCK_RATES, Nemesis, type Fault, type FaultKind } from './nemesis.js';
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -45,6 +45,8 @@ export interface ChaosSummary {
   readonly linearizability: Omit<KvCheckResult, 'violation'>;
   readonly violations: string[];
   readonly result: 'pass' | 'fail' | 'inconclusive';
+  /** Unless the run passed: every fault, timed like the operations in the violations (ms since the run began). */
+  readonly faultLog?: readonly Fault[];
 }
 
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
@@ -92,7 +94,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     const endAt = startedAt + o.seconds * 1000;
     const done = () => epochMs() >= endAt || o.signal?.aborted === true;
     // Forked in a fixed order: each component draws from its own stream.
-    nemesis = new Nemesis({ cluster, rng: rng.fork(), maxFaulty: Math.floor((o.nodes - 1) / 2), done, log });
+    nemesis = new Nemesis({ cluster, rng: rng.fork(), maxFaulty: Math.floor((o.nodes - 1) / 2), now: () => history.now(), done, log });
     const kvClients = cluster.nodes.flatMap((node, i) =>
       Array.from({ length: KV_CLIENTS_PER_NODE }, (_, j) =>
         runKvClient({ id: i * KV_CLIENTS_PER_NODE + j, node, keys: KEYS, rng: rng.fork(), history, done }),
@@ -126,6 +128,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     ...(unrecovered ? [unrecovered] : []),
   ];
   const { violation: _, ...linearizability } = kv;
+  const result = violations.length > 0 ? 'fail' : kv.timedOut ? 'inconclusive' : 'pass';
   return {
     seed: o.seed,
     nodes: o.nodes,
@@ -142,7 +145,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     lease: { observations: history.beliefs.length, minGapMs: roundOrNull(locks.minBeliefGapMs), toleranceMs: BELIEF_TOLERANCE_MS },
     linearizability,
     violations,
-    result: violations.length > 0 ? 'fail' : kv.timedOut ? 'inconclusive' : 'pass',
+    result,
+    ...(result === 'pass' ? {} : { faultLog: nemesis.faults }),
   };
 }
 
