@@ -200,6 +200,8 @@ test('a leader whose disk fills refuses proposals, the others elect a leader and
   const after = keys('after', 10);
   await write(after, IDS);
   await restartAllAndRead([...before, ...during, ...after]);
-  // Neither reached a quorum: the new leader's log replaced the held entry.
-  for (const key of ['in-flight', 'refused']) expect(nodes.get('n1')!.sm.kv.get(key)).toBeUndefined();
+  // The refused write never entered a log. The one whose outcome was unknown may have been committed by the other
+  // two (a leader may replicate while its own write is pending); if so it applied once, like any other.
+  expect(nodes.get('n1')!.sm.kv.get('refused')).toBeUndefined();
+  expect([undefined, 1]).toContain(nodes.get('n1')!.sm.kv.get('in-flight')?.version);
 });
