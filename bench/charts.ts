@@ -1,6 +1,6 @@
 /**
  * The pictures in docs/benchmarks.md, drawn from the results: throughput and p99 against writers, latency quantiles
- * at each writer count, failover and graceful-stop rounds; ours next to etcd.
+ * at each writer count, failover and graceful-stop rounds (ours next to etcd), and our memory over many writes.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -105,13 +105,38 @@ function failoverChart(results: Results): string {
   });
 }
 
-/** Writes the three SVG files into `dir`; returns their paths. */
+function memoryChart(results: Results): string {
+  const m = results.rss_growth_mb?.ours;
+  const arr = (key: string): number[] => {
+    const xs = m?.[key];
+    return Array.isArray(xs) ? xs : [];
+  };
+  const writes = arr('seriesWrites').map((w) => w / 1000);
+  const start = arr('rssStartMb');
+  const line = (key: string, name: string, color: string, dashed = false): Series => ({
+    name,
+    color,
+    dashed,
+    points: [...(start.length > 0 && key === 'seriesRssMaxMb' ? [[0, Math.max(...start)] as const] : []), ...arr(key).map((y, i) => [writes[i]!, y] as const)],
+  });
+  const panel: Panel = {
+    title: 'Largest RSS and heap used among the three nodes',
+    x: { label: 'writes (thousands)', scale: 'linear', max: writes.length > 0 ? Math.max(...writes) : undefined },
+    y: { label: 'MB', scale: 'linear' },
+    series: [line('seriesRssMaxMb', 'RSS', OURS), line('seriesHeapMaxMb', 'heap used (no GC before)', OURS, true)],
+    references: start.length > 0 ? [{ y: Math.max(...start) + 50, label: 'start + 50 MB' }] : [],
+  };
+  return figure({ title: 'Memory over many writes (ours)', subtitle: subtitle(results), panels: [panel], panelWidth: 640 });
+}
+
+/** Writes the SVG files into `dir`; returns their paths. */
 export function writeCharts(dir: string, results: Results): string[] {
   fs.mkdirSync(dir, { recursive: true });
   const files: [string, string][] = [
     ['throughput.svg', throughputChart(results)],
     ['latency.svg', latencyChart(results)],
     ['failover.svg', failoverChart(results)],
+    ['memory.svg', memoryChart(results)],
   ];
   return files.map(([name, svg]) => {
     const file = path.join(dir, name);

@@ -58,6 +58,8 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<Measurem
     const t0 = performance.now();
     let written = 0;
     let errors = 0;
+    /** After each chunk: writes so far, the largest RSS and heap used among the nodes (no GC first). */
+    const series: { writes: number; rss: number; heap: number }[] = [];
     try {
       for (let chunk = 0; written < opts.writes; chunk++) {
         leader = await settled(c, 30_000);
@@ -68,6 +70,8 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<Measurem
         written += r.latencies.length;
         errors += r.errors;
         if (r.latencies.length === 0) throw new Error(`no write was acknowledged in chunk ${chunk}: ${JSON.stringify(r.errorNames)}`);
+        const now = await Promise.all(c.nodes.map((n) => memory(n, false)));
+        series.push({ writes: written, rss: Math.max(...now.map((m) => m.rss)), heap: Math.max(...now.map((m) => m.heapUsed)) });
       }
     } finally {
       sampling = false;
@@ -104,6 +108,9 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<Measurem
       externalStartMb: mb(start.map((m) => m.external)),
       externalEndMb: mb(end.map((m) => m.external)),
       keys: CHUNK,
+      seriesWrites: series.map((x) => x.writes),
+      seriesRssMaxMb: mb(series.map((x) => x.rss)),
+      seriesHeapMaxMb: mb(series.map((x) => x.heap)),
       gcRan: start.every((m) => m.gcRan) && end.every((m) => m.gcRan),
     };
   } finally {

@@ -129,7 +129,7 @@ export function docsRegion(results: Results): string {
     );
   }
   out.push('![writes per second and p99 against writers](bench/throughput.svg)', '', '![latency quantiles by writers](bench/latency.svg)', '');
-  out.push('![failover and graceful stop, round by round](bench/failover.svg)', '');
+  out.push('![failover and graceful stop, round by round](bench/failover.svg)', '', '![memory over many writes](bench/memory.svg)', '');
   const side = SIDE_BY_SIDE.filter((m) => results[m]).map((m) => [`\`${m}\``, cell(results[m]!.ours), cell(results[m]!.etcd), ratioCell(m, results[m]!), targetCell(m, results[m]!)]);
   out.push('### Side by side', '', mdTable(['metric', 'ours', 'etcd', 'ours / etcd', 'target'], side), '');
 

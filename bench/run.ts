@@ -9,6 +9,7 @@
  *   --writes N           memory: writes into the cluster (default 1 000 000, quick 50 000)
  *   --port P             ours on 127.0.0.1 ports P..P+2 (throughput), P+10.. (failover), P+20.. (memory); default 18900
  *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; default 18960
+ *   --report-only        measure nothing: redraw the charts and the docs region from bench/results/latest.json
  *   (bench/storage.ts reads its own: --max, --rounds, --durability, --io)
  *
  * Prints one JSON line per measurement, then a table with ours / etcd ratios and the targets. Merges the metrics into
@@ -24,7 +25,7 @@ import { runForwardBench } from './forward.js';
 import { emit, type Measurement } from './measure.js';
 import { runMemoryBench } from './memory.js';
 import { consoleTable, updateDocs } from './report.js';
-import { mergeResults, readResults, writeResults } from './results.js';
+import { mergeResults, readResults, writeResults, type Results } from './results.js';
 import { runStorageBench, storageOptionsFromArgs, type CaseResult } from './storage.js';
 
 const BENCHES = ['storage', 'cluster', 'forward', 'memory'] as const;
@@ -43,7 +44,7 @@ const VALUE_FLAGS = new Set([
   '--durability',
   '--io',
 ]);
-const BARE_FLAGS = new Set(['--quick', '--no-etcd']);
+const BARE_FLAGS = new Set(['--quick', '--no-etcd', '--report-only']);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -97,6 +98,17 @@ function parseArgs(): { which: BenchName[]; quick: boolean } {
 
 async function main(): Promise<void> {
   const { which, quick } = parseArgs();
+  const root = repoRoot();
+  const file = path.join(root, 'bench', 'results', 'latest.json');
+  const render = (results: Results): void => {
+    writeCharts(path.join(root, 'docs', 'bench'), results);
+    updateDocs(path.join(root, 'docs', 'benchmarks.md'), results);
+  };
+  if (process.argv.includes('--report-only')) {
+    render(readResults(file));
+    process.stdout.write('redrew docs/bench/*.svg and the results in docs/benchmarks.md from bench/results/latest.json\n');
+    return;
+  }
   const dir = flag('dir') ?? os.tmpdir();
   if (!fs.existsSync(dir)) throw new Error(`--dir ${dir} does not exist`);
   const basePort = numberFlag('port', 18900);
@@ -161,12 +173,9 @@ async function main(): Promise<void> {
     loadAverageAtStart: loadAtStart.join(' '),
   };
   const etcdMeta: Measurement = { etcdVersion, heartbeatMs: ETCD_HEARTBEAT_MS, electionMs: ETCD_ELECTION_MS, client: 'etcd3 (node), in the benchmark process' };
-  const root = repoRoot();
-  const file = path.join(root, 'bench', 'results', 'latest.json');
   const results = mergeResults(readResults(file), fresh, meta, etcdMeta);
   writeResults(file, results);
-  writeCharts(path.join(root, 'docs', 'bench'), results);
-  updateDocs(path.join(root, 'docs', 'benchmarks.md'), results);
+  render(results);
 
   process.stdout.write(`\n${consoleTable(results, Object.keys(fresh))}\n\n`);
   process.stdout.write(

@@ -66,11 +66,10 @@ export function formatTick(v: number): string {
   return String(Number(v.toPrecision(2)));
 }
 
+/** The smallest of 1, 2, 5 × 10^k that splits `span` into at most about `count` steps. */
 function niceStep(span: number, count: number): number {
-  const raw = span / Math.max(1, count);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const n = raw / mag;
-  return (n <= 1 ? 1 : n <= 2 ? 2 : n <= 5 ? 5 : 10) * mag;
+  const mag = 10 ** Math.floor(Math.log10(span / Math.max(1, count)));
+  return [1, 2, 5, 10].map((m) => m * mag).find((step) => span / step <= count + 0.5)!;
 }
 
 interface Scale {
