@@ -46,6 +46,9 @@ const VALUE_FLAGS = new Set([
 ]);
 const BARE_FLAGS = new Set(['--quick', '--no-etcd', '--report-only']);
 
+/** Bad command-line input: reported by its message alone. */
+class UsageError extends Error {}
+
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
@@ -56,7 +59,7 @@ function numberFlag(name: string, fallback: number): number {
   const raw = flag(name);
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} expects a positive number, got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} expects a positive number, got ${JSON.stringify(raw)}`);
   return n;
 }
 
@@ -86,13 +89,13 @@ function parseArgs(): { which: BenchName[]; quick: boolean } {
   const args = process.argv.slice(2);
   for (const [i, a] of args.entries()) {
     if (a.startsWith('--') && !VALUE_FLAGS.has(a) && !BARE_FLAGS.has(a)) {
-      throw new Error(`unknown option ${a}; see the header of bench/run.ts`);
+      throw new UsageError(`unknown option ${a}; see the header of bench/run.ts`);
     }
-    if (VALUE_FLAGS.has(a) && (args[i + 1] === undefined || args[i + 1]!.startsWith('--'))) throw new Error(`${a} expects a value`);
+    if (VALUE_FLAGS.has(a) && (args[i + 1] === undefined || args[i + 1]!.startsWith('--'))) throw new UsageError(`${a} expects a value`);
   }
   const named = args.filter((a, i) => !a.startsWith('--') && !VALUE_FLAGS.has(args[i - 1] ?? ''));
   const unknown = named.filter((n) => !(BENCHES as readonly string[]).includes(n));
-  if (unknown.length > 0) throw new Error(`unknown benchmark ${unknown.join(', ')}; expected one of ${BENCHES.join(', ')}`);
+  if (unknown.length > 0) throw new UsageError(`unknown benchmark ${unknown.join(', ')}; expected one of ${BENCHES.join(', ')}`);
   return { which: named.length === 0 ? [...BENCHES] : BENCHES.filter((b) => named.includes(b)), quick: args.includes('--quick') };
 }
 
@@ -110,7 +113,7 @@ async function main(): Promise<void> {
     return;
   }
   const dir = flag('dir') ?? os.tmpdir();
-  if (!fs.existsSync(dir)) throw new Error(`--dir ${dir} does not exist`);
+  if (!fs.existsSync(dir)) throw new UsageError(`--dir ${dir} does not exist`);
   const basePort = numberFlag('port', 18900);
   const caseMs = numberFlag('seconds', quick ? 1 : 3) * 1000;
   const opts = {
@@ -184,6 +187,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.stderr.write(`${err instanceof UsageError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exitCode = 1;
 });
