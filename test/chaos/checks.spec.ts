@@ -17,6 +17,12 @@ const grant = (holder: string, token: number, call: number, ret: number, acquire
   acquiredAt,
 });
 const belief = (g: Grant, at: number, held = true): Belief => ({ holder: g.holder, name: g.name, token: g.token, held, at });
+const locks = (
+  grants: Grant[],
+  resource: FencedResource['log'] = [],
+  beliefs: Belief[] = [],
+  released: [string, number][] = [],
+): ReturnType<typeof checkLocks> => checkLocks({ grants, resource, beliefs, releasedAt: new Map(released) });
 
 /** A holder's section as the lock client runs it: read the counter, write it + 1. */
 function section(r: FencedResource, g: Grant): boolean {
@@ -51,9 +57,11 @@ describe('checkLocks', () => {
     expect(r.write('L', a.token, 'a', stale! + 1)).toBe(false); // … and is fenced off
     expect(section(r, c)).toBe(true);
     const beliefs = [belief(a, 6), belief(a, 900), belief(b, 1195), belief(b, 1250), belief(b, 1300, false), belief(c, 1306)];
-    const result = checkLocks([a, b, c], r.log, beliefs);
+    // a's lease ran out (it never released); b released before c acquired.
+    const result = locks([a, b, c], r.log, beliefs, [['b', 1301]]);
     expect(result.violations).toEqual([]);
     expect(result.minBeliefGapMs).toBeCloseTo(55);
+    expect(result.minExpiryGapMs).toBeCloseTo(290);
   });
 
   it('catches one token granted to two holders, and their interleaved sections in the resource', () => {
@@ -64,35 +72,35 @@ describe('checkLocks', () => {
     const vb = r.read('L', 10, 'b')!;
     r.write('L', 10, 'a', va + 1);
     r.write('L', 10, 'b', vb + 1);
-    const v = checkLocks([a, b], r.log, []).violations.join('\n');
+    const v = locks([a, b], r.log).violations.join('\n');
     expect(v).toMatch(/token 10 granted twice/);
     expect(v).toMatch(/critical section resumed after another holder's/);
     expect(v).toMatch(/wrote 1 over 1: an update was lost/);
   });
 
   it('catches a grant that goes back in real time', () => {
-    const v = checkLocks([grant('a', 10, 0, 5), grant('b', 8, 6, 9)], [], []).violations;
+    const v = locks([grant('a', 10, 0, 5), grant('b', 8, 6, 9)]).violations;
     expect(v).toHaveLength(1);
     expect(v[0]).toMatch(/got token 8, not above token 10/);
     // Concurrent acquires may be granted in either order.
-    expect(checkLocks([grant('a', 10, 0, 5), grant('b', 8, 4, 9)], [], []).violations).toEqual([]);
+    expect(locks([grant('a', 10, 0, 5), grant('b', 8, 4, 9)]).violations).toEqual([]);
   });
 
   it('catches a resource request with a token nobody was granted', () => {
     const r = new FencedResource();
     r.read('L', 99, 'x');
-    expect(checkLocks([grant('a', 10, 0, 5)], r.log, []).violations[0]).toMatch(/token 99 was granted to nobody/);
+    expect(locks([grant('a', 10, 0, 5)], r.log).violations[0]).toMatch(/token 99 was granted to nobody/);
   });
 
   it('catches two holders believing at once, beyond the tolerance only', () => {
     const a = grant('a', 10, 0, 5, 4);
     const b = grant('b', 20, 10, 1060, 1050);
-    const late = checkLocks([a, b], [], [belief(a, 1100)]);
+    const late = locks([a, b], [], [belief(a, 1100)]);
     expect(late.violations[0]).toMatch(/a \(token 10\) still believed it held the lock at 1100.0, 50.0 ms after b \(token 20\)/);
     expect(late.minBeliefGapMs).toBeCloseTo(-50);
-    expect(checkLocks([a, b], [], [belief(a, 1053)]).violations).toEqual([]);
+    expect(locks([a, b], [], [belief(a, 1053)]).violations).toEqual([]);
     // A "not held" answer is not a belief.
-    expect(checkLocks([a, b], [], [belief(a, 1100, false)]).violations).toEqual([]);
+    expect(locks([a, b], [], [belief(a, 1100, false)]).violations).toEqual([]);
   });
 });
 

@@ -52,6 +52,8 @@ export class History {
   readonly kv: KvOperation[] = [];
   readonly grants: Grant[] = [];
   readonly beliefs: Belief[] = [];
+  /** When each lock holder asked its node to release, by holder. */
+  readonly releasedAt = new Map<string, number>();
   /** Errors by operation kind and error name, for the summary. */
   readonly errors: Record<string, Record<string, number>> = {};
   private readonly outcomes = new Map<OpKind, OutcomeCounts>();

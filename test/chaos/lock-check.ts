@@ -18,20 +18,30 @@
 import type { ResourceRequest } from './fencing-resource.js';
 import type { Belief, Grant } from './history.js';
 
+export interface LockHistory {
+  readonly grants: readonly Grant[];
+  /** The fenced resource's log, in its own order. */
+  readonly resource: readonly ResourceRequest[];
+  readonly beliefs: readonly Belief[];
+  /** When each holder asked its node to release, by holder; absent when it never did (e.g. its node died). */
+  readonly releasedAt: ReadonlyMap<string, number>;
+}
+
 export interface LockCheckResult {
   readonly violations: string[];
-  /** The smallest gap between one holder's last belief and a later holder's grant, ms (negative: overlap). */
+  /** The smallest gap between one holder's last belief and a later holder's acquire, ms (negative: overlap). */
   readonly minBeliefGapMs: number | null;
+  /**
+   * The same where the earlier holder had not asked to release before that acquire, so the lock moved on when its
+   * lease ran out: by the clock assumption at least ttl − (ttl − margin) / slowest rate (53 ms for ttl 1 s and 0.95).
+   */
+  readonly minExpiryGapMs: number | null;
 }
 
 export const BELIEF_TOLERANCE_MS = 5;
 
-export function checkLocks(
-  grants: readonly Grant[],
-  resource: readonly ResourceRequest[],
-  beliefs: readonly Belief[],
-  toleranceMs = BELIEF_TOLERANCE_MS,
-): LockCheckResult {
+export function checkLocks(h: LockHistory, toleranceMs = BELIEF_TOLERANCE_MS): LockCheckResult {
+  const { grants, resource } = h;
   const violations: string[] = [];
   const byName = groupBy(grants, (g) => g.name);
   for (const [name, gs] of byName) {
@@ -39,12 +49,9 @@ export function checkLocks(
     checkGrantOrder(name, gs, violations);
   }
   for (const [name, rs] of groupBy(resource, (r) => r.name)) checkResourceOrder(name, rs, byName.get(name) ?? [], violations);
-  let minBeliefGapMs: number | null = null;
-  for (const [name, gs] of byName) {
-    const gap = checkBeliefs(name, gs, beliefs, toleranceMs, violations);
-    if (gap !== null && (minBeliefGapMs === null || gap < minBeliefGapMs)) minBeliefGapMs = gap;
-  }
-  return { violations, minBeliefGapMs };
+  const gaps = { all: null as number | null, expiry: null as number | null };
+  for (const [name, gs] of byName) checkBeliefs(name, gs, h, toleranceMs, violations, gaps);
+  return { violations, minBeliefGapMs: gaps.all, minExpiryGapMs: gaps.expiry };
 }
 
 function groupBy<T>(items: readonly T[], key: (t: T) => string): Map<string, T[]> {
@@ -106,19 +113,27 @@ function checkResourceOrder(name: string, requests: readonly ResourceRequest[], 
   }
 }
 
-/** Returns the smallest gap found between an earlier holder's last belief and a later holder's grant. */
-function checkBeliefs(name: string, grants: readonly Grant[], beliefs: readonly Belief[], toleranceMs: number, out: string[]): number | null {
+/** Also lowers `gaps` to the smallest gaps found between an earlier holder's last belief and a later acquire. */
+function checkBeliefs(
+  name: string,
+  grants: readonly Grant[],
+  h: LockHistory,
+  toleranceMs: number,
+  out: string[],
+  gaps: { all: number | null; expiry: number | null },
+): void {
   const lastHeld = new Map<string, number>();
-  for (const b of beliefs) {
+  for (const b of h.beliefs) {
     if (b.name === name && b.held) lastHeld.set(b.holder, Math.max(lastHeld.get(b.holder) ?? -Infinity, b.at));
   }
   const byToken = grants.slice().sort((a, b) => a.token - b.token);
-  let minGap: number | null = null;
+  const lower = (m: number | null, x: number): number => (m === null ? x : Math.min(m, x));
   let latest: { holder: string; token: number; until: number } | null = null;
   for (const g of byToken) {
     if (latest) {
       const gap = g.acquiredAt - latest.until;
-      if (minGap === null || gap < minGap) minGap = gap;
+      gaps.all = lower(gaps.all, gap);
+      if (!((h.releasedAt.get(latest.holder) ?? Infinity) <= g.acquiredAt)) gaps.expiry = lower(gaps.expiry, gap);
       if (gap < -toleranceMs) {
         out.push(
           `lock "${name}": ${latest.holder} (token ${latest.token}) still believed it held the lock at ${ms(latest.until)}, ` +
@@ -129,5 +144,4 @@ function checkBeliefs(name: string, grants: readonly Grant[], beliefs: readonly 
     const until = Math.max(g.acquiredAt, lastHeld.get(g.holder) ?? -Infinity);
     if (!latest || until > latest.until) latest = { holder: g.holder, token: g.token, until };
   }
-  return minGap;
 }

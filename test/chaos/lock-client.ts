@@ -122,6 +122,7 @@ async function stall(o: LockClientOptions, ms: number): Promise<void> {
 }
 
 async function release(o: LockClientOptions, g: Grant): Promise<void> {
+  o.history.releasedAt.set(g.holder, o.history.now());
   try {
     const released = await o.node.request<boolean>({ op: 'lockRelease', name: g.name, token: g.token }, KV_REQUEST_TIMEOUT_MS);
     o.history.count('lockRelease', released ? 'ok' : 'fail');

@@ -41,7 +41,13 @@ export interface ChaosSummary {
   readonly faultsNotInjected: number;
   readonly lockGrants: number;
   readonly fencing: { readonly accepted: number; readonly rejections: number };
-  readonly lease: { readonly observations: number; readonly minGapMs: number | null; readonly toleranceMs: number };
+  readonly lease: {
+    readonly observations: number;
+    readonly minGapMs: number | null;
+    /** Where the lock moved on because a lease ran out (no release asked for). */
+    readonly minGapAfterExpiryMs: number | null;
+    readonly toleranceMs: number;
+  };
   readonly linearizability: Omit<KvCheckResult, 'violation'>;
   readonly violations: string[];
   readonly result: 'pass' | 'fail' | 'inconclusive';
@@ -106,11 +112,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       ),
     );
     const progress = setInterval(() => log(`${Math.round((epochMs() - startedAt) / 1000)} s: ${history.kv.length} kv ops, ${history.grants.length} lock grants, ${nemesis!.faults.length} faults`), 10_000);
-    try {
-      await Promise.all([nemesis.run(), ...kvClients, ...lockClients]);
-    } finally {
-      clearInterval(progress);
-    }
+    // Settled, not all: a client that failed must not leave the nemesis restarting nodes after the cluster is gone.
+    const settled = await Promise.allSettled([nemesis.run(), ...kvClients, ...lockClients]);
+    clearInterval(progress);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
     chaosMs = Math.round(epochMs() - startedAt);
     unrecovered = await finalReads(cluster, history);
   } finally {
@@ -120,7 +126,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
 
   log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests`);
   const kv = checkKv(history.kv);
-  const locks = checkLocks(history.grants, resource.log, history.beliefs);
+  const locks = checkLocks({ grants: history.grants, resource: resource.log, beliefs: history.beliefs, releasedAt: history.releasedAt });
   const violations = [
     ...(kv.violation ? [kv.violation] : []),
     ...locks.violations,
@@ -142,7 +148,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     faultsNotInjected: nemesis.faults.filter((f) => f.error).length,
     lockGrants: history.grants.length,
     fencing: { accepted: resource.log.filter((r) => r.accepted).length, rejections: resource.rejections },
-    lease: { observations: history.beliefs.length, minGapMs: roundOrNull(locks.minBeliefGapMs), toleranceMs: BELIEF_TOLERANCE_MS },
+    lease: {
+      observations: history.beliefs.length,
+      minGapMs: roundOrNull(locks.minBeliefGapMs),
+      minGapAfterExpiryMs: roundOrNull(locks.minExpiryGapMs),
+      toleranceMs: BELIEF_TOLERANCE_MS,
+    },
     linearizability,
     violations,
     result,
