@@ -1,6 +1,6 @@
 /**
  * Our side of each comparison: three node processes on 127.0.0.1 (test/e2e/node-main, fsync on, seed defaults:
- * election timeout 150 ms, heartbeat 50 ms, compaction every 1000 entries), driven over IPC. The load runs inside the
+ * election timeout 150 ms, heartbeat 50 ms, compaction every 10 000 entries), driven over IPC. The load runs inside the
  * node processes, as an application's code would.
  */
 import type { WriteResult } from '../lib/cluster/cluster-store.js';

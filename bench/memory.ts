@@ -1,5 +1,5 @@
 /**
- * Memory across many writes: a fresh 3-node cluster (default compactionThreshold, so the log is compacted every 1000
+ * Memory across many writes: a fresh 3-node cluster (default compactionThreshold, so the log is compacted every 10 000
  * entries), writers inside the leader, RSS and heap of every node process sampled all along. Start and end are taken
  * after a full GC (the nodes run with --expose-gc), the peak from the samples in between.
  *

@@ -124,7 +124,7 @@ export function docsRegion(results: Results): string {
   if (etcdSide) {
     out.push(
       `etcd ${String(etcdSide.etcdVersion)}, heartbeat ${String(etcdSide.heartbeatMs)} ms, election ${String(etcdSide.electionMs)} ms, ` +
-        'fsync on (its default). Ours: seed defaults (election timeout 150 ms, heartbeat 50 ms, compaction every 1000 entries).',
+        'fsync on (its default). Ours: seed defaults (election timeout 150 ms, heartbeat 50 ms, compaction every 10 000 entries).',
       '',
     );
   }

@@ -119,7 +119,7 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
     tls: o.tls,
     electionTimeout,
     heartbeatInterval,
-    compactionThreshold: positive('compactionThreshold', o.compactionThreshold, 1000, true),
+    compactionThreshold: positive('compactionThreshold', o.compactionThreshold, 10_000, true),
     maxFrameBytes: positive('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, true),
     requestTimeout: positive('requestTimeout', o.requestTimeout, 5000),
     listenHost: o.listenHost,

@@ -1,4 +1,4 @@
-import { RaftNode, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
+import { MessageType, RaftNode, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
 import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
@@ -113,6 +113,8 @@ export class RaftRuntime {
   /** A snapshot is being encoded; one encoded and waiting for pump() to save it. */
   private encoding = false;
   private encoded: Snapshot | null = null;
+  /** Term and vote as last written to disk. */
+  private durableVote = { term: 0, vote: '' as NodeId };
   private tickStart = 0;
   private ticksDone = 0;
   private tickTimer: TimerHandle | null = null;
@@ -173,6 +175,7 @@ export class RaftRuntime {
       this.appliedIndex = this.snapshotIndex = recovered.snapshot.meta.index;
     }
     this.state = { isLeader: false, leaderId: '', term: recovered.hardState.term };
+    this.durableVote = { term: recovered.hardState.term, vote: recovered.hardState.vote };
     this.running = true;
     await network.listen({
       raft: (m) => {
@@ -352,12 +355,22 @@ export class RaftRuntime {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.updateLeadership(rd.softState);
-    if (rd.snapshot || rd.entries.length > 0 || (rd.hardState && rd.mustSync)) {
+    // Raft thesis §10.2.1: a leader replicates while it writes its own copy, because it counts itself toward a commit
+    // only once that write is durable (entriesStable on advance). Not in a Ready that changes term or vote: those must
+    // be on disk before anything is said in the new term. Everything else still waits for the write.
+    const hs = rd.hardState;
+    const early =
+      this.node.core.role === 'leader' && (!hs || (hs.term === this.durableVote.term && hs.vote === this.durableVote.vote))
+        ? rd.messages.filter((m) => m.type === MessageType.App || m.type === MessageType.Heartbeat)
+        : [];
+    for (const m of early) this.deps.network.sendRaft(m);
+    if (rd.snapshot || rd.entries.length > 0 || (hs && rd.mustSync)) {
       // A commit-only hard state needs no write: after a crash the commit index is learned again from the leader.
-      await this.durably(() => this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }));
+      await this.durably(() => this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: hs }));
       if (!this.running) return;
+      if (hs) this.durableVote = { term: hs.term, vote: hs.vote };
     }
-    for (const m of rd.messages) this.deps.network.sendRaft(m);
+    for (const m of early.length === 0 ? rd.messages : rd.messages.filter((m) => !early.includes(m))) this.deps.network.sendRaft(m);
     const sm = this.deps.stateMachine;
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);

@@ -44,7 +44,12 @@ export class SessionTable {
     s.lastIndex = index;
     if (id.seq > s.maxSeq) {
       s.maxSeq = id.seq;
-      for (const seq of s.results.keys()) if (seq <= s.maxSeq - WINDOW) s.results.delete(seq);
+      // Oldest first, in insertion (apply) order, stopping at the first result still in the window: O(evicted), not
+      // O(window) per entry. A result applied out of order may outlive its window briefly; it is still the true result.
+      for (const seq of s.results.keys()) {
+        if (seq > s.maxSeq - WINDOW) break;
+        s.results.delete(seq);
+      }
     }
     if (index % 1024 === 0) this.evictIdle(index);
   }
