@@ -214,7 +214,7 @@ export class DistributedLock {
       if (this.done) return;
       if (this.d.clock.now() < this.validUntil) return this.armExpiry();
       this.finish(new LockLostException(this.name, `lock "${this.name}" lost: its lease could not be renewed before it ran out`));
-    }, Math.max(0, left));
+    }, Math.max(1, left)); // at least 1 ms: a re-arm for a sliver of time must let the clock move on
   }
 
   private finish(reason: Error): void {

@@ -2,8 +2,8 @@ import { REGRESSION_SEEDS } from './regressions';
 import { runSimulation } from './simulation';
 
 describe('simulator regression seeds', () => {
-  test.each(REGRESSION_SEEDS.map((r) => [r.seed, r.nodes, r.bug] as const))('seed %i (%i nodes): %s', async (seed, nodes) => {
-    const r = await runSimulation({ seed, nodes });
+  test.each(REGRESSION_SEEDS.map((r) => [r.seed, r.nodes, r.level ?? 'core', r.bug] as const))('seed %i (%i nodes, %s): %s', async (seed, nodes, level) => {
+    const r = await runSimulation({ seed, nodes, level });
     expect(r.violation).toBeNull();
   });
 });

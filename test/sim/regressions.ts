@@ -1,11 +1,12 @@
 /**
- * Seeds that once exposed a bug, each replayable with `npm run sim -- --seed S --nodes N`. They are found by putting
+ * Seeds that once exposed a bug, each replayable with `npm run sim -- --seed S --nodes N [--level runtime]`. They are found by putting
  * the bug back and running the current generator, so they keep testing the fix while the generator stays as it is;
  * when the generator changes, find new ones the same way.
  */
 export interface RegressionSeed {
   readonly seed: number;
   readonly nodes: number;
+  readonly level?: 'core' | 'runtime';
   readonly bug: string;
 }
 
@@ -17,4 +18,10 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 392, nodes: 3, bug: 'the applied index jumped to a received snapshot before the state machine installed it: a stale read' },
   { seed: 2121, nodes: 5, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
   { seed: 8298, nodes: 3, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
+  {
+    seed: 9027,
+    nodes: 5,
+    level: 'runtime',
+    bug: 'a lock re-armed its expiry timer for a sliver of time that did not move the clock on: the same instant forever',
+  },
 ];

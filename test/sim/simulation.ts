@@ -62,6 +62,7 @@ const OP_TIMEOUT_MS = 1000;
 const KEYS = ['a', 'b', 'c'];
 const TRACE_KEEP = 400;
 const LINEARIZABILITY_BUDGET = 2_000_000;
+const SAME_INSTANT_LIMIT = 100_000;
 
 /**
  * One seeded run: N members over a fake network and crash-losable disks, a nemesis, and KV clients. Every event is
@@ -324,9 +325,15 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const end = faultMs + calmMs;
   const seenCommit = new Map<string, number>();
   let steps = 0;
+  let instant = -1;
+  let sameInstant = 0;
   while (!violation && queue.runNext(end)) {
     if (level === 'runtime') await settle();
     steps++;
+    // Time that stops moving (a timer re-armed for nothing, again and again) would hang the run: report it instead.
+    sameInstant = queue.now === instant ? sameInstant + 1 : 0;
+    instant = queue.now;
+    if (sameInstant > SAME_INSTANT_LIMIT) fail({ kind: 'livelock', detail: `${SAME_INSTANT_LIMIT} events in a row at ${instant.toFixed(3)} ms` });
     const v = checkInvariants(members, steps % 64 === 0, seenCommit);
     if (v) fail(v);
     const down = members.find((m) => m.startFailure);
