@@ -56,8 +56,12 @@ export class LogProposer implements Proposer {
     const session = { client: this.d.clientId, seq: ++this.seq };
     const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
     let last: Error | null = null; // built only when needed: an exception's stack trace is costly on every write
+    /** An earlier attempt may have reached the log: the caller must not be told it surely did not. */
+    let uncertain = false;
     for (let attempt = 0; this.d.clock.now() < deadline; attempt++) {
-      if (!this.d.runtime.isRunning) throw new ClusterStoppedError();
+      if (!this.d.runtime.isRunning) {
+        throw uncertain ? new ProposalOutcomeUnknownError('this node stopped while the write was in flight; it may still apply once') : new ClusterStoppedError();
+      }
       const { isLeader, leaderId } = this.d.runtime.leadership;
       try {
         if (isLeader) {
@@ -72,12 +76,13 @@ export class LogProposer implements Proposer {
       } catch (e) {
         if (!retryable(e)) throw e;
         last = e as Error;
+        if (!surelyNotApplied(e)) uncertain = true;
       }
       await this.pauseUntilLeaderChange(Math.min(5 * 2 ** Math.min(attempt, 6), 100));
     }
-    throw last === null || last instanceof NoLeaderException
+    throw !uncertain
       ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)
-      : new ProposalOutcomeUnknownError(`the write was not confirmed within ${this.d.requestTimeoutMs} ms (${last.message}); it may still apply once`);
+      : new ProposalOutcomeUnknownError(`the write was not confirmed within ${this.d.requestTimeoutMs} ms (${last?.message}); it may still apply once`);
   }
 
   /** Backs off, but retries at once when a leader is elected: failover then costs clients the election, no more. */
@@ -106,6 +111,11 @@ function retryable(e: unknown): boolean {
     e instanceof ConnectionLostError ||
     e instanceof RemoteCallError
   );
+}
+
+/** Errors that prove this attempt never entered the log. */
+function surelyNotApplied(e: unknown): boolean {
+  return e instanceof NotLeaderException || e instanceof NoLeaderException || e instanceof ProposalDroppedError || e instanceof NotSentError;
 }
 
 function unwrap(result: unknown): unknown {
