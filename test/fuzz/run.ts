@@ -59,6 +59,8 @@ export interface FuzzSummary {
   /** Lines a node printed that it did not write itself: stack traces, or text a peer smuggled into the log. */
   readonly foreignLogLines: readonly string[];
   readonly rssBytes: Record<string, { readonly before: number | null; readonly peak: number | null; readonly after: number | null }>;
+  /** The largest node RSS at each progress mark (every tenth of the run): growth that levels off, or not. */
+  readonly rssByProgress: readonly { readonly frames: number; readonly maxRssBytes: number }[];
   readonly committing: {
     readonly duringFuzz: { readonly acked: number; readonly errors: number; readonly longestGapMs: number };
     readonly afterFuzz: { readonly writesOnEveryNode: boolean; readonly ackedKeysMissing: number };
@@ -171,6 +173,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
 
   const writer = { acked: [] as string[], errors: 0, gap: 0, stop: false };
   const rss: Record<string, { before: number | null; peak: number | null; after: number | null }> = {};
+  const rssByProgress: { frames: number; maxRssBytes: number }[] = [];
   let fuzzFrames = 0;
   const byMode = { preauth: 0, auth: 0 };
   const bySource: Record<string, number> = {};
@@ -234,7 +237,9 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
         bytesSent += outcome.bytesSent;
         t.outcome = outcome;
         if (fuzzFrames >= nextLog) {
-          log(`${fuzzFrames} frames, ${cases} cases, ${writer.acked.length} writes committed`);
+          const maxRss = Math.max(...nodes.map((n) => n.rss() ?? 0));
+          rssByProgress.push({ frames: fuzzFrames, maxRssBytes: maxRss });
+          log(`${fuzzFrames} frames, ${cases} cases, ${writer.acked.length} writes committed, largest RSS ${(maxRss / 2 ** 20).toFixed(0)} MB`);
           nextLog += Math.max(1000, Math.floor(o.count / 10));
         }
       }
@@ -299,6 +304,7 @@ export async function runFuzz(o: FuzzOptions): Promise<FuzzSummary> {
     internalErrors,
     foreignLogLines: foreign,
     rssBytes: rss,
+    rssByProgress,
     committing: {
       duringFuzz: { acked: writer.acked.length, errors: writer.errors, longestGapMs: Math.round(writer.gap) },
       afterFuzz: { writesOnEveryNode: afterOk, ackedKeysMissing: missing },
