@@ -8,6 +8,9 @@ import { NodeDisk } from '../../lib/storage/node-disk.js';
 import { batch, entries, entry, hs, MemoryLogger, plain, snapshot, tempDir } from './helpers.js';
 import { QuotaDisk } from './quota-disk.js';
 
+// Real fsyncs on a shared, busy machine: generous time per test.
+jest.setTimeout(30_000);
+
 /** Real FileStorage over a real directory whose file system "fills up" (QuotaDisk). */
 describe('FileStorage on a full disk', () => {
   let tmp: ReturnType<typeof tempDir>;
