@@ -1,4 +1,4 @@
-import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine';
+import { ApplyError, ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine';
 import { encodePayload } from '../../lib/cluster/state/entry-codec';
 
 let index = 0;
@@ -49,5 +49,15 @@ describe('ClusterStateMachine snapshots', () => {
     b.restore(await new ClusterStateMachine().snapshotInSlices(async () => undefined));
     expect(b.kv.size).toBe(0);
     expect(b.appliedIndex).toBe(0);
+  });
+
+  test('a malformed command is answered with an ApplyError on every node instead of throwing', () => {
+    for (const command of [null, 42, 'put', { op: 'put' }, { op: 'nonsense', key: 'k' }]) {
+      const sm = new ClusterStateMachine();
+      const r = apply(sm, 'kv', command);
+      expect(r).toBeInstanceOf(ApplyError);
+      expect(apply(sm, 'kv', { op: 'put', key: 'after', value: 1 })).toMatchObject({ version: 1 });
+    }
+    expect(apply(new ClusterStateMachine(), 'lock', null)).toBeInstanceOf(ApplyError);
   });
 });

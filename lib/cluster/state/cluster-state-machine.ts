@@ -63,7 +63,14 @@ export class ClusterStateMachine implements StateMachine {
       if (seen === SESSION_EXPIRED) return new ApplyError(`entry ${entry.index}: retried after its session window`);
       if (seen !== undefined) return seen;
     }
-    const result = module.apply(payload.command, { index: entry.index, term: entry.term, time: payload.time });
+    let result: unknown;
+    try {
+      result = module.apply(payload.command, { index: entry.index, term: entry.term, time: payload.time });
+    } catch (e) {
+      // A malformed command (sent by a member with the secret) throws the same way on every node: answer it with an
+      // error instead of stopping the whole cluster at this entry.
+      result = new ApplyError(`entry ${entry.index}: ${payload.module} command rejected: ${(e as Error).message}`);
+    }
     if (payload.session) this.sessions.record(payload.session, entry.index, result);
     return result;
   }

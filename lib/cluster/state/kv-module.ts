@@ -34,6 +34,10 @@ export class KvModule implements StateModule<KvCommand, KvWriteResult> {
   }
 
   apply(cmd: KvCommand, ctx: ApplyContext): KvWriteResult {
+    // Commands come from the log, written by any member: check the shape (a throw here becomes an ApplyError).
+    if (typeof cmd !== 'object' || cmd === null || typeof cmd.key !== 'string') throw new TypeError('a kv command needs a string key');
+    if (cmd.op === 'cas' && typeof cmd.expectedVersion !== 'number') throw new TypeError('cas needs a numeric expectedVersion');
+    if (cmd.op !== 'put' && cmd.op !== 'delete' && cmd.op !== 'cas') throw new TypeError(`unknown kv op ${JSON.stringify((cmd as { op?: unknown }).op)}`);
     const cur = this.entries.get(cmd.key);
     const version = cur?.version ?? 0;
     switch (cmd.op) {
