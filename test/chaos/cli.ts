@@ -4,39 +4,17 @@
  * summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments. Ctrl-C (or
  * SIGTERM) ends the fault phase early and still checks what was recorded; a second one kills the nodes and exits.
  */
+import { wholeNumberArgs } from '../support/cli-args.js';
 import { runChaos, type ChaosOptions } from './runner.js';
 
 function parseArgs(argv: readonly string[]): Omit<ChaosOptions, 'log' | 'signal'> {
-  const a = { seconds: 60, seed: 1, nodes: 3 as 3 | 5, basePort: 18740 };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = argv[++i];
-    const num = (min: number): number => {
-      const n = Number(value);
-      if (value === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} expects a whole number >= ${min}, got ${value ?? 'nothing'}`);
-      return n;
-    };
-    switch (flag) {
-      case '--seconds':
-        a.seconds = num(1);
-        break;
-      case '--seed':
-        a.seed = num(0);
-        break;
-      case '--port':
-        a.basePort = num(1024);
-        break;
-      case '--nodes': {
-        const n = num(3);
-        if (n !== 3 && n !== 5) throw new Error(`--nodes expects 3 or 5, got ${value}`);
-        a.nodes = n;
-        break;
-      }
-      default:
-        throw new Error(`unknown option ${flag}; usage: --seconds S --seed N --nodes 3|5 --port P`);
-    }
-  }
-  return a;
+  const a = wholeNumberArgs(
+    argv,
+    { seconds: { default: 60, min: 1 }, seed: { default: 1, min: 0 }, nodes: { default: 3, min: 3 }, port: { default: 18740, min: 1024 } },
+    '--seconds S --seed N --nodes 3|5 --port P',
+  );
+  if (a.nodes !== 3 && a.nodes !== 5) throw new Error(`--nodes expects 3 or 5, got ${a.nodes}`);
+  return { seconds: a.seconds, seed: a.seed, nodes: a.nodes, basePort: a.port };
 }
 
 async function main(): Promise<void> {

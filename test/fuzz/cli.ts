@@ -5,36 +5,16 @@
  * Progress goes to stderr; the last line on stdout is the JSON summary. Exits 0 when the run passed, 1 when it did
  * not, 2 on bad arguments.
  */
+import { wholeNumberArgs } from '../support/cli-args.js';
 import { runFuzz, type FuzzOptions } from './run.js';
 
 function parseArgs(argv: readonly string[]): FuzzOptions {
-  const a = { count: 1_000_000, seed: 1, basePort: 18750, concurrency: 12 };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = argv[++i];
-    const n = Number(value);
-    const num = (min: number): number => {
-      if (value === undefined || !Number.isInteger(n) || n < min) throw new Error(`${flag} expects a whole number >= ${min}, got ${value ?? 'nothing'}`);
-      return n;
-    };
-    switch (flag) {
-      case '--count':
-        a.count = num(1);
-        break;
-      case '--seed':
-        a.seed = num(0);
-        break;
-      case '--port':
-        a.basePort = num(1024);
-        break;
-      case '--concurrency':
-        a.concurrency = num(1);
-        break;
-      default:
-        throw new Error(`unknown option ${flag}; usage: --count N --seed S --port P --concurrency C`);
-    }
-  }
-  return a;
+  const a = wholeNumberArgs(
+    argv,
+    { count: { default: 1_000_000, min: 1 }, seed: { default: 1, min: 0 }, port: { default: 18750, min: 1024 }, concurrency: { default: 12, min: 1 } },
+    '--count N --seed S --port P --concurrency C',
+  );
+  return { count: a.count, seed: a.seed, basePort: a.port, concurrency: a.concurrency };
 }
 
 async function main(): Promise<void> {

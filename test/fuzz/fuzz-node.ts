@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { IpcRequests } from '../support/ipc-requests.js';
 import type { DistributiveOmit, NodeReply, NodeRequest } from '../support/node-protocol.js';
 import { NODE_MAIN } from '../support/process-cluster.js';
 
@@ -11,8 +12,7 @@ import { NODE_MAIN } from '../support/process-cluster.js';
  */
 export class FuzzNode {
   private child: ChildProcess | null = null;
-  private seq = 0;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly requests: IpcRequests;
   private stopping = false;
   /** Exits we did not ask for: code or signal. */
   readonly crashes: string[] = [];
@@ -23,7 +23,9 @@ export class FuzzNode {
     readonly id: string,
     private readonly env: Record<string, string>,
     private readonly onLine: (node: FuzzNode, line: string) => void = () => undefined,
-  ) {}
+  ) {
+    this.requests = new IpcRequests(id, (name, message) => Object.assign(new Error(message), { name }));
+  }
 
   get pid(): number | undefined {
     return this.child?.pid;
@@ -45,56 +47,20 @@ export class FuzzNode {
         this.onLine(this, line);
       });
     }
-    child.on('message', (r: NodeReply) => {
-      const p = this.pending.get(r.id);
-      if (!p) return;
-      this.pending.delete(r.id);
-      if (r.ok) p.resolve(r.result);
-      else p.reject(Object.assign(new Error(r.error.message), { name: r.error.name }));
-    });
+    child.on('message', (r: NodeReply) => this.requests.reply(r));
     // 'close' comes after the output streams ended, so the lines printed just before an exit are in `tail`.
     child.on('close', (code, signal) => {
       if (this.child === child) this.child = null;
       if (!this.stopping) this.crashes.push(`${this.id} exited with ${signal ?? `code ${code}`}`);
-      for (const p of this.pending.values()) p.reject(new Error(`${this.id} exited`));
-      this.pending.clear();
+      this.requests.rejectAll(new Error(`${this.id} exited`));
     });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.id} did not start within ${timeoutMs} ms:\n${this.tail.join('\n')}`)), timeoutMs);
-      this.pending.set(0, {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(new Error(`${e.message}:\n${this.tail.join('\n')}`));
-        },
-      });
-    });
+    return this.requests.started(timeoutMs, () => this.tail.join('\n'));
   }
 
   request<T = unknown>(req: DistributiveOmit<NodeRequest, 'id'>, timeoutMs = 15_000): Promise<T> {
     const child = this.child;
     if (!child) return Promise.reject(new Error(`${this.id} is not running`));
-    const id = ++this.seq;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`${this.id}: no answer to ${req.op} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      child.send({ ...req, id });
-    });
+    return this.requests.send<T>(child, req, timeoutMs);
   }
 
   /** Resident set size in bytes, from /proc (Linux); null elsewhere or when not running. */

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
+import { IpcRequests } from './ipc-requests.js';
 import type { DistributiveOmit, NodeReply, NodeRequest } from './node-protocol.js';
 
 /**
@@ -28,8 +29,7 @@ export class RemoteError extends Error {
 /** One node process: start, request over IPC, kill -9, pause, restart on the same dataDir. */
 export class NodeProcess {
   private child: ChildProcess | null = null;
-  private seq = 0;
-  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  private readonly requests: IpcRequests;
   /** Environment for the next starts on top of the node's own; see setEnv. */
   private envOverrides: Record<string, string> = {};
   private stopped = false;
@@ -38,7 +38,9 @@ export class NodeProcess {
   constructor(
     readonly id: string,
     private readonly env: Record<string, string>,
-  ) {}
+  ) {
+    this.requests = new IpcRequests(id, (name, message) => new RemoteError(name, message));
+  }
 
   get running(): boolean {
     return this.child !== null;
@@ -81,64 +83,21 @@ export class NodeProcess {
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
-    child.on('message', (r: NodeReply) => {
-      const p = this.pending.get(r.id);
-      if (!p) return;
-      this.pending.delete(r.id);
-      if (r.ok) p.resolve(r.result);
-      else p.reject(new RemoteError(r.error.name, r.error.message));
-    });
+    child.on('message', (r: NodeReply) => this.requests.reply(r));
     child.on('exit', () => {
       if (this.child === child) {
         this.child = null;
         this.stopped = false;
       }
-      for (const p of this.pending.values()) p.reject(new Error(`${this.id} exited`));
-      this.pending.clear();
+      this.requests.rejectAll(new Error(`${this.id} exited`));
     });
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`${this.id} did not start within ${timeoutMs} ms:\n${this.output}`)), timeoutMs);
-      this.pending.set(0, {
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(new Error(`${e.message}:\n${this.output}`));
-        },
-      });
-    });
+    return this.requests.started(timeoutMs, () => this.output);
   }
 
   request<T = unknown>(req: DistributiveOmit<NodeRequest, 'id'>, timeoutMs = 15_000): Promise<T> {
     const child = this.child;
     if (!child) return Promise.reject(new Error(`${this.id} is not running`));
-    const id = ++this.seq;
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`${this.id}: no answer to ${req.op} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (v) => {
-          clearTimeout(timer);
-          resolve(v as T);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      // With a callback, a channel that closed under us (the process is exiting) fails this request instead of
-      // raising an unhandled 'error' event.
-      child.send({ ...req, id }, (e) => {
-        if (!e) return;
-        const p = this.pending.get(id);
-        this.pending.delete(id);
-        p?.reject(new Error(`${this.id}: ${req.op} not sent (${e.message})`));
-      });
-    });
+    return this.requests.send<T>(child, req, timeoutMs);
   }
 
   status(timeoutMs = 2000): Promise<RuntimeStatus> {

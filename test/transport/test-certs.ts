@@ -18,8 +18,11 @@ export interface TestCerts {
 
 export const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
 
-/** Makes a throwaway self-signed CA and certificates with openssl in `dir` (valid one day). */
-export function makeCerts(dir: string, names: readonly string[]): TestCerts {
+/**
+ * Makes a throwaway self-signed CA and certificates with openssl in `dir` (valid one day). The impostor's common name
+ * is `impostorName` (e.g. a member's, to show the name alone proves nothing).
+ */
+export function makeCerts(dir: string, names: readonly string[], impostorName = 'impostor'): TestCerts {
   const ssl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
@@ -33,7 +36,7 @@ export function makeCerts(dir: string, names: readonly string[]): TestCerts {
     ssl('x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${n}.crt`, '-days', '1', '-extfile', ext);
     nodes.set(n, { key: readFileSync(join(dir, `${n}.key`)), cert: readFileSync(join(dir, `${n}.crt`)) });
   }
-  ssl('req', '-x509', ...ecKey, '-keyout', 'imp.key', '-out', 'imp.crt', '-subj', '/CN=impostor', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1');
+  ssl('req', '-x509', ...ecKey, '-keyout', 'imp.key', '-out', 'imp.crt', '-subj', `/CN=${impostorName}`, '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1');
   const impostor = { key: readFileSync(join(dir, 'imp.key')), cert: readFileSync(join(dir, 'imp.crt')) };
   return { ca: readFileSync(join(dir, 'ca.crt')), nodes, impostor };
 }

@@ -1,39 +1,13 @@
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { MessageType, message } from '../../lib/raft/index.js';
 import type { TcpNetworkTlsOptions } from '../../lib/transport/tcp-network.js';
 import { connected, fullyConnected, testCluster, waitFor, type TestCluster } from './helpers.js';
+import { haveOpenssl, makeCerts, type Pem } from './test-certs.js';
 
-const haveOpenssl = spawnSync('openssl', ['version']).status === 0;
 if (!haveOpenssl) console.warn('tls.spec: openssl is not on PATH; skipping the mutual TLS tests');
-
-interface Pem {
-  readonly key: Buffer;
-  readonly cert: Buffer;
-}
-
-/** A throwaway CA, node certificates it signs (SAN 127.0.0.1, server and client use), and a self-signed impostor. */
-function makeCerts(dir: string, names: readonly string[]): { ca: Buffer; nodes: Map<string, Pem>; impostor: Pem } {
-  const ssl = (...args: string[]): void => {
-    execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  };
-  const ext = join(dir, 'ext.cnf');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  ssl('req', '-x509', ...ecKey, '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=catga test CA', '-days', '1');
-  const nodes = new Map<string, Pem>();
-  for (const n of names) {
-    ssl('req', ...ecKey, '-keyout', `${n}.key`, '-out', `${n}.csr`, '-subj', `/CN=${n}`);
-    ssl('x509', '-req', '-in', `${n}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${n}.crt`, '-days', '1', '-extfile', ext);
-    nodes.set(n, { key: readFileSync(join(dir, `${n}.key`)), cert: readFileSync(join(dir, `${n}.crt`)) });
-  }
-  ssl('req', '-x509', ...ecKey, '-keyout', 'imp.key', '-out', 'imp.crt', '-subj', '/CN=a', '-days', '1', '-addext', 'subjectAltName=IP:127.0.0.1');
-  const impostor = { key: readFileSync(join(dir, 'imp.key')), cert: readFileSync(join(dir, 'imp.crt')) };
-  return { ca: readFileSync(join(dir, 'ca.crt')), nodes, impostor };
-}
 
 /** Connects as a TLS client; resolves with how it ended: 'rejected' if the server refused it. */
 function tryClient(port: number, options: tls.ConnectionOptions): Promise<string> {
@@ -56,7 +30,7 @@ function tryClient(port: number, options: tls.ConnectionOptions): Promise<string
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'catga-tls-'));
-    certs = makeCerts(dir, ['a', 'b', 'c']);
+    certs = makeCerts(dir, ['a', 'b', 'c'], 'a');
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   afterEach(async () => {
