@@ -422,7 +422,10 @@ export class RaftRuntime {
     if (this.encoding || this.encoded || this.appliedIndex - this.snapshotIndex < this.config.compactionThreshold) return;
     const core = this.node.core;
     const index = this.appliedIndex;
-    const meta = { index, term: core.log.term(index)!, voters: core.voters };
+    const term = core.log.term(index);
+    // A snapshot from the leader, received but not yet installed here, already replaced the log past `index`.
+    if (term === undefined) return;
+    const meta = { index, term, voters: core.voters };
     this.encoding = true;
     this.deps.stateMachine.snapshotInSlices(() => new Promise((r) => this.deps.timers.setImmediate(r))).then(
       (data) => {

@@ -24,4 +24,16 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     level: 'runtime',
     bug: 'a lock re-armed its expiry timer for a sliver of time that did not move the clock on: the same instant forever',
   },
+  {
+    seed: 20638,
+    nodes: 3,
+    level: 'runtime',
+    bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
+  },
+  {
+    seed: 20741,
+    nodes: 5,
+    level: 'runtime',
+    bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
+  },
 ];
