@@ -2,6 +2,9 @@ import { BROKEN_CORES } from './broken-cores';
 import { BROKEN_LOCKS } from './broken-locks';
 import { runSimulation } from './simulation';
 
+// Runtime-level seeds take seconds each when the whole suite shares two cores.
+jest.setTimeout(120_000);
+
 /**
  * A checker that cannot fail proves nothing: each deliberately broken core must be caught by the check that guards
  * its rule, within a fixed range of seeds (deterministic, so this never flakes).
