@@ -10,6 +10,7 @@ import type { ClusterStateMachine } from './state/cluster-state-machine.js';
 import type { CommittedEvent } from './state/event-log-module.js';
 import { ClusterLocks } from './distributed-lock.js';
 import { TaskLedger } from './task-ledger.js';
+import { pauseUntilLeaderElected } from './leader-wait.js';
 
 export interface ClusterMember {
   readonly id: NodeId;
@@ -141,6 +142,11 @@ export class ClusterCoordinator {
     if (!signal) return false;
     await fn(signal);
     return true;
+  }
+
+  /** Resolves after `ms`, or sooner when a leader is elected: for retry loops that wait for somewhere to send to. */
+  pauseUntilLeaderElected(ms: number): Promise<void> {
+    return pauseUntilLeaderElected(this.parts.runtime, this.parts.timers, ms);
   }
 
   /** Resolves with the leader's id once one is known (and, when it is this node, once its lease is valid). */

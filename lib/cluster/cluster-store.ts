@@ -1,5 +1,6 @@
 import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
 import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError, type Clock, type Network, type Timers } from './io.js';
+import { pauseUntilLeaderElected } from './leader-wait.js';
 import type { RaftRuntime } from './raft-runtime.js';
 import { decodeReply, encodeRequest, type WireError } from './rpc.js';
 import { encodePayload } from './state/entry-codec.js';
@@ -78,24 +79,11 @@ export class LogProposer implements Proposer {
         last = e as Error;
         if (!surelyNotApplied(e)) uncertain = true;
       }
-      await this.pauseUntilLeaderChange(Math.min(5 * 2 ** Math.min(attempt, 6), 100));
+      await pauseUntilLeaderElected(this.d.runtime, this.d.timers, Math.min(5 * 2 ** Math.min(attempt, 6), 100));
     }
     throw !uncertain
       ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)
       : new ProposalOutcomeUnknownError(`the write was not confirmed within ${this.d.requestTimeoutMs} ms (${last?.message}); it may still apply once`);
-  }
-
-  /** Backs off, but retries at once when a leader is elected: failover then costs clients the election, no more. */
-  private pauseUntilLeaderChange(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = () => {
-        timer.cancel();
-        stop();
-        resolve();
-      };
-      const timer = this.d.timers.setTimeout(done, ms);
-      const stop = this.d.runtime.onLeadershipChange((s) => s.leaderId && done());
-    });
   }
 }
 

@@ -1,4 +1,4 @@
-import { MessageType, RaftNode, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
+import { MessageType, RaftNode, type Message, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
 import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
@@ -92,7 +92,8 @@ const DISK_FULL_RETRY_MS = { first: 100, max: 2000 } as const;
 
 /**
  * Drives the pure core with real (or simulated) time, disk and network: ticks from a monotonic clock, persists each
- * Ready before sending its messages, applies committed entries, serves reads, snapshots and compacts.
+ * Ready before sending its messages (a leader's replication excepted, see handleReady), applies committed entries,
+ * serves reads, snapshots and compacts.
  *
  * Group commit: proposals wait in a queue until the current Ready is persisted; everything that arrived meanwhile
  * goes to the core as one batch, so one fsync covers all of it.
@@ -359,18 +360,20 @@ export class RaftRuntime {
     // only once that write is durable (entriesStable on advance). Not in a Ready that changes term or vote: those must
     // be on disk before anything is said in the new term. Everything else still waits for the write.
     const hs = rd.hardState;
-    const early =
-      this.node.core.role === 'leader' && (!hs || (hs.term === this.durableVote.term && hs.vote === this.durableVote.vote))
-        ? rd.messages.filter((m) => m.type === MessageType.App || m.type === MessageType.Heartbeat)
-        : [];
-    for (const m of early) this.deps.network.sendRaft(m);
+    const replicateEarly =
+      this.node.core.role === 'leader' && (!hs || (hs.term === this.durableVote.term && hs.vote === this.durableVote.vote));
+    const afterWrite: Message[] = [];
+    for (const m of rd.messages) {
+      if (replicateEarly && (m.type === MessageType.App || m.type === MessageType.Heartbeat)) this.deps.network.sendRaft(m);
+      else afterWrite.push(m);
+    }
     if (rd.snapshot || rd.entries.length > 0 || (hs && rd.mustSync)) {
       // A commit-only hard state needs no write: after a crash the commit index is learned again from the leader.
       await this.durably(() => this.deps.storage.persist({ snapshot: rd.snapshot, entries: rd.entries, hardState: hs }));
       if (!this.running) return;
       if (hs) this.durableVote = { term: hs.term, vote: hs.vote };
     }
-    for (const m of early.length === 0 ? rd.messages : rd.messages.filter((m) => !early.includes(m))) this.deps.network.sendRaft(m);
+    for (const m of afterWrite) this.deps.network.sendRaft(m);
     const sm = this.deps.stateMachine;
     if (rd.snapshot) {
       sm.restore(rd.snapshot.data);

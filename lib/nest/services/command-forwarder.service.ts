@@ -2,7 +2,6 @@ import { Inject, Injectable, type OnApplicationBootstrap, type Type } from '@nes
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { randomUUID } from 'node:crypto';
-import { skip, type Subscription } from 'rxjs';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
 import { NoLeaderException, NotLeaderException } from '../../cluster/errors.js';
 import { CallTimeoutError, ConnectionLostError, NotSentError } from '../../cluster/io.js';
@@ -119,23 +118,8 @@ export class CommandForwarder implements OnApplicationBootstrap {
           if (!(e instanceof NotSentError || e instanceof NotLeaderException || e instanceof NoLeaderException)) throw e;
         }
       }
-      await this.pauseUntilLeaderChange(Math.min(5 * 2 ** Math.min(attempt, 5), Math.max(1, deadline - Date.now())));
+      await this.cluster.pauseUntilLeaderElected(Math.min(5 * 2 ** Math.min(attempt, 5), Math.max(1, deadline - Date.now())));
     }
-  }
-
-  /** Backs off, but tries again at once when a leader is elected, so a failover costs the caller only the election. */
-  private pauseUntilLeaderChange(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      let sub: Subscription | undefined;
-      const done = () => {
-        clearTimeout(timer);
-        sub?.unsubscribe();
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      // leadership$ replays the current state first: skip it, wake on the next change that names a leader.
-      sub = this.cluster.leadership$.pipe(skip(1)).subscribe((s) => s.leaderId && done());
-    });
   }
 
   /** On the leader: rebuild the message and run it on the local bus, once per request id. */
