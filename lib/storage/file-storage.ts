@@ -118,13 +118,20 @@ export class FileStorage implements RaftStorage {
       const { index, term } = snapshot.meta;
       const keep = this.log.markerKeeps(index, term);
       await this.guard(async () => {
-        await this.snaps.save(snapshot);
+        const saved = await this.snaps.save(snapshot);
         // The marker makes replay apply the snapshot at this point of the log, exactly as the live view does.
-        await wal.append(encodeRecords([{ type: 'snapshotMarker', index, term, keep }]), {
-          first: null,
-          max: null,
-          next: this.log.lastIndex + 1,
-        });
+        try {
+          await wal.append(encodeRecords([{ type: 'snapshotMarker', index, term, keep }]), {
+            first: null,
+            max: null,
+            next: this.log.lastIndex + 1,
+          });
+        } catch (err) {
+          // Refused for want of space: take the file back too, or the next open would find it without its marker and
+          // have to write one — on the same full disk, so the node could not start.
+          if (err instanceof DiskFullError) await this.snaps.remove(saved);
+          throw err;
+        }
       });
       this.applySnapshot(index, keep);
       await this.guard(() => this.compact(index));

@@ -98,6 +98,12 @@ export class SnapshotStore {
     return { path, index: snapshot.meta.index, term: snapshot.meta.term };
   }
 
+  /** Deletes a snapshot this process just saved and may not keep (its WAL marker could not be written). */
+  async remove(info: SnapshotFileInfo): Promise<void> {
+    await this.disk.unlink(info.path);
+    await this.disk.syncDir(this.dir);
+  }
+
   /** Sets a damaged snapshot aside (renamed with .corrupt) so it is neither read nor counted again. */
   async quarantine(info: SnapshotFileInfo): Promise<string> {
     const to = info.path + CORRUPT_SUFFIX;
