@@ -45,8 +45,16 @@ export interface Message {
    * Vote: CAMPAIGN_TRANSFER marks a campaign the leader asked for.
    */
   readonly context: string;
-  /** The leader's tick when it sent App/Heartbeat/Snap, echoed by the responses: what the leader lease is measured on. */
+  /**
+   * The leader's tick when it sent App/Heartbeat/Snap, echoed by the responses: what the leader lease is measured on.
+   * TimeoutNow: the leader's tick when it sent it; a transfer Vote carries the stamp of the TimeoutNow it obeys.
+   */
   readonly stamp: number;
+  /**
+   * App/Heartbeat/Snap: the leader's transfer fence. A TimeoutNow this leader stamped before it belongs to a transfer
+   * the leader abandoned, and voters that know the fence refuse the campaign it would start.
+   */
+  readonly fence: number;
   readonly snapshot: SnapshotChunk | null;
 }
 
@@ -64,6 +72,7 @@ export function message(fields: Pick<Message, 'type' | 'from' | 'to' | 'term'> &
     rejectHint: 0,
     context: '',
     stamp: 0,
+    fence: 0,
     snapshot: null,
     ...fields,
   };

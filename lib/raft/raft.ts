@@ -63,8 +63,16 @@ export class Raft {
   /** Tick of the last message from a current leader; boot counts as one, so a restarted voter keeps the lease rule. */
   private lastLeaderContact = 0;
   private leadTransferee: NodeId = NONE;
-  /** Set once TimeoutNow is sent: the target may win votes at any moment, so this term's lease is void. */
+  /** Set once TimeoutNow is sent: the target may win votes at any moment, so the lease is void until the fence moves. */
   private leaseVoid = false;
+  /**
+   * This term's transfer fence (a tick of this term's leader): TimeoutNow messages stamped before it are void. The
+   * leader moves it to `now` when it abandons a transfer whose TimeoutNow went out; its messages carry it, followers
+   * keep the highest they heard, and a voter that knows it refuses a transfer campaign started by an older TimeoutNow.
+   * The leader counts toward its lease only acknowledgements of messages carrying the fence, so every voter backing
+   * the lease refuses such a campaign (docs/architecture.md, "Leadership transfer").
+   */
+  transferFence = 0;
   private readonly readOnly = new ReadOnlyQueue();
   /** ReadIndex requests held until this leader has committed an entry of its own term. */
   private pendingReads: { from: NodeId; context: string }[] = [];
@@ -90,10 +98,12 @@ export class Raft {
   }
 
   step(m: Message): void {
+    // Judged before the term changes below: the fence and the leader it belongs to are this term's.
+    const forced = this.honorsTransfer(m);
     if (m.term > this.term) {
       if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
         // Leader stickiness (thesis §4.2.3): while we hear from a leader, a vote request is a disruption, not a need.
-        if (m.context !== CAMPAIGN_TRANSFER && this.inLease()) return;
+        if (!forced && this.inLease()) return;
       }
       if (m.type === MessageType.PreVote || (m.type === MessageType.PreVoteResp && !m.reject)) {
         // Pre-votes travel at term+1 without changing anybody's term.
@@ -113,7 +123,7 @@ export class Raft {
     }
 
     if (m.type === MessageType.Vote || m.type === MessageType.PreVote) {
-      this.handleVoteRequest(m);
+      this.handleVoteRequest(m, forced);
       return;
     }
     switch (this.role) {
@@ -164,7 +174,7 @@ export class Raft {
 
   /** Starts an election now (used by a single-member cluster and by tests). */
   campaign(): void {
-    if (this.role !== 'leader') this.hup(false);
+    if (this.role !== 'leader') this.hup(null);
   }
 
   /** The caller made a snapshot of its state up to `snapshot.meta.index`; the log before it is dropped. */
@@ -188,10 +198,14 @@ export class Raft {
     return { term: this.term, vote: this.vote, commit: this.log.committed };
   }
 
-  /** True while a quorum acknowledged, within the lease window, a message this leader sent in its current term. */
+  /**
+   * True while a quorum acknowledged, within the lease window, a message this leader sent in its current term at or
+   * after its transfer fence.
+   */
   hasValidLease(): boolean {
     if (this.role !== 'leader' || this.leaseVoid || !this.cfg.checkQuorum) return false;
-    return this.now < this.leaseStart() + this.cfg.leaseTicks;
+    const start = this.leaseStart();
+    return start >= this.transferFence && this.now < start + this.cfg.leaseTicks;
   }
 
   // ---- rules the checker self-test breaks on purpose --------------------------------------------------------
@@ -218,6 +232,16 @@ export class Raft {
   /** The tick since which a quorum has acknowledged this leader: the quorum-th newest acknowledged stamp. */
   protected leaseStart(): number {
     return majorityValue(this.voters.map((v) => (v === this.id ? this.now : this.prs.get(v)!.ackedStamp)));
+  }
+
+  /**
+   * Whether a vote request is a transfer campaign this node must not obstruct with leader stickiness: the leader of
+   * this node's term asked for it with a TimeoutNow stamped at or after the transfer fence this node knows. A node
+   * that has not heard from a leader since it started (`lead` unknown) cannot know the fence, so it refuses too.
+   */
+  protected honorsTransfer(m: Message): boolean {
+    if (m.type !== MessageType.Vote || m.context !== CAMPAIGN_TRANSFER || this.lead === NONE) return false;
+    return m.term > this.term + 1 || m.stamp >= this.transferFence;
   }
 
   // ---- roles ----------------------------------------------------------------------------------------------------
@@ -257,6 +281,7 @@ export class Raft {
     if (term !== this.term) {
       this.term = term;
       this.vote = NONE;
+      this.transferFence = 0;
     }
     this.lead = NONE;
     this.electionElapsed = 0;
@@ -295,7 +320,7 @@ export class Raft {
     this.electionElapsed++;
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTimeout) {
       this.electionElapsed = 0;
-      this.hup(false);
+      this.hup(null);
     }
   }
 
@@ -308,7 +333,7 @@ export class Raft {
         this.becomeFollower(this.term, NONE);
         return;
       }
-      this.leadTransferee = NONE; // a transfer that did not finish in an election timeout is abandoned
+      this.abandonTransfer();
     }
     if (this.heartbeatElapsed >= this.cfg.heartbeatTick) {
       this.heartbeatElapsed = 0;
@@ -335,18 +360,19 @@ export class Raft {
 
   // ---- elections ------------------------------------------------------------------------------------------------
 
-  private hup(transfer: boolean): void {
+  /** Starts an election; `transfer` is the stamp of the TimeoutNow that asked for it, null for an ordinary one. */
+  private hup(transfer: number | null): void {
     if (!this.promotable()) return;
-    if (this.cfg.preVote && !transfer) this.startCampaign(true, false);
+    if (this.cfg.preVote && transfer === null) this.startCampaign(true, null);
     else this.startCampaign(false, transfer);
   }
 
-  private startCampaign(pre: boolean, transfer: boolean): void {
+  private startCampaign(pre: boolean, transfer: number | null): void {
     if (pre) this.becomePreCandidate();
     else this.becomeCandidate();
     this.votes.set(this.id, true);
     if (this.poll() === 'won') {
-      if (pre) this.startCampaign(false, false);
+      if (pre) this.startCampaign(false, null);
       else this.becomeLeader();
       return;
     }
@@ -361,7 +387,8 @@ export class Raft {
           term,
           index: this.log.lastIndex(),
           logTerm: this.log.lastTerm(),
-          context: transfer ? CAMPAIGN_TRANSFER : '',
+          context: transfer !== null ? CAMPAIGN_TRANSFER : '',
+          stamp: transfer ?? 0,
         }),
       );
     }
@@ -374,11 +401,11 @@ export class Raft {
     return voteOutcome(this.voters.length, granted, rejected);
   }
 
-  private handleVoteRequest(m: Message): void {
+  private handleVoteRequest(m: Message, forced: boolean): void {
     const respType = m.type === MessageType.Vote ? MessageType.VoteResp : MessageType.PreVoteResp;
     // Stickiness applies at any term, not only to requests that raise ours: a term adopted from some other message
     // (a rejected PreVoteResp, say) must not open a window to vote while a leader may still count on our lease.
-    if (m.context !== CAMPAIGN_TRANSFER && this.role !== 'leader' && this.inLease()) {
+    if (!forced && this.role !== 'leader' && this.inLease()) {
       this.send(message({ type: respType, from: this.id, to: m.from, term: this.term, reject: true }));
       return;
     }
@@ -409,7 +436,7 @@ export class Raft {
         this.votes.set(m.from, !m.reject);
         const outcome = this.poll();
         if (outcome === 'won') {
-          if (this.role === 'pre-candidate') this.startCampaign(false, false);
+          if (this.role === 'pre-candidate') this.startCampaign(false, null);
           else this.becomeLeader();
         } else if (outcome === 'lost') {
           this.becomeFollower(this.term, NONE);
@@ -424,19 +451,20 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.App:
-        this.heardFromLeader(m.from);
+        this.heardFromLeader(m);
         this.handleAppend(m);
         break;
       case MessageType.Heartbeat:
-        this.heardFromLeader(m.from);
+        this.heardFromLeader(m);
         this.handleHeartbeat(m);
         break;
       case MessageType.Snap:
-        this.heardFromLeader(m.from);
+        this.heardFromLeader(m);
         this.handleSnapshotChunk(m);
         break;
       case MessageType.TimeoutNow:
-        this.hup(true);
+        // One stamped before the fence belongs to a transfer the leader gave up: campaigning would only depose it.
+        if (m.stamp >= this.transferFence) this.hup(m.stamp);
         break;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, context: m.context });
@@ -444,10 +472,11 @@ export class Raft {
     }
   }
 
-  private heardFromLeader(from: NodeId): void {
+  private heardFromLeader(m: Message): void {
     this.electionElapsed = 0;
-    this.lead = from;
+    this.lead = m.from;
     this.lastLeaderContact = this.now;
+    this.transferFence = Math.max(this.transferFence, m.fence);
   }
 
   private handleAppend(m: Message): void {
@@ -607,7 +636,9 @@ export class Raft {
     for (const v of this.voters) {
       if (v === this.id) continue;
       const commit = Math.min(this.prs.get(v)!.match, this.log.committed);
-      this.send(message({ type: MessageType.Heartbeat, from: this.id, to: v, term: this.term, commit, context, stamp: this.now }));
+      this.send(
+        message({ type: MessageType.Heartbeat, from: this.id, to: v, term: this.term, commit, context, stamp: this.now, fence: this.transferFence }),
+      );
     }
   }
 
@@ -631,6 +662,7 @@ export class Raft {
         entries,
         commit: this.log.committed,
         stamp: this.now,
+        fence: this.transferFence,
       }),
     );
     if (entries.length > 0) pr.sentEntries(entries[entries.length - 1]!.index);
@@ -646,7 +678,15 @@ export class Raft {
     for (let offset = 0; offset === 0 || offset < total; offset += size) {
       const data = snap.data.subarray(offset, Math.min(offset + size, total));
       this.send(
-        message({ type: MessageType.Snap, from: this.id, to, term: this.term, stamp: this.now, snapshot: { meta: snap.meta, offset, total, data } }),
+        message({
+          type: MessageType.Snap,
+          from: this.id,
+          to,
+          term: this.term,
+          stamp: this.now,
+          fence: this.transferFence,
+          snapshot: { meta: snap.meta, offset, total, data },
+        }),
       );
     }
     return true;
@@ -654,7 +694,19 @@ export class Raft {
 
   private sendTimeoutNow(to: NodeId): void {
     this.leaseVoid = true;
-    this.send(message({ type: MessageType.TimeoutNow, from: this.id, to, term: this.term }));
+    this.send(message({ type: MessageType.TimeoutNow, from: this.id, to, term: this.term, stamp: this.now }));
+  }
+
+  /**
+   * A transfer that did not finish within an election timeout is given up. If its TimeoutNow went out, it may still
+   * arrive late; the fence moves to now, so that TimeoutNow is void for every voter that hears of the fence, and the
+   * lease returns once a quorum acknowledged a message carrying it.
+   */
+  private abandonTransfer(): void {
+    this.leadTransferee = NONE;
+    if (!this.leaseVoid) return;
+    this.leaseVoid = false;
+    this.transferFence = this.now;
   }
 
   private send(m: Message): void {

@@ -6,7 +6,7 @@ import { FrameError } from './errors.js';
  * Binary codec of a Raft Message. Layout (little endian; u64 = low u32 + high u32, see binary.ts):
  *
  *   u8 type | u8 flags (bit 0 reject, bit 1 snapshot present) | str16 from | str16 to |
- *   u64 term | u64 logTerm | u64 index | u64 commit | u64 rejectHint | u64 stamp | str16 context |
+ *   u64 term | u64 logTerm | u64 index | u64 commit | u64 rejectHint | u64 stamp | u64 fence | str16 context |
  *   u32 entry count | entries: (u64 term | u64 index | u32 length | data)* |
  *   snapshot, when flagged: u64 meta.index | u64 meta.term | u16 voter count | str16 voter* |
  *                           u64 offset | u64 total | u32 length | data
@@ -14,7 +14,7 @@ import { FrameError } from './errors.js';
  * str16 = u16 byte length + utf8. Encoding sizes the message in one pass and writes it into one preallocated buffer.
  */
 
-const FIXED_BYTES = 1 + 1 + 6 * 8 + 4; // type, flags, six u64, entry count; the three str16 are counted apart
+const FIXED_BYTES = 1 + 1 + 7 * 8 + 4; // type, flags, seven u64, entry count; the three str16 are counted apart
 const ENTRY_FIXED_BYTES = 8 + 8 + 4;
 const SNAPSHOT_FIXED_BYTES = 8 + 8 + 2 + 8 + 8 + 4;
 const FLAG_REJECT = 1;
@@ -35,6 +35,7 @@ export function messageSize(m: Message): number {
   checkU64(m.commit, 'commit');
   checkU64(m.rejectHint, 'rejectHint');
   checkU64(m.stamp, 'stamp');
+  checkU64(m.fence, 'fence');
   if (m.entries.length > 0xffff_ffff) throw new RangeError(`${m.entries.length} entries do not fit a u32 count`);
   for (const e of m.entries) {
     checkU64(e.term, 'entry term');
@@ -70,6 +71,7 @@ export function writeMessage(buf: Buffer, offset: number, m: Message): number {
   o = putU64(buf, o, m.commit);
   o = putU64(buf, o, m.rejectHint);
   o = putU64(buf, o, m.stamp);
+  o = putU64(buf, o, m.fence);
   o = putStr16(buf, o, m.context);
   o = buf.writeUInt32LE(m.entries.length, o);
   for (const e of m.entries) {
@@ -119,6 +121,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
   const commit = r.u64('commit');
   const rejectHint = r.u64('rejectHint');
   const stamp = r.u64('stamp');
+  const fence = r.u64('fence');
   const context = r.str16('context');
   const count = r.u32('entry count');
   // Each entry takes at least ENTRY_FIXED_BYTES, so the count is checked before anything is sized from it.
@@ -149,6 +152,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
     rejectHint,
     context,
     stamp,
+    fence,
     snapshot,
   };
 }

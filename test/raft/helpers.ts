@@ -19,6 +19,7 @@ import {
   type NodeId,
   type Raft,
   type RaftConfig,
+  type RaftConstructor,
   type ReadState,
   type Ready,
   type Snapshot,
@@ -190,6 +191,8 @@ export interface ClusterOptions {
   readonly config?: Partial<RaftConfig>;
   readonly configs?: Readonly<Record<NodeId, Partial<RaftConfig>>>;
   readonly states?: Readonly<Record<NodeId, InitialState>>;
+  /** A different core (a deliberately broken rule, to show what a test would catch). */
+  readonly core?: RaftConstructor;
 }
 
 export class Cluster {
@@ -202,11 +205,13 @@ export class Cluster {
   /** Every soft state change each node reported. */
   readonly softStates = new Map<NodeId, SoftState[]>();
   private readonly configs = new Map<NodeId, RaftConfig>();
+  private readonly core: RaftConstructor | undefined;
 
   constructor(
     readonly ids: readonly NodeId[],
     opts: ClusterOptions = {},
   ) {
+    this.core = opts.core;
     ids.forEach((id, i) => {
       // Distinct fixed timeouts, 1.5 T for the first node, then one tick more per node: no split votes, no surprises.
       const random = () => Math.min(0.5 + 0.1 * i, 0.99);
@@ -326,7 +331,7 @@ export class Cluster {
   /** Starts (again) from what the node persisted. */
   start(id: NodeId): RaftNode {
     const d = this.disks.get(id)!;
-    const n = new RaftNode(this.configs.get(id)!, { hardState: d.hardState, snapshot: d.snapshot, entries: [...d.entries] });
+    const n = new RaftNode(this.configs.get(id)!, { hardState: d.hardState, snapshot: d.snapshot, entries: [...d.entries] }, this.core);
     this.nodes.set(id, n);
     return n;
   }

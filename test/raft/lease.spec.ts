@@ -1,5 +1,5 @@
-import { leaseTicksFor, MessageType, RaftConfigError, RaftNode, resolveConfig, type Message } from '../../lib/raft/index.js';
-import { Cluster, config, ELECTION, granted, msg, node, send, stateWith, tickN } from './helpers.js';
+import { CAMPAIGN_TRANSFER, leaseTicksFor, MessageType, Raft, RaftConfigError, RaftNode, resolveConfig, type Message } from '../../lib/raft/index.js';
+import { Cluster, config, ELECTION, granted, HEARTBEAT, msg, node, send, stateWith, tickN } from './helpers.js';
 
 const T = ELECTION;
 const LEASE = leaseTicksFor(T, 0.1);
@@ -86,7 +86,7 @@ describe('hasValidLease', () => {
     expect(elected).toBe(true);
   });
 
-  test('is void for the rest of the term once TimeoutNow was sent', () => {
+  test('is void from the moment TimeoutNow is sent until the transfer is over', () => {
     const c = new Cluster(['a', 'b', 'c']);
     c.elect('a');
     c.net.drop((m) => m.type === MessageType.TimeoutNow);
@@ -94,13 +94,138 @@ describe('hasValidLease', () => {
     expect(c.node('a').hasValidLease()).toBe(false);
     c.flush('a');
     expect(c.net.sent({ type: MessageType.TimeoutNow, to: 'b' })).toHaveLength(1);
-    // Heartbeats keep being acknowledged and the transfer is abandoned, but the lease never comes back this term.
-    for (let i = 0; i < 2 * T; i++) {
+    for (let i = 0; i < T - 1; i++) {
       c.tick(1);
       expect(c.node('a').hasValidLease()).toBe(false);
     }
+  });
+
+  // Regression: a TimeoutNow that was lost left the leader leading its term without a lease, so @LeaderOnly failed on
+  // it and no @SingletonTask ran anywhere until the next election.
+  test('comes back once the transfer is abandoned and a quorum acknowledged the fence', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.elect('a');
+    const term = c.raft('a').term;
+    c.net.drop((m) => m.type === MessageType.TimeoutNow);
+    c.node('a').transferLeader('b');
+    c.settle();
+    let back = -1;
+    for (let i = 1; i <= 3 * T && back < 0; i++) {
+      c.tick(1);
+      if (c.node('a').hasValidLease()) back = i;
+    }
+    // Abandoned after one election timeout; the next heartbeat round carries the fence and brings the lease back.
+    expect(back).toBeGreaterThanOrEqual(T);
+    expect(back).toBeLessThanOrEqual(T + 2 * HEARTBEAT);
+    expect(c.raft('a').transferFence).toBeGreaterThan(0);
+    expect(['b', 'c'].map((id) => c.raft(id).transferFence)).toEqual([c.raft('a').transferFence, c.raft('a').transferFence]);
     expect(c.leader()).toBe('a');
-    expect(c.propose('a', 'x')).not.toBeNull(); // the transfer is over
+    expect(c.raft('a').term).toBe(term);
+  });
+
+  test('comes back with one follower when the transfer target is down', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.stop('b');
+    expect(c.node('a').transferLeader('b')).toBe(true);
+    c.tick(T + 2 * HEARTBEAT);
+    expect(c.leader()).toBe('a');
+    expect(c.node('a').hasValidLease()).toBe(true);
+  });
+
+  test('acknowledgements of messages sent before the fence do not count toward it', () => {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.elect('a');
+    c.net.drop((m) => m.type === MessageType.TimeoutNow);
+    c.node('a').transferLeader('b');
+    c.settle();
+    // Both followers go silent just before the abandonment: only pre-fence acknowledgements exist.
+    c.tick(T - 1);
+    const silence = c.net.drop((m) => m.to === 'a' && m.type === MessageType.HeartbeatResp);
+    c.net.drop((m) => m.to === 'a' && m.type === MessageType.AppResp);
+    c.tick(3);
+    expect(c.raft('a').role).toBe('leader');
+    expect(c.raft('a').transferFence).toBeGreaterThan(0);
+    expect(c.node('a').hasValidLease()).toBe(false);
+    c.net.allow(silence);
+  });
+});
+
+describe('a late TimeoutNow after an abandoned transfer', () => {
+  /** a leads; its TimeoutNow to b is held back until the transfer was abandoned and the fence went out. */
+  function abandonedTransfer(): { c: Cluster; late: Message } {
+    const c = new Cluster(['a', 'b', 'c']);
+    c.elect('a');
+    const held: Message[] = [];
+    c.net.drop((m) => m.type === MessageType.TimeoutNow && (held.push(m), true));
+    c.node('a').transferLeader('b');
+    c.settle();
+    c.tick(T + 2 * HEARTBEAT);
+    expect(c.node('a').hasValidLease()).toBe(true);
+    expect(held).toHaveLength(1);
+    return { c, late: held[0]! };
+  }
+
+  test('a target that heard of the fence ignores it', () => {
+    const { c, late } = abandonedTransfer();
+    const term = c.raft('a').term;
+    c.deliver([late]);
+    expect(c.raft('b').role).toBe('follower');
+    expect(c.raft('b').term).toBe(term);
+    expect(c.leader()).toBe('a');
+    expect(c.node('a').hasValidLease()).toBe(true);
+  });
+
+  test('voters that heard of the fence refuse the campaign, so the lease it rests on holds', () => {
+    const { c, late } = abandonedTransfer();
+    // b missed the fence (as a paused process would): fake its knowledge back to before the abandonment.
+    c.raft('b').transferFence = 0;
+    c.net.isolate('b');
+    c.node('b').step(late);
+    expect(c.raft('b').role).toBe('candidate');
+    const votes = c.net.pending().filter((m) => m.from === 'b' && m.type === MessageType.Vote);
+    c.flush('b');
+    const requests = c.net.pending().filter((m) => m.from === 'b' && m.type === MessageType.Vote);
+    expect(requests.map((m) => [m.to, m.context, m.stamp])).toEqual([
+      ['a', CAMPAIGN_TRANSFER, late.stamp],
+      ['c', CAMPAIGN_TRANSFER, late.stamp],
+    ]);
+    expect(votes).toEqual([]);
+    c.net.heal();
+    const aOut = send(c.node('a'), requests[0]!);
+    const cOut = send(c.node('c'), requests[1]!);
+    expect(granted(aOut)).toBe(false);
+    expect(granted(cOut)).toBe(false);
+    expect(c.raft('c').term).toBe(requests[1]!.term - 1); // ignored outright: c stays in a's term
+  });
+
+  test('without the fence check the same campaign wins while the old leader still holds its lease', () => {
+    class IgnoresFence extends Raft {
+      protected override honorsTransfer(m: Message): boolean {
+        return m.type === MessageType.Vote && m.context === CAMPAIGN_TRANSFER;
+      }
+    }
+    const c = new Cluster(['a', 'b', 'c'], { core: IgnoresFence });
+    c.elect('a');
+    const held: Message[] = [];
+    c.net.drop((m) => m.type === MessageType.TimeoutNow && (held.push(m), true));
+    c.node('a').transferLeader('b');
+    c.settle();
+    c.tick(T + 2 * HEARTBEAT);
+    expect(c.node('a').hasValidLease()).toBe(true);
+    c.raft('b').transferFence = 0;
+    c.net.cut('a', 'b');
+    c.deliver(held);
+    expect(c.raft('b').role).toBe('leader');
+    expect(c.node('a').hasValidLease()).toBe(true); // two lease holders: what the fence prevents
+  });
+
+  test('a fresh transfer after an abandoned one still succeeds', () => {
+    const { c } = abandonedTransfer();
+    c.net.heal();
+    expect(c.node('a').transferLeader('c')).toBe(true);
+    c.settle();
+    expect(c.leader()).toBe('c');
   });
 });
 
@@ -120,10 +245,23 @@ describe('boot quiet period', () => {
     expect(b.core.term).toBe(2);
   });
 
-  test('but not a forced campaign', () => {
+  // It may have acknowledged the leader after a transfer fence it no longer remembers, so a transfer campaign cannot
+  // be told from one a leader abandoned: it is refused like any other until the quiet period ends.
+  test('and a transfer campaign too', () => {
     const b = node('b', ['a', 'b', 'c'], { state: stateWith([1], { term: 1 }) });
-    const out = send(b, msg(MessageType.Vote, 'c', 'b', 2, { index: 1, logTerm: 1, context: 'transfer' }));
-    expect(out).toEqual([expect.objectContaining({ type: MessageType.VoteResp, reject: false })]);
+    const forced = () => msg(MessageType.Vote, 'c', 'b', 2, { index: 1, logTerm: 1, context: CAMPAIGN_TRANSFER, stamp: 5 });
+    expect(send(b, forced())).toEqual([]);
+    tickN(b, T);
+    expect(send(b, forced())).toEqual([expect.objectContaining({ type: MessageType.VoteResp, reject: false })]);
+  });
+
+  test('a follower that heard from its leader honours a transfer campaign at once', () => {
+    const b = node('b', ['a', 'b', 'c'], { state: stateWith([1], { term: 1 }) });
+    send(b, msg(MessageType.Heartbeat, 'a', 'b', 1, { stamp: 40, fence: 30 }));
+    const forced = (stamp: number) => msg(MessageType.Vote, 'c', 'b', 2, { index: 1, logTerm: 1, context: CAMPAIGN_TRANSFER, stamp });
+    expect(send(b, forced(29))).toEqual([]); // a TimeoutNow from before the fence: ignored like any disruption
+    expect(b.core.term).toBe(1);
+    expect(send(b, forced(30))).toEqual([expect.objectContaining({ type: MessageType.VoteResp, reject: false })]);
   });
 
   test('a restarted follower holds its vote through the quiet period, so the lease it backed stays safe', () => {

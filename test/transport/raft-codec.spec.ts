@@ -20,6 +20,7 @@ const messageArb: fc.Arbitrary<Message> = fc.record({
   rejectHint: u64,
   context: fc.string({ unit: 'grapheme', maxLength: 30 }),
   stamp: u64,
+  fence: u64,
   snapshot: fc.option(
     fc.record({
       meta: fc.record({ index: u64, term: u64, voters: fc.array(id, { maxLength: 7 }) }),
