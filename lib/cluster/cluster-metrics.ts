@@ -30,10 +30,10 @@ export function timedStorage(storage: RaftStorage, metrics: ClusterMetrics): Raf
 /** The proposer every write goes through (store, locks, events, task ledger), with each proposal counted and timed. */
 export function countedProposer(proposer: Proposer, metrics: ClusterMetrics): Proposer {
   return {
-    async propose(module, command) {
+    async propose(module, command, options) {
       const t0 = performance.now();
       try {
-        const result = await proposer.propose(module, command);
+        const result = await proposer.propose(module, command, options);
         metrics.proposalSettled(module, true, (performance.now() - t0) / 1000);
         return result;
       } catch (e) {

@@ -26,9 +26,17 @@ export interface CasResult extends WriteResult {
   readonly ok: boolean;
 }
 
+export interface ProposeOptions {
+  /**
+   * Propose on this node only, never forwarded: NotLeaderException when it does not lead. For entries whose meaning
+   * depends on who proposed them (a task run's start, which only the leader of that term may make).
+   */
+  readonly localOnly?: boolean;
+}
+
 /** How a node submits commands to the replicated log, whether it leads or not. */
 export interface Proposer {
-  propose(module: string, command: unknown): Promise<unknown>;
+  propose(module: string, command: unknown, options?: ProposeOptions): Promise<unknown>;
 }
 
 export interface ProposerDeps {
@@ -53,7 +61,7 @@ export class LogProposer implements Proposer {
 
   constructor(private readonly d: ProposerDeps) {}
 
-  async propose(module: string, command: unknown): Promise<unknown> {
+  async propose(module: string, command: unknown, options: ProposeOptions = {}): Promise<unknown> {
     const session = { client: this.d.clientId, seq: ++this.seq };
     const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
     let last: Error | null = null; // built only when needed: an exception's stack trace is costly on every write
@@ -64,13 +72,18 @@ export class LogProposer implements Proposer {
         throw uncertain ? new ProposalOutcomeUnknownError('this node stopped while the write was in flight; it may still apply once') : new ClusterStoppedError();
       }
       const { isLeader, leaderId } = this.d.runtime.leadership;
+      if (!isLeader && options.localOnly) {
+        throw uncertain ? new ProposalOutcomeUnknownError(`this node stopped leading while the write was in flight (${last?.message})`) : new NotLeaderException(leaderId);
+      }
+      // Every attempt gets only what is left of the deadline: the leader gives up on the entry by then as well.
+      const left = Math.max(1, deadline - this.d.clock.now());
       try {
         if (isLeader) {
-          return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session })));
+          return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left));
         }
         if (leaderId) {
-          const left = Math.max(1, deadline - this.d.clock.now());
-          const reply = decodeReply(await this.d.network.call(leaderId, encodeRequest({ kind: 'propose', module, command, session }), left));
+          const request = encodeRequest({ kind: 'propose', module, command, session, timeoutMs: left });
+          const reply = decodeReply(await this.d.network.call(leaderId, request, left));
           if (reply.ok) return reply.value;
           throw fromWire(reply.error);
         }
@@ -79,7 +92,8 @@ export class LogProposer implements Proposer {
         last = e as Error;
         if (!surelyNotApplied(e)) uncertain = true;
       }
-      await pauseUntilLeaderElected(this.d.runtime, this.d.timers, Math.min(5 * 2 ** Math.min(attempt, 6), 100));
+      const pause = Math.min(5 * 2 ** Math.min(attempt, 6), 100, deadline - this.d.clock.now());
+      if (pause > 0) await pauseUntilLeaderElected(this.d.runtime, this.d.timers, pause);
     }
     throw !uncertain
       ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)
@@ -129,6 +143,11 @@ export function fromWire(e: WireError): Error {
   }
 }
 
+/** A deep copy of a replicated value (plain data, as decoded from the log); primitives are returned as they are. */
+export function copyOf<T>(value: T): T {
+  return typeof value === 'object' && value !== null ? structuredClone(value) : value;
+}
+
 /** The replicated key-value store: `cluster.store`. Writes from any node; reads local or linearizable. */
 export class ClusterStore {
   constructor(
@@ -141,7 +160,8 @@ export class ClusterStore {
   async get<T = unknown>(key: string, opts: { consistency?: ReadConsistency } = {}): Promise<StoreEntry<T> | undefined> {
     if (opts.consistency === 'linearizable') await this.runtime.readBarrier(this.requestTimeoutMs);
     const e: KvEntry | undefined = this.sm.kv.get(key);
-    return e ? { value: e.value as T, version: e.version, revision: e.revision } : undefined;
+    // A copy: a caller changing what it read must not change this replica (and its next snapshot) alone.
+    return e ? { value: copyOf(e.value) as T, version: e.version, revision: e.revision } : undefined;
   }
 
   async put(key: string, value: unknown): Promise<WriteResult> {

@@ -19,7 +19,12 @@ export interface RuntimeConfig {
   readonly readOnly?: ReadOnlyMode;
   readonly maxSizePerMsg?: number;
   readonly maxInflightMsgs?: number;
+  /** How long a proposal may wait to be applied when its caller names no deadline. Default 5000 ms. */
+  readonly requestTimeoutMs?: number;
 }
+
+/** The library's default `requestTimeout`. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5000;
 
 export interface RuntimeDeps {
   readonly storage: RaftStorage;
@@ -65,16 +70,20 @@ export interface RuntimeStatus {
   readonly members: readonly MemberStatus[];
 }
 
+/** A proposal in the log, waiting to be applied here; `timer` settles it as unknown at its deadline. */
 interface Waiter {
   readonly term: number;
   readonly resolve: (result: unknown) => void;
   readonly reject: (e: Error) => void;
+  readonly timer: TimerHandle;
 }
 
 interface PendingProposal {
   readonly data: Uint8Array;
   readonly resolve: (result: unknown) => void;
   readonly reject: (e: Error) => void;
+  /** On this runtime's clock. */
+  readonly deadline: number;
 }
 
 interface PendingRead {
@@ -182,7 +191,11 @@ export class RaftRuntime {
       raft: (m) => {
         if (!this.running || this.diskFull) return; // a node that cannot persist takes no part, as if cut off
         this.lastHeard.set(m.from, this.deps.clock.now());
+        // After a stall the core's tick count is stale: a follower would stamp this leader contact (and the vote
+        // refusals the lease rests on) in the past, a leader would count an acknowledgement against an old clock.
+        this.advanceClock();
         this.node.step(m);
+        this.checkLease(); // a message can end the lease (a newer term): leader work stops at once
         this.schedulePump();
       },
       call: (from, payload) => {
@@ -197,13 +210,19 @@ export class RaftRuntime {
     this.schedulePump();
   }
 
-  /** Proposes on the leader; resolves with the state machine's result once the entry is applied here. */
-  propose(data: Uint8Array): Promise<unknown> {
+  /**
+   * Proposes on the leader; resolves with the state machine's result once the entry is applied here. Settles within
+   * `timeoutMs` whatever happens: NotLeaderException when the entry surely did not enter the log (not leader, handing
+   * over, refused by a full disk), ProposalDroppedError when another entry took its slot, ProposalOutcomeUnknownError
+   * when it was appended but this node cannot tell whether it will apply (the deadline passed, this node stopped
+   * leading, a snapshot jumped past it), ClusterStoppedError before it was appended.
+   */
+  propose(data: Uint8Array, timeoutMs: number = this.config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS): Promise<unknown> {
     if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
     if (this.diskFull) return Promise.reject(new NotLeaderException('', `this node cannot take writes: ${this.diskFull.message}`));
     if (!this.state.isLeader) return Promise.reject(new NotLeaderException(this.state.leaderId));
     return new Promise((resolve, reject) => {
-      this.proposals.push({ data, resolve, reject });
+      this.proposals.push({ data, resolve, reject, deadline: this.deps.clock.now() + timeoutMs });
       this.schedulePump();
     });
   }
@@ -214,6 +233,7 @@ export class RaftRuntime {
    */
   readBarrier(timeoutMs: number): Promise<void> {
     if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
+    this.advanceClock(); // a lease read is answered from the lease: it must be judged on the current tick
     const ctx = `${this.readPrefix}:${++this.readSeq}`;
     if (!this.node.readIndex(ctx)) return Promise.reject(new NoLeaderException());
     this.schedulePump();
@@ -229,9 +249,8 @@ export class RaftRuntime {
   /** True while this node leads with a lease a quorum confirmed: no other node can be acting as leader. */
   hasValidLease(): boolean {
     if (!this.running) return false;
-    this.catchUpTicks();
-    // The core may lead a moment before its Ready reaches us; agree with `leadership`, which the app observes.
-    return this.state.isLeader && this.node.hasValidLease();
+    this.checkLease();
+    return this.leaseWasValid;
   }
 
   /** False once stopped (or failed): nothing more will be proposed, applied or answered here. */
@@ -245,6 +264,7 @@ export class RaftRuntime {
     const target = to ?? this.bestFollower();
     if (!target || !this.node.transferLeader(target)) return null;
     this.deps.logger.log(`transferring leadership to ${target}`);
+    this.checkLease(); // TimeoutNow may be on its way: leader work stops now, not at the next tick
     this.schedulePump();
     return target;
   }
@@ -263,7 +283,7 @@ export class RaftRuntime {
   status(): RuntimeStatus {
     // After a stall (GC pause, SIGSTOP) the core has not yet counted the ticks that passed: catch up first, or the
     // status would still show a lease that has run out.
-    if (this.running) this.catchUpTicks();
+    if (this.running) this.checkLease();
     const s = this.node.status();
     const now = this.deps.clock.now();
     const match = new Map(s.peers.map((p) => [p.id, p.match]));
@@ -340,7 +360,13 @@ export class RaftRuntime {
 
   private flushProposals(): void {
     if (this.proposals.length === 0) return;
-    const batch = this.proposals.splice(0);
+    const now = this.deps.clock.now();
+    const batch = this.proposals.splice(0).filter((p) => {
+      if (p.deadline > now) return true;
+      p.reject(new NotLeaderException(this.state.leaderId, 'the write waited past its deadline before it reached the log; it was not applied'));
+      return false;
+    });
+    if (batch.length === 0) return;
     const at = this.node.propose(batch.map((p) => p.data));
     if (!at) {
       const lead = this.node.core.lead;
@@ -351,7 +377,34 @@ export class RaftRuntime {
       for (const p of batch) p.reject(e);
       return;
     }
-    batch.forEach((p, i) => this.waiters.set(at.index + i, { term: at.term, resolve: p.resolve, reject: p.reject }));
+    batch.forEach((p, i) => this.addWaiter(at.index + i, at.term, p, now));
+  }
+
+  /**
+   * One waiter per log index. One still there from an earlier term lost its entry when this node's log was cut back
+   * (as a follower); that entry may yet be committed by another leader that holds it, so its outcome is unknown.
+   */
+  private addWaiter(index: number, term: number, p: PendingProposal, now: number): void {
+    this.settleWaiter(index, new ProposalOutcomeUnknownError(`log index ${index} was taken over here; another member may still commit the write`));
+    const timer = this.deps.timers.setTimeout(
+      () => this.settleWaiter(index, new ProposalOutcomeUnknownError('the write was not applied before its deadline'), term),
+      p.deadline - now,
+    );
+    this.waiters.set(index, { term, resolve: p.resolve, reject: p.reject, timer });
+  }
+
+  /** Rejects the waiter at `index` (only if it belongs to `term`, when given). */
+  private settleWaiter(index: number, e: Error, term?: number): void {
+    const w = this.waiters.get(index);
+    if (!w || (term !== undefined && w.term !== term)) return;
+    this.waiters.delete(index);
+    w.timer.cancel();
+    w.reject(e);
+  }
+
+  /** Rejects every waiter; `why` builds the error per log index. */
+  private settleAllWaiters(why: (index: number) => Error): void {
+    for (const index of [...this.waiters.keys()]) this.settleWaiter(index, why(index));
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -386,6 +439,7 @@ export class RaftRuntime {
       const w = this.waiters.get(e.index);
       if (!w) continue;
       this.waiters.delete(e.index);
+      w.timer.cancel();
       if (w.term === e.term) w.resolve(result);
       else w.reject(new ProposalDroppedError(`log index ${e.index} went to another leader's entry; the proposal was not applied`));
     }
@@ -400,10 +454,8 @@ export class RaftRuntime {
 
   /** A snapshot jumped over proposals still waiting: whether they made it in is unknown here. */
   private settleSkipped(index: number): void {
-    for (const [i, w] of this.waiters) {
-      if (i > index) continue;
-      this.waiters.delete(i);
-      w.reject(new ProposalOutcomeUnknownError(`a snapshot to index ${index} replaced log index ${i} before it applied here`));
+    for (const i of [...this.waiters.keys()]) {
+      if (i <= index) this.settleWaiter(i, new ProposalOutcomeUnknownError(`a snapshot to index ${index} replaced log index ${i} before it applied here`));
     }
   }
 
@@ -455,6 +507,13 @@ export class RaftRuntime {
     const prev = this.state;
     this.state = next;
     if (prev.isLeader === next.isLeader && prev.leaderId === next.leaderId && prev.term === next.term) return;
+    if (prev.isLeader && (!next.isLeader || next.term !== prev.term)) {
+      // Proposals of the ended tenure may still commit under the next leader, or may not: say so now, so that
+      // proposers retry through the new leader (their sessions make a second apply return the first result).
+      this.settleAllWaiters(
+        (i) => new ProposalOutcomeUnknownError(`this node stopped leading (term ${prev.term}) before log index ${i} committed`),
+      );
+    }
     if (next.isLeader) this.deps.logger.log(`this node (${this.config.nodeId}) is the leader for term ${next.term}`);
     else if (next.leaderId && next.leaderId !== prev.leaderId) this.deps.logger.log(`leader is ${next.leaderId} (term ${next.term})`);
     else if (!next.leaderId && prev.leaderId) this.deps.logger.warn(`lost contact with leader ${prev.leaderId}; electing (term ${next.term})`);
@@ -469,7 +528,7 @@ export class RaftRuntime {
     const next = this.tickStart + (this.ticksDone + 1) * this.config.tickMs;
     const delay = Math.max(0, next - this.deps.clock.now());
     this.tickTimer = this.deps.timers.setTimeout(() => {
-      this.catchUpTicks();
+      this.checkLease();
       this.schedulePump();
       this.scheduleTick();
     }, delay);
@@ -477,20 +536,27 @@ export class RaftRuntime {
 
   /**
    * Ticks as many times as the monotonic clock says are due, so a stalled event loop cannot make the lease look
-   * longer than it is. Capped: after a few election timeouts without ticks every timer has fired anyway.
+   * longer than it is. Runs before every input to the core and every lease check. Capped: after a few election
+   * timeouts without ticks every timer has fired anyway.
    */
-  private catchUpTicks(): void {
+  private advanceClock(): void {
     // The epsilon absorbs float rounding: a timer set for the exact tick time must count that tick, or it would
     // re-arm itself with a vanishing delay forever.
     const due = Math.floor((this.deps.clock.now() - this.tickStart) / this.config.tickMs + 1e-9);
-    const n = Math.min(due - this.ticksDone, 3 * this.config.electionTick);
     if (due <= this.ticksDone) return;
+    const n = Math.min(due - this.ticksDone, 3 * this.config.electionTick);
     this.ticksDone = due;
     for (let i = 0; i < n; i++) this.node.tick();
-    this.checkLease();
   }
 
+  /**
+   * Judges the lease on the current tick and tells listeners the moment it changes. Called after every input that
+   * can end it (a tick, a message, a transfer), so leader work stops as the lease lapses, not a tick later.
+   */
   private checkLease(): void {
+    if (!this.running) return;
+    this.advanceClock();
+    // The core may lead a moment before its Ready reaches us; agree with `leadership`, which the app observes.
     const valid = this.state.isLeader && this.node.hasValidLease();
     if (valid === this.leaseWasValid) return;
     this.leaseWasValid = valid;
@@ -540,10 +606,7 @@ export class RaftRuntime {
           );
           const refused = new NotLeaderException('', `this node cannot take writes: ${e.message}`);
           for (const p of this.proposals.splice(0)) p.reject(refused);
-          for (const w of this.waiters.values()) {
-            w.reject(new ProposalOutcomeUnknownError(`this node's disk is full; the write may still apply once space is freed`));
-          }
-          this.waiters.clear();
+          this.settleAllWaiters(() => new ProposalOutcomeUnknownError(`this node's disk is full; the write may still apply once space is freed`));
         }
         this.diskFull = e;
       }
@@ -567,8 +630,7 @@ export class RaftRuntime {
     this.running = false;
     this.tickTimer?.cancel();
     for (const p of this.proposals.splice(0)) p.reject(reason);
-    for (const w of this.waiters.values()) w.reject(new ProposalOutcomeUnknownError(`stopped before the outcome was known: ${reason.message}`));
-    this.waiters.clear();
+    this.settleAllWaiters(() => new ProposalOutcomeUnknownError(`stopped before the outcome was known: ${reason.message}`));
     for (const r of this.reads.values()) {
       r.timer.cancel();
       r.reject(reason);

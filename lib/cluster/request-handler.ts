@@ -44,8 +44,14 @@ export class RequestRouter {
     if (req.kind === 'transfer') return this.runtime.transferLeadership(req.to ?? undefined);
     const result = await this.runtime.propose(
       encodePayload({ module: req.module, command: req.command, time: this.wallClock(), session: req.session }),
+      positiveOrUndefined(req.timeoutMs),
     );
     if (result instanceof ApplyError) throw new Error(result.message);
     return result;
   }
+}
+
+/** A caller's remaining time as it came over the wire; anything but a positive number means "the default". */
+function positiveOrUndefined(ms: unknown): number | undefined {
+  return typeof ms === 'number' && ms > 0 && Number.isFinite(ms) ? ms : undefined;
 }

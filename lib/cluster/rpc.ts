@@ -4,7 +4,8 @@ import type { SessionId } from './state/session-table.js';
 
 /** Requests one member sends another over the cluster connection. */
 export type ClusterRequest =
-  | { readonly kind: 'propose'; readonly module: string; readonly command: unknown; readonly session: SessionId }
+  /** `timeoutMs`: how long the caller still waits; the leader gives up on the write by then too. */
+  | { readonly kind: 'propose'; readonly module: string; readonly command: unknown; readonly session: SessionId; readonly timeoutMs?: number }
   | { readonly kind: 'transfer'; readonly to: NodeId | null }
   /** A request for a handler registered by a higher layer (the Nest integration forwards commands this way). */
   | { readonly kind: 'app'; readonly channel: string; readonly body: unknown };

@@ -145,7 +145,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         : new RuntimeMember(
             id,
             {
-              config: { voters: ids, tickMs: TICK_MS, compactionThreshold: profile.snapshotEvery, ...raftOptions },
+              config: { voters: ids, tickMs: TICK_MS, compactionThreshold: profile.snapshotEvery, requestTimeoutMs: OP_TIMEOUT_MS, ...raftOptions },
               core: opts.core,
               rate: 1 / (1 + skew),
               leaseClockRate: 1 + memberRng.range(-LEASE_CLOCK_DRIFT, LEASE_CLOCK_DRIFT),
