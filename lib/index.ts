@@ -14,7 +14,10 @@ export {
   ProposalDroppedError,
   ProposalOutcomeUnknownError,
   ClusterStoppedError,
+  ForwardOutcomeUnknownException,
 } from './cluster/errors.js';
 export { LockTimeoutException, LockLostException } from './cluster/lock-errors.js';
 export { ClusterLocks, DistributedLock, type LockAcquireOptions } from './cluster/distributed-lock.js';
-export { TaskLedger, type TaskRun, type TaskOutcome } from './cluster/task-ledger.js';
+export { TaskLedger, type TaskRun, type TaskOutcome, type TaskRunContext, type TaskStartResult, type FireOutcome } from './cluster/task-ledger.js';
+export type { EventGap, EventSink } from './cluster/event-delivery.js';
+export type { CommittedEvent } from './cluster/state/event-log-module.js';

@@ -7,10 +7,11 @@ import type { LeadershipState, RaftRuntime, RuntimeStatus } from './raft-runtime
 import type { AppRequestHandler, RequestRouter } from './request-handler.js';
 import { decodeReply, encodeRequest } from './rpc.js';
 import type { ClusterStateMachine } from './state/cluster-state-machine.js';
-import type { CommittedEvent } from './state/event-log-module.js';
 import { ClusterLocks } from './distributed-lock.js';
+import { EventDelivery, type DeliveryCursor, type EventSink } from './event-delivery.js';
 import { TaskLedger } from './task-ledger.js';
 import { pauseUntilLeaderElected } from './leader-wait.js';
+import { silentLogger, type ClusterLogger } from './logger.js';
 
 export interface ClusterMember {
   readonly id: NodeId;
@@ -52,6 +53,9 @@ export interface CoordinatorParts {
   readonly wallClock?: () => number;
   /** Peers this node has a live, authenticated connection to; omitted without a transport (a single member). */
   readonly connectedPeers?: () => ReadonlySet<NodeId>;
+  /** Where this node remembers the last cluster event it delivered (a file in the dataDir). */
+  readonly eventCursor: DeliveryCursor;
+  readonly logger?: ClusterLogger;
 }
 
 export type { LeadershipState };
@@ -64,8 +68,13 @@ export class ClusterCoordinator {
   readonly store: ClusterStore;
   /** Leased locks with fencing tokens: `await cluster.locks.acquire('invoices', { ttl, wait })`. */
   readonly locks: ClusterLocks;
-  /** The replicated ledger of singleton task runs. */
+  /** The replicated ledger of singleton task runs, and `runOnce` for leader-only work. */
   readonly tasks: TaskLedger;
+  /** Monotonic ms: the clock leases and request deadlines are measured on here. */
+  readonly clock: Clock;
+  /** Unique per process start: requests from this node are told apart by it. */
+  readonly clientId: string;
+  private readonly events: EventDelivery;
   private readonly subject: BehaviorSubject<LeadershipState>;
   /** Leadership changes, starting with the current state. */
   readonly leadership$: Observable<LeadershipState>;
@@ -77,14 +86,20 @@ export class ClusterCoordinator {
 
   constructor(private readonly parts: CoordinatorParts) {
     this.store = parts.store;
+    this.clock = parts.clock;
+    this.clientId = parts.clientId ?? `${parts.runtime.nodeId}@${Date.now().toString(36)}`;
     this.locks = new ClusterLocks({
       proposer: parts.proposer,
       table: parts.stateMachine.locks,
       clock: parts.clock,
       timers: parts.timers,
-      owner: parts.clientId ?? `${parts.runtime.nodeId}@${Date.now().toString(36)}`,
+      owner: this.clientId,
     });
-    this.tasks = new TaskLedger(parts.proposer, parts.stateMachine.tasks, parts.runtime.nodeId);
+    this.tasks = new TaskLedger(parts.proposer, parts.stateMachine.tasks, parts.runtime.nodeId, {
+      term: () => parts.runtime.leadership.term,
+      leaderSignal: () => this.leaderSignal(),
+    });
+    this.events = new EventDelivery(parts.stateMachine.events, parts.eventCursor, parts.timers, parts.logger ?? silentLogger);
     this.subject = new BehaviorSubject(parts.runtime.leadership);
     this.leadership$ = this.subject.asObservable();
     parts.runtime.onLeadershipChange((s) => {
@@ -96,6 +111,12 @@ export class ClusterCoordinator {
       if (valid && !this.tenure) this.tenure = new AbortController();
       if (!valid) this.endTenure();
     });
+  }
+
+  /** Reads this node's event cursor, then starts the node: recovers its log and joins the others. */
+  async start(): Promise<void> {
+    await this.events.load();
+    await this.parts.runtime.start();
   }
 
   get nodeId(): NodeId {
@@ -227,9 +248,19 @@ export class ClusterCoordinator {
     return (await this.parts.proposer.propose('event', { name, payload })) as { index: number };
   }
 
-  /** Receives every committed cluster event, in log order, as this node applies it. One listener per node. */
-  onEvent(fn: (e: CommittedEvent) => void): void {
-    this.parts.stateMachine.events.listen(fn);
+  /**
+   * Starts handing every committed cluster event to `sink`, in log order, at least once on this node (see
+   * EventDelivery): first those committed before (since the last one this node delivered, even across restarts),
+   * then each as it applies. Call once, when the receiving side is ready. Events dropped from retention before this
+   * node delivered them reach `sink.missed` as one gap.
+   */
+  deliverEvents(sink: EventSink): void {
+    this.events.start(sink);
+  }
+
+  /** Index of the last cluster event this node delivered (or gave up on after a gap notice). */
+  get eventPosition(): number {
+    return this.events.position;
   }
 
   status(): RuntimeStatus {
@@ -253,6 +284,7 @@ export class ClusterCoordinator {
     this.stopped = true;
     await this.parts.runtime.stop();
     this.endTenure();
+    await this.events.flush();
     this.subject.complete();
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { FileStorage } from '../storage/file-storage.js';
 import { NodeDisk } from '../storage/node-disk.js';
+import { NumberFile } from '../storage/number-file.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
 import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
@@ -12,6 +13,9 @@ import { RaftRuntime } from './raft-runtime.js';
 import { RequestRouter } from './request-handler.js';
 import { SoloNetwork } from './solo-network.js';
 import { ClusterStateMachine } from './state/cluster-state-machine.js';
+
+/** In the dataDir: the index of the last cluster event this node delivered. */
+const EVENT_CURSOR_FILE = 'events.cursor';
 
 function consoleLogger(nodeId: string): ClusterLogger {
   const p = `[catga ${nodeId}]`;
@@ -66,8 +70,9 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
         });
   const network: Network = tcp ?? new SoloNetwork();
   const { metrics } = internals;
-  const fileStorage = new FileStorage(new NodeDisk(o.dataDir), { logger });
-  const stateMachine = new ClusterStateMachine();
+  const disk = new NodeDisk(o.dataDir);
+  const fileStorage = new FileStorage(disk, { logger });
+  const stateMachine = new ClusterStateMachine([], { eventRetention: o.eventRetention });
   const wallClock = () => Date.now();
   let router!: RequestRouter;
   const runtime = new RaftRuntime(
@@ -78,6 +83,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       electionTick: o.electionTick,
       heartbeatTick: o.heartbeatTick,
       compactionThreshold: o.compactionThreshold,
+      requestTimeoutMs: o.requestTimeout,
     },
     {
       storage: metrics ? timedStorage(fileStorage, metrics) : fileStorage,
@@ -115,9 +121,11 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     electionTimeoutMs: o.electionTimeout,
     clientId,
     wallClock,
+    eventCursor: new NumberFile(disk, EVENT_CURSOR_FILE),
+    logger,
     ...(tcp && { connectedPeers: () => new Set(Object.entries(tcp.stats().peers).flatMap(([id, p]) => (p.connected ? [id] : []))) }),
   });
-  await runtime.start();
+  await coordinator.start();
   logger.log(
     `node ${o.nodeId} started (${o.members.length === 1 ? 'single member, leads at once' : `members ${o.members.map((m) => m.id).join(', ')}`}; dataDir ${o.dataDir})`,
   );

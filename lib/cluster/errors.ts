@@ -36,3 +36,8 @@ export class ClusterStoppedError extends Error {
     super(message);
   }
 }
+
+/** A command forwarded to the leader was sent, but no answer came back: it may or may not have run there. */
+export class ForwardOutcomeUnknownException extends Error {
+  override name = 'ForwardOutcomeUnknownException';
+}

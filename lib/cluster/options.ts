@@ -1,6 +1,7 @@
 import { parseMembers, type MemberAddress, type MemberInput } from '../transport/member-address.js';
 import type { TcpNetworkTlsOptions } from '../transport/tcp-network.js';
 import type { ClusterLogger } from './logger.js';
+import { DEFAULT_EVENT_RETENTION } from './state/event-log-module.js';
 
 /** Options of one cluster node; every one has a default that suits three nodes on one laptop. */
 export interface ClusterOptions {
@@ -20,8 +21,14 @@ export interface ClusterOptions {
   readonly electionTimeout?: number;
   /** ms between leader heartbeats. Default 50. */
   readonly heartbeatInterval?: number;
-  /** Entries applied past the last snapshot before the next snapshot and log compaction. Default 1000. */
+  /** Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. */
   readonly compactionThreshold?: number;
+  /**
+   * Newest cluster events every node keeps in the replicated state, so a node that restarts or catches up by snapshot
+   * still delivers them; one that falls further behind gets a ClusterEventsMissed notice. Default 10000. Use the same
+   * value on every member.
+   */
+  readonly eventRetention?: number;
   /** Largest cluster frame in bytes. Default 16 MiB. */
   readonly maxFrameBytes?: number;
   /** ms a write, forwarded command or linearizable read may take before it fails. Default 5000. */
@@ -40,6 +47,7 @@ export interface ResolvedClusterOptions {
   readonly electionTimeout: number;
   readonly heartbeatInterval: number;
   readonly compactionThreshold: number;
+  readonly eventRetention: number;
   readonly maxFrameBytes: number;
   readonly requestTimeout: number;
   readonly listenHost: string | undefined;
@@ -92,6 +100,11 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
     }
     return x;
   };
+  const wholeNumber = (name: string, v: number | undefined, dflt: number): number => {
+    const x = v ?? dflt;
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) fail(name, 'a whole number >= 0', x);
+    return x;
+  };
   const heartbeatInterval = positive('heartbeatInterval', o.heartbeatInterval, 50);
   const electionTimeout = positive('electionTimeout', o.electionTimeout, 150);
   if (heartbeatInterval >= electionTimeout) {
@@ -120,6 +133,7 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
     electionTimeout,
     heartbeatInterval,
     compactionThreshold: positive('compactionThreshold', o.compactionThreshold, 10_000, true),
+    eventRetention: wholeNumber('eventRetention', o.eventRetention, DEFAULT_EVENT_RETENTION),
     maxFrameBytes: positive('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, true),
     requestTimeout: positive('requestTimeout', o.requestTimeout, 5000),
     listenHost: o.listenHost,

@@ -6,7 +6,7 @@ export { ClusterEvent } from './decorators/cluster-event.decorator.js';
 export { SingletonTask } from './decorators/singleton-task.decorator.js';
 export type { LeaderTask, SingletonTaskOptions } from './decorators/singleton-task.types.js';
 export { eventIndex } from './services/cluster-event-bridge.service.js';
-export { ForwardOutcomeUnknownException } from './services/command-forwarder.service.js';
+export { ClusterEventsMissed } from './services/cluster-events-missed.js';
 export { RemoteHandlerError } from './error-codec.js';
 export { ClusterHealthIndicator, type ClusterHealthResult, type ClusterHealthDetails } from './ops/cluster-health.indicator.js';
 export { ClusterStatusService } from './ops/cluster-status.service.js';

@@ -10,7 +10,7 @@ describe('TaskLedgerModule', () => {
     const m = new TaskLedgerModule();
     const apply = log(m);
     expect(apply({ op: 'start', task: 't', fireTime: 1000, node: 'a' }, 1005, 3)).toMatchObject({ started: true });
-    expect(m.latest('t')).toEqual({ task: 't', fireTime: 1000, node: 'a', term: 3, start: 1005, outcome: 'running' });
+    expect(m.latest('t')).toEqual({ task: 't', fireTime: 1000, node: 'a', term: 3, token: 1, start: 1005, outcome: 'running' });
     expect(apply({ op: 'end', task: 't', fireTime: 1000, outcome: 'error', error: 'boom' }, 1010)).toEqual({ ok: true });
     expect(m.latest('t')).toMatchObject({ end: 1010, outcome: 'error', error: 'boom' });
     expect(apply({ op: 'end', task: 't', fireTime: 1000, outcome: 'ok' }, 1011)).toEqual({ ok: false }); // ended once
@@ -35,6 +35,52 @@ describe('TaskLedgerModule', () => {
     expect(runs[0]!.fireTime).toBe((TASK_RUNS_KEPT + 10) * 1000);
     expect(apply({ op: 'start', task: 't', fireTime: 5000, node: 'b' }, 99_999)).toMatchObject({ started: false });
     expect(m.runs()).toHaveLength(TASK_RUNS_KEPT + 1);
+  });
+
+  test('a start counts only in the term its proposer led: one that travelled to a later leader starts nothing', () => {
+    const m = new TaskLedgerModule();
+    const apply = log(m);
+    expect(apply({ op: 'start', task: 't', fireTime: 1, node: 'a', term: 3 }, 1, 4)).toEqual({ started: false, reason: 'not-leader', run: null });
+    expect(m.runs('t')).toEqual([]);
+    expect(apply({ op: 'start', task: 't', fireTime: 1, node: 'b', term: 4 }, 1, 4)).toMatchObject({ started: true, run: { node: 'b' } });
+  });
+
+  test('the token of a run is the index of its start entry, increasing from run to run', () => {
+    const m = new TaskLedgerModule();
+    const apply = log(m);
+    apply({ op: 'start', task: 'x', fireTime: 1, node: 'a' }, 1);
+    apply({ op: 'start', task: 'y', fireTime: 1, node: 'a' }, 1);
+    apply({ op: 'start', task: 'x', fireTime: 2, node: 'a' }, 2);
+    expect(m.runs().map((r) => [r.task, r.fireTime, r.token])).toEqual([
+      ['x', 2, 3],
+      ['x', 1, 1],
+      ['y', 1, 2],
+    ]);
+  });
+
+  test('runs left running when a newer term begins are abandoned; a late end from the same run still lands', () => {
+    const m = new TaskLedgerModule();
+    const apply = log(m);
+    apply({ op: 'start', task: 't', fireTime: 1, node: 'a' }, 1, 2);
+    apply({ op: 'start', task: 't', fireTime: 2, node: 'a' }, 2, 2);
+    apply({ op: 'end', task: 't', fireTime: 1, outcome: 'ok' }, 3, 2);
+    m.termBegins(2);
+    expect(m.latest('t')!.outcome).toBe('running'); // the same term: its leader still leads
+    m.termBegins(3);
+    expect(m.runs('t').map((r) => r.outcome)).toEqual(['abandoned', 'ok']);
+    const token = m.latest('t')!.token;
+    expect(apply({ op: 'end', task: 't', fireTime: 2, token: token + 1, outcome: 'ok' }, 4, 3)).toEqual({ ok: false });
+    expect(apply({ op: 'end', task: 't', fireTime: 2, token, outcome: 'error', error: 'cut short' }, 4, 3)).toEqual({ ok: true });
+    expect(m.latest('t')).toMatchObject({ outcome: 'error', error: 'cut short', end: 4 });
+  });
+
+  test('runs handed out are frozen: a reader cannot change the replica', () => {
+    const m = new TaskLedgerModule();
+    log(m)({ op: 'start', task: 't', fireTime: 1, node: 'a' }, 1);
+    expect(() => ((m.latest('t') as { outcome: string }).outcome = 'ok')).toThrow(TypeError);
+    const b = new TaskLedgerModule();
+    b.restore(m.snapshot());
+    expect(Object.isFrozen(b.latest('t'))).toBe(true);
   });
 
   test('snapshot and restore round trip', () => {

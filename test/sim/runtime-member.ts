@@ -9,6 +9,7 @@ import type { LockModule } from '../../lib/cluster/state/lock-module.js';
 import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
 import type { AppendFile, Disk } from '../../lib/storage/disk.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
+import { NumberFile } from '../../lib/storage/number-file.js';
 import type { PersistBatch, RaftStorage, RecoveredState } from '../../lib/storage/raft-storage.js';
 import { SimDisk } from '../support/sim-disk.js';
 import type { EventQueue } from './event-queue.js';
@@ -118,7 +119,8 @@ export class RuntimeMember implements SimMember {
       setImmediate: (fn) => this.queue.schedule(0, live(fn)),
     };
     const sm = new TracedStateMachine((e) => this.hooks.applied(this, e), this.opts.lockModule?.());
-    const storage = this.track(new FileStorage(this.delayed(this.disk, timers)));
+    const disk = this.delayed(this.disk, timers);
+    const storage = this.track(new FileStorage(disk));
     const wallClock = () => 1_700_000_000_000 + this.queue.now + this.opts.wallOffsetMs;
     let router!: RequestRouter;
     const network = this.endpoint(inc, timers);
@@ -165,12 +167,13 @@ export class RuntimeMember implements SimMember {
       members: [],
       electionTimeoutMs: this.opts.config.electionTick * this.opts.config.tickMs,
       clientId: `${this.id}#${inc}`,
+      eventCursor: new NumberFile(disk, 'events.cursor'),
     });
     // Registered after the coordinator's own listeners, so its tenure is up to date when these run.
     const notify = live(() => this.leaderListeners.forEach((fn) => fn()));
     runtime.onLeadershipChange(notify);
     runtime.onLeaseChange(notify);
-    runtime.start().catch((e: unknown) => {
+    this.coord.start().catch((e: unknown) => {
       // The simulator only loses unsynced writes and tears the last one: a node must always come back from that.
       if (this.incarnation === inc) this.startFailure = `${this.id} failed to start: ${(e as Error).message}`;
     });
@@ -337,7 +340,7 @@ class TracedStateMachine extends ClusterStateMachine {
     private readonly onApply: (e: Entry) => void,
     locks?: LockModule,
   ) {
-    super([], locks);
+    super([], { locks });
   }
 
   override apply(entry: Entry): unknown {

@@ -1,10 +1,11 @@
 import type { Entry } from '../../raft/index.js';
+import { ApplyError } from './apply-error.js';
 import { decodeImage, decodePayload, encodeImage } from './entry-codec.js';
 import { EventLogModule } from './event-log-module.js';
 import { KvModule } from './kv-module.js';
 import { LockModule } from './lock-module.js';
 import { SESSION_EXPIRED, SessionTable } from './session-table.js';
-import type { StateModule } from './state-module.js';
+import type { BulkStateModule, StateModule } from './state-module.js';
 import { TaskLedgerModule } from './task-ledger-module.js';
 
 /** What the runtime applies committed entries to. */
@@ -19,12 +20,17 @@ export interface StateMachine {
   restore(data: Uint8Array): void;
 }
 
+export { ApplyError };
+
 /** KV pairs per encoded slice: about 1–3 ms of encoding each. */
 const SLICE = 2048;
 
-/** A command that failed identically on every node (unknown module, a duplicate past the session window). */
-export class ApplyError {
-  constructor(readonly message: string) {}
+/** Options of the replicated state; every member must use the same. */
+export interface StateMachineOptions {
+  /** Newest cluster events kept in the state (and its snapshots) for nodes that fall behind. */
+  readonly eventRetention?: number;
+  /** A replacement lock table, for the simulator's checker self-test. */
+  readonly locks?: LockModule;
 }
 
 /**
@@ -34,21 +40,30 @@ export class ApplyError {
  */
 export class ClusterStateMachine implements StateMachine {
   readonly kv = new KvModule();
-  readonly events = new EventLogModule();
+  readonly events: EventLogModule;
   readonly locks: LockModule;
   readonly tasks = new TaskLedgerModule();
   readonly sessions = new SessionTable();
   private readonly modules = new Map<string, StateModule>();
+  /** Modules whose rows are encoded in slices, in image order. */
+  private readonly bulk: readonly BulkStateModule[];
   appliedIndex = 0;
+  /** Term of the last applied entry: the first entry of a newer term closes the runs its predecessors left open. */
+  appliedTerm = 0;
 
-  /** `locks` is replaceable for the simulator's checker self-test. */
-  constructor(extra: readonly StateModule[] = [], locks: LockModule = new LockModule()) {
-    this.locks = locks;
+  constructor(extra: readonly StateModule[] = [], options: StateMachineOptions = {}) {
+    this.events = new EventLogModule(options.eventRetention);
+    this.locks = options.locks ?? new LockModule();
+    this.bulk = [this.kv, this.events];
     for (const m of [this.kv, this.events, this.locks, this.tasks, ...extra]) this.modules.set(m.name, m);
   }
 
   apply(entry: Entry): unknown {
     this.appliedIndex = entry.index;
+    if (entry.term > this.appliedTerm) {
+      this.appliedTerm = entry.term;
+      this.tasks.termBegins(entry.term);
+    }
     if (entry.data.length === 0) return undefined; // a leader's no-op
     let payload;
     try {
@@ -76,40 +91,64 @@ export class ClusterStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const { head, pairs } = this.capture();
+    const { head, rows } = this.capture();
     const slices: Uint8Array[] = [];
-    for (let i = 0; i < pairs.length; i += SLICE) slices.push(encodeImage(pairs.slice(i, i + SLICE)));
+    for (const r of rows) for (let i = 0; i < r.length; i += SLICE) slices.push(encodeImage(r.slice(i, i + SLICE)));
     return encodeImage([head, ...slices]);
   }
 
   async snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array> {
-    const { head, pairs } = this.capture();
+    const { head, rows } = this.capture();
     const slices: Uint8Array[] = [];
-    for (let i = 0; i < pairs.length; i += SLICE) {
-      await pause();
-      slices.push(encodeImage(pairs.slice(i, i + SLICE)));
+    for (const r of rows) {
+      for (let i = 0; i < r.length; i += SLICE) {
+        await pause();
+        slices.push(encodeImage(r.slice(i, i + SLICE)));
+      }
     }
     return encodeImage([head, ...slices]);
   }
 
   /**
-   * Image: `[head, ...kvSlices]`. The head (every module but kv, sessions, applied index) is encoded at once, since
-   * those modules change their objects in place; the kv pairs are only copied, because a write replaces an entry
-   * object rather than changing it, so the copy stays the state of this moment while it is encoded later.
+   * Image: `[head, ...slices]`. The head (every module's own image, sessions, applied index and term, and how many
+   * slices each bulk module's rows take) is encoded at once, since those parts change in place; the bulk rows are
+   * only copied, because applies replace a row rather than change it, so the copy stays the state of this moment
+   * while it is encoded later.
    */
-  private capture(): { head: Uint8Array; pairs: unknown[] } {
+  private capture(): { head: Uint8Array; rows: unknown[][] } {
     const modules: Record<string, unknown> = {};
-    for (const [name, m] of this.modules) if (m !== this.kv) modules[name] = m.snapshot();
-    const head = encodeImage({ appliedIndex: this.appliedIndex, modules, sessions: this.sessions.snapshot() });
-    return { head, pairs: this.kv.snapshot() as unknown[] };
+    for (const [name, m] of this.modules) modules[name] = m.snapshot();
+    const rows = this.bulk.map((m) => m.rows());
+    const bulk = this.bulk.map((m, i) => [m.name, Math.ceil(rows[i]!.length / SLICE)]);
+    const head = encodeImage({ appliedIndex: this.appliedIndex, appliedTerm: this.appliedTerm, modules, sessions: this.sessions.snapshot(), bulk });
+    return { head, rows };
   }
 
   restore(data: Uint8Array): void {
     const [headBytes, ...slices] = decodeImage(data) as Uint8Array[];
-    const image = decodeImage(headBytes!) as { appliedIndex: number; modules: Record<string, unknown>; sessions: unknown };
+    const image = decodeImage(headBytes!) as {
+      appliedIndex: number;
+      appliedTerm?: number;
+      modules: Record<string, unknown>;
+      sessions: unknown;
+      bulk?: [string, number][];
+    };
     this.appliedIndex = image.appliedIndex;
-    for (const [name, m] of this.modules) if (m !== this.kv) m.restore(image.modules[name] ?? []);
-    this.kv.restore(slices.flatMap((b) => decodeImage(b) as unknown[]));
+    this.appliedTerm = image.appliedTerm ?? 0;
+    // Images from before the bulk list held kv rows only.
+    const counts = new Map(image.bulk ?? [['kv', slices.length]]);
+    let next = 0;
+    const rowsOf = new Map<string, unknown[]>();
+    for (const m of this.bulk) {
+      const n = counts.get(m.name) ?? 0;
+      rowsOf.set(m.name, slices.slice(next, next + n).flatMap((b) => decodeImage(b) as unknown[]));
+      next += n;
+    }
+    for (const [name, m] of this.modules) {
+      const rows = rowsOf.get(name);
+      if (rows) (m as BulkStateModule).restore(image.modules[name] ?? null, rows);
+      else m.restore(image.modules[name] ?? []);
+    }
     this.sessions.restore(image.sessions ?? []);
   }
 }

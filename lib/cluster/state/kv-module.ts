@@ -1,4 +1,4 @@
-import type { ApplyContext, StateModule } from './state-module.js';
+import type { ApplyContext, BulkStateModule } from './state-module.js';
 
 export type KvCommand =
   | { readonly op: 'put'; readonly key: string; readonly value: unknown }
@@ -21,7 +21,7 @@ export interface KvWriteResult {
 }
 
 /** The replicated key-value map. */
-export class KvModule implements StateModule<KvCommand, KvWriteResult> {
+export class KvModule implements BulkStateModule<KvCommand, KvWriteResult> {
   readonly name = 'kv';
   private entries = new Map<string, KvEntry>();
 
@@ -58,10 +58,15 @@ export class KvModule implements StateModule<KvCommand, KvWriteResult> {
   }
 
   snapshot(): unknown {
+    return null;
+  }
+
+  /** Writes replace an entry object rather than change it, so these rows stay the state of this moment. */
+  rows(): unknown[] {
     return [...this.entries];
   }
 
-  restore(image: unknown): void {
-    this.entries = new Map(image as [string, KvEntry][]);
+  restore(_image: unknown, rows: unknown[] = []): void {
+    this.entries = new Map(rows as [string, KvEntry][]);
   }
 }

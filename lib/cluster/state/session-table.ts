@@ -1,3 +1,5 @@
+import { ApplyError } from './apply-error.js';
+
 /** Identifies one proposal of one client process, so a retry of it applies once. */
 export interface SessionId {
   readonly client: string;
@@ -16,6 +18,9 @@ const WINDOW = 4096;
 const IDLE_ENTRIES = 200_000;
 
 export const SESSION_EXPIRED = Symbol('session expired');
+
+/** Marks a remembered ApplyError in a snapshot image. */
+const APPLY_ERROR = 1;
 
 /**
  * Client sessions (Raft thesis §6.3): the result of each (client, seq) is remembered so a proposal retried after an
@@ -58,15 +63,24 @@ export class SessionTable {
     for (const [client, s] of this.sessions) if (s.lastIndex < index - IDLE_ENTRIES) this.sessions.delete(client);
   }
 
+  /**
+   * Results are plain data except ApplyError, which a plain-data encoding would turn into an ordinary object (and a
+   * retried failing command into a success): it is tagged, `[seq, message, 1]`, and rebuilt on restore.
+   */
   snapshot(): unknown {
-    return [...this.sessions].map(([c, s]) => [c, s.maxSeq, s.lastIndex, [...s.results]]);
+    return [...this.sessions].map(([c, s]) => [
+      c,
+      s.maxSeq,
+      s.lastIndex,
+      [...s.results].map(([seq, r]) => (r instanceof ApplyError ? [seq, r.message, APPLY_ERROR] : [seq, r])),
+    ]);
   }
 
   restore(image: unknown): void {
     this.sessions = new Map(
-      (image as [string, number, number, [number, unknown][]][]).map(([c, maxSeq, lastIndex, results]) => [
+      (image as [string, number, number, ([number, unknown] | [number, string, typeof APPLY_ERROR])[]][]).map(([c, maxSeq, lastIndex, results]) => [
         c,
-        { maxSeq, lastIndex, results: new Map(results) },
+        { maxSeq, lastIndex, results: new Map(results.map((r) => [r[0], r.length === 3 && r[2] === APPLY_ERROR ? new ApplyError(String(r[1])) : r[1]])) },
       ]),
     );
   }

@@ -17,3 +17,12 @@ export interface StateModule<Command = unknown, Result = unknown> {
   snapshot(): unknown;
   restore(image: unknown): void;
 }
+
+/**
+ * A module with many rows (kv pairs, kept events). `rows()` must return objects that later applies never change in
+ * place (a write replaces a row), so the snapshot can encode them a slice at a time while entries keep applying.
+ */
+export interface BulkStateModule<Command = unknown, Result = unknown> extends StateModule<Command, Result> {
+  rows(): unknown[];
+  restore(image: unknown, rows?: unknown[]): void;
+}

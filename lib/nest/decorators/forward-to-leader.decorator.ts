@@ -1,5 +1,5 @@
 import { Inject, type Type } from '@nestjs/common';
-import { CQRS_QUERY_HANDLER_METADATA, FORWARDER_PROPERTY, FORWARD_TO_LEADER_METADATA } from '../constants.js';
+import { FORWARDER_PROPERTY, FORWARD_TO_LEADER_METADATA } from '../constants.js';
 import type { ForwardToLeaderOptions } from '../interfaces/cluster-module-options.interface.js';
 import { CommandForwarder } from '../services/command-forwarder.service.js';
 import { wrapExecute } from './wrap-execute.js';
@@ -18,8 +18,7 @@ export function ForwardToLeader(options: ForwardToLeaderOptions = {}): ClassDeco
       function (this: object, message: object) {
         const forwarder = (this as Record<string, CommandForwarder | undefined>)[FORWARDER_PROPERTY];
         if (!forwarder) return original.call(this, message); // outside a cluster module: plain handler
-        const kind = Reflect.getMetadata(CQRS_QUERY_HANDLER_METADATA, cls) ? 'query' : 'command';
-        return forwarder.run(kind, message, (m) => original.call(this, m), options);
+        return forwarder.run(message, (m) => original.call(this, m), options);
       },
     );
   };

@@ -27,12 +27,13 @@ export function singletonMethodOf(fn: unknown): SingletonMethodInfo | undefined 
 
 /**
  * On a method with @Cron, @Interval or @Timeout: each fire runs only on the leader (with a valid lease), once per
- * scheduled time cluster-wide, recorded in the replicated ledger. Elsewhere the fire is skipped.
+ * scheduled time cluster-wide, recorded in the replicated ledger. Elsewhere the fire is skipped. The method gets the
+ * run (TaskRunContext) as its argument: `signal` aborts when leadership or the lease ends, `token` fences its writes.
  *
- * On a provider class implementing LeaderTask: `run(signal)` is started whenever this node gains leadership and the
- * signal aborts when leadership ends; a run that throws while still leading is restarted with backoff.
+ * On a provider class implementing LeaderTask: `run(signal, run)` is started whenever this node gains leadership and
+ * the signal aborts when leadership ends; a run that throws while still leading is restarted with backoff.
  *
- *   @Cron('*\/5 * * * * *') @SingletonTask() expireUnpaid() { ... }
+ *   @Cron('*\/5 * * * * *') @SingletonTask() expireUnpaid(run: TaskRunContext) { ... }
  *   @SingletonTask('outbox') @Injectable() class OutboxProcessor implements LeaderTask { async run(signal) { ... } }
  */
 export function SingletonTask(options?: SingletonTaskOptions): ClassDecorator & MethodDecorator;
@@ -68,12 +69,13 @@ function wrapMethod(proto: object, key: string | symbol, descriptor: PropertyDes
   const logger = new Logger('CatgaCluster');
   Inject(ClusterCoordinator)(proto, COORDINATOR_PROPERTY);
   Optional()(proto, COORDINATOR_PROPERTY);
+  // The scheduler's own arguments (cron passes its onComplete callback) mean nothing to the method: it gets its run.
   const wrapper = function (this: unknown, ...args: unknown[]): Promise<unknown> {
     copyMetadata(original, wrapper); // keys written on the original after wrapping (by code holding it) still count
     const cluster = (this as Record<string, ClusterCoordinator | undefined> | undefined)?.[COORDINATOR_PROPERTY];
-    const body = () => (original as (...a: unknown[]) => unknown).apply(this, args);
-    if (!cluster) return Promise.resolve().then(body); // no cluster in this app: a plain method
-    return runSingletonFire(cluster, name, fireTimeOf(wrapper, Date.now()), body, logger);
+    const call = original as (...a: unknown[]) => unknown;
+    if (!cluster) return Promise.resolve().then(() => call.apply(this, args)); // no cluster in this app: a plain method
+    return runSingletonFire(cluster, name, fireTimeOf(wrapper, Date.now()), (run) => call.call(this, run), logger);
   };
   Object.defineProperty(wrapper, 'name', { value: (original as { name: string }).name });
   copyMetadata(original, wrapper);

@@ -1,3 +1,5 @@
+import type { TaskRunContext } from '../../cluster/task-ledger.js';
+
 export interface SingletonTaskOptions {
   /** Name the runs are recorded under in the ledger (default: `Class.method`, or the class name for a LeaderTask). */
   readonly name?: string;
@@ -8,7 +10,10 @@ export interface SingletonTaskOptions {
   readonly catchUp?: boolean;
 }
 
-/** A long-running singleton: started when this node leads (with a valid lease), its signal aborted when that ends. */
+/**
+ * A long-running singleton: started when this node leads (with a valid lease), its signal aborted when that ends.
+ * `run` describes this run: its fencing token (the ledger entry that started it), term and signal.
+ */
 export interface LeaderTask {
-  run(signal: AbortSignal): Promise<void>;
+  run(signal: AbortSignal, run: TaskRunContext): Promise<void>;
 }

@@ -4,7 +4,9 @@ import { EventBus, type IEvent, type IEventPublisher } from '@nestjs/cqrs';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
 import type { CommittedEvent } from '../../cluster/state/event-log-module.js';
 import { clusterEventErrors, clusterEvents, isClusterEvent } from '../decorators/cluster-event.decorator.js';
+import { copyOf } from '../../cluster/cluster-store.js';
 import { fieldsOf, rebuild } from '../message-registry.js';
+import { ClusterEventsMissed } from './cluster-events-missed.js';
 
 const indexes = new WeakMap<object, number>();
 
@@ -20,15 +22,17 @@ export function eventIndex(event: object): number | undefined {
  * Connects @ClusterEvent classes to the Raft log. It wraps the EventBus publisher (the bus's extension point): a
  * cluster event is proposed instead of published; when committed, every node publishes it on its own bus, in log
  * order, so local @EventsHandler classes and sagas run exactly as for a local event. Other events pass through.
+ *
+ * Delivery (EventDelivery) starts once the application has bootstrapped, when every handler is registered: events
+ * committed before then, and those a restart or snapshot would otherwise skip, arrive first, in order. "Delivered"
+ * means EventBus.publish returned for that event (each handler's handle() was called); a crash after that and
+ * before the cursor was saved delivers it again, so use eventIndex(event) to stay idempotent.
  */
 @Injectable()
 export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger('CatgaCluster');
   private inner: IEventPublisher | null = null;
-  private readonly queue: CommittedEvent[] = [];
   private readonly delivering = new WeakSet<object>();
-  private ready = false;
-  private lastDelivered = 0;
 
   constructor(
     private readonly cluster: ClusterCoordinator,
@@ -58,18 +62,18 @@ export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap 
       };
     }
     bus.publisher = bridge;
-    this.cluster.onEvent((e) => {
-      this.queue.push(e);
-      this.drain();
-    });
   }
 
   /** Handlers are registered during bootstrap; deliveries (including the log replayed at start) wait for that. */
   onApplicationBootstrap(): void {
-    setImmediate(() => {
-      this.ready = true;
-      this.drain();
-    });
+    const inner = this.inner;
+    if (!inner) return;
+    setImmediate(() =>
+      this.cluster.deliverEvents({
+        deliver: (e) => this.deliver(inner, e),
+        missed: (gap) => inner.publish(new ClusterEventsMissed(gap.after, gap.upTo)),
+      }),
+    );
   }
 
   private propose(event: object): Promise<{ index: number }> {
@@ -79,25 +83,16 @@ export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap 
     return p;
   }
 
-  private drain(): void {
-    if (!this.ready || !this.inner) return;
-    while (this.queue.length > 0) {
-      const e = this.queue.shift()!;
-      if (e.index <= this.lastDelivered) continue; // once per process lifetime
-      this.lastDelivered = e.index;
-      const cls = clusterEvents.classOf(e.name);
-      if (!cls) {
-        this.logger.warn(`cluster event "${e.name}" (log index ${e.index}) has no @ClusterEvent class in this app; skipped`);
-        continue;
-      }
-      const event = rebuild(cls, e.payload);
-      indexes.set(event, e.index);
-      this.delivering.add(event);
-      try {
-        this.inner.publish(event);
-      } catch (err) {
-        this.logger.error(`delivering cluster event ${e.name} (log index ${e.index}) failed: ${(err as Error).message}`);
-      }
+  private deliver(inner: IEventPublisher, e: CommittedEvent): void {
+    const cls = clusterEvents.classOf(e.name);
+    if (!cls) {
+      this.logger.warn(`cluster event "${e.name}" (log index ${e.index}) has no @ClusterEvent class in this app; skipped`);
+      return;
     }
+    // A copy: the replicated state keeps the payload, and a handler changing the event must not change it.
+    const event = rebuild(cls, copyOf(e.payload));
+    indexes.set(event, e.index);
+    this.delivering.add(event);
+    inner.publish(event);
   }
 }

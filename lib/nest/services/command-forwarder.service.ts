@@ -1,10 +1,8 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type Type } from '@nestjs/common';
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
-import { randomUUID } from 'node:crypto';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
-import { NoLeaderException, NotLeaderException } from '../../cluster/errors.js';
-import { CallTimeoutError, ConnectionLostError, NotSentError } from '../../cluster/io.js';
+import { LeaderForwarding, type ForwardedRun } from '../../cluster/leader-forwarding.js';
 import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
 import {
   CQRS_COMMAND_HANDLER_METADATA,
@@ -17,40 +15,24 @@ import type { ClusterModuleOptions, ForwardToLeaderOptions } from '../interfaces
 import { fieldsOf, MessageRegistry, rebuild } from '../message-registry.js';
 import { CLUSTER_METRICS, type NodeMetrics } from '../ops/node-metrics.js';
 
+export { ForwardOutcomeUnknownException } from '../../cluster/errors.js';
+
 export type MessageKind = 'command' | 'query';
 
-interface ForwardRequest {
-  readonly kind: MessageKind;
-  readonly name: string;
-  readonly fields: unknown;
-  readonly requestId: string;
-}
-
-type ForwardReply = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: EncodedError };
-
-/** A forwarded command was sent but no answer came back: it may or may not have run on the leader. */
-export class ForwardOutcomeUnknownException extends Error {
-  override name = 'ForwardOutcomeUnknownException';
-}
-
-/** Marks an error thrown before the handler ran, so the caller knows a retry cannot run the command twice. */
-const NOT_RUN = Symbol('catga.notRun');
-/** How long the leader remembers a forwarded request id, so a duplicate delivery runs the handler once. */
-const DEDUPE_WINDOW_MS = 60_000;
-const DEDUPE_MAX = 10_000;
-
 /**
- * Runs @ForwardToLeader handlers on the leader: locally when this node leads, otherwise by sending the message (its
- * registered name and fields) to the leader, which rebuilds a real instance and executes it on its own bus.
- * Retries happen only when the message surely did not run (not sent, or refused by a node that is no longer leader).
+ * Runs @ForwardToLeader handlers on the leader, at most once (LeaderForwarding): in place when this node holds the
+ * lease, otherwise by sending the message (its registered name and fields) to the leader, which rebuilds a real
+ * instance and executes it on its own bus. The forwarded instance is remembered: the decorator lets it through only
+ * after the leader's lease is confirmed right before the handler, and never forwards it again.
  */
 @Injectable()
 export class CommandForwarder implements OnApplicationBootstrap {
   private readonly registry = new MessageRegistry();
+  private readonly kinds = new Map<string, MessageKind>();
   private readonly errors: ErrorTypes;
-  /** Messages rebuilt from a forward: they run here or fail, never travel again. */
-  private readonly forwarded = new WeakSet<object>();
-  private readonly recent = new Map<string, { at: number; reply: Promise<ForwardReply> }>();
+  private readonly forwarding: LeaderForwarding;
+  /** Messages rebuilt from a forward, with the run that admits them. */
+  private readonly forwarded = new WeakMap<object, ForwardedRun>();
   private readonly requestTimeout: number;
 
   constructor(
@@ -58,11 +40,17 @@ export class CommandForwarder implements OnApplicationBootstrap {
     private readonly discovery: DiscoveryService,
     private readonly moduleRef: ModuleRef,
     @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
-    @Inject(CLUSTER_METRICS) private readonly metrics: NodeMetrics | null,
+    @Inject(CLUSTER_METRICS) metrics: NodeMetrics | null,
   ) {
     this.errors = new ErrorTypes(options.errorTypes);
     this.requestTimeout = options.requestTimeout ?? 5000;
-    cluster.onRequest(FORWARD_CHANNEL, (body) => this.serve(body as ForwardRequest));
+    this.forwarding = new LeaderForwarding(cluster, {
+      channel: FORWARD_CHANNEL,
+      encodeError,
+      decodeError: (wire, leaderId) => this.errors.rebuild(wire as EncodedError, leaderId),
+      onRoundTrip: (name, outcome, seconds) => metrics?.forwardSettled(this.kinds.get(name) ?? 'command', outcome, seconds),
+    });
+    this.forwarding.handle((run) => this.serve(run));
   }
 
   /** Learns every message class whose handler forwards, so the leader can rebuild what followers send. */
@@ -78,99 +66,38 @@ export class CommandForwarder implements OnApplicationBootstrap {
       if (!message) {
         throw new Error(`@ForwardToLeader() on ${handler.name}: put it on a @CommandHandler() or @QueryHandler() class`);
       }
-      this.registry.register(options.name ?? message.name, message, command ? 'command' : 'query');
+      const name = options.name ?? message.name;
+      this.registry.register(name, message, command ? 'command' : 'query');
+      this.kinds.set(name, command ? 'command' : 'query');
     }
   }
 
-  async run(kind: MessageKind, message: object, runLocal: (m: object) => Promise<unknown>, options: ForwardToLeaderOptions): Promise<unknown> {
-    if (this.forwarded.has(message)) {
-      if (!this.cluster.isLeader) throw notRun(new NotLeaderException(this.cluster.leaderId ?? ''));
+  /** Called by the decorator in place of the handler: runs it here with the lease, or on the leader. */
+  run(message: object, runLocal: (m: object) => Promise<unknown>, options: ForwardToLeaderOptions): Promise<unknown> {
+    const forwarded = this.forwarded.get(message);
+    if (forwarded) {
+      forwarded.admit(); // throws (and the sender is told "not run") unless this node still holds the lease
       return runLocal(message);
     }
     const cls = message.constructor as Type<object>;
     const name = this.registry.nameOf(cls) ?? options.name ?? cls.name;
-    const timeout = options.timeout ?? this.requestTimeout;
-    const deadline = Date.now() + timeout;
-    const request: ForwardRequest = { kind, name, fields: fieldsOf(message), requestId: randomUUID() };
-    for (let attempt = 0; ; attempt++) {
-      if (this.cluster.isLeader) return runLocal(message);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new NoLeaderException(`no leader ran ${name} within ${timeout} ms`);
-      const leader = this.cluster.leaderId;
-      if (leader) {
-        const sent = performance.now();
-        try {
-          const { value } = await this.cluster.requestLeader(FORWARD_CHANNEL, request, left).catch((e: unknown) => {
-            this.metrics?.forwardSettled(kind, 'failed', (performance.now() - sent) / 1000);
-            throw e;
-          });
-          const reply = value as ForwardReply;
-          this.metrics?.forwardSettled(kind, reply.ok ? 'ok' : 'error', (performance.now() - sent) / 1000);
-          if (reply.ok) return reply.value;
-          throw this.errors.rebuild(reply.error, leader);
-        } catch (e) {
-          if (e instanceof CallTimeoutError || e instanceof ConnectionLostError) {
-            throw new ForwardOutcomeUnknownException(
-              `${name} was sent to the leader ${leader}, but no answer came back (${e.message}); it may or may not have run`,
-            );
-          }
-          // Not sent, or refused by a node that no longer leads: it did not run, so trying again is safe.
-          if (!(e instanceof NotSentError || e instanceof NotLeaderException || e instanceof NoLeaderException)) throw e;
-        }
-      }
-      await this.cluster.pauseUntilLeaderElected(Math.min(5 * 2 ** Math.min(attempt, 5), Math.max(1, deadline - Date.now())));
-    }
+    return this.forwarding.run(name, fieldsOf(message), () => runLocal(message), options.timeout ?? this.requestTimeout);
   }
 
-  /** On the leader: rebuild the message and run it on the local bus, once per request id. */
-  private serve(req: ForwardRequest): Promise<ForwardReply> {
-    this.forgetOld();
-    const seen = this.recent.get(req.requestId);
-    if (seen) return seen.reply;
-    const reply = this.execute(req);
-    this.recent.set(req.requestId, { at: Date.now(), reply });
-    // A refusal before running is not remembered: the caller retries with the same id and must get a fresh try.
-    reply.catch(() => this.recent.delete(req.requestId));
-    return reply;
-  }
-
-  private async execute(req: ForwardRequest): Promise<ForwardReply> {
-    const cls = this.registry.classOf(req.name);
-    if (!cls) {
-      return {
-        ok: false,
-        error: encodeError(
-          new Error(
-            `${req.kind} "${req.name}" is not known on ${this.cluster.nodeId}: decorate its handler with @ForwardToLeader() ` +
-              `(with the same name option on every node) and import the handler's module in every node's app`,
-          ),
-        ),
-      };
+  /** On the leader: rebuilds the message and runs it on the local bus. */
+  private serve(run: ForwardedRun): Promise<unknown> {
+    const cls = this.registry.classOf(run.name);
+    const kind = this.kinds.get(run.name);
+    if (!cls || !kind) {
+      run.refuse(
+        `"${run.name}" is not known on ${this.cluster.nodeId}: decorate its handler with @ForwardToLeader() ` +
+          `(with the same name option on every node) and import the handler's module in every node's app`,
+      );
     }
-    const message = rebuild(cls, req.fields);
-    this.forwarded.add(message);
-    try {
-      const value =
-        req.kind === 'command'
-          ? await this.moduleRef.get(CommandBus, { strict: false }).execute(message)
-          : await this.moduleRef.get(QueryBus, { strict: false }).execute(message);
-      return { ok: true, value };
-    } catch (e) {
-      if (typeof e === 'object' && e !== null && NOT_RUN in e) throw e;
-      return { ok: false, error: encodeError(e) };
-    }
+    const message = rebuild(cls, run.payload);
+    this.forwarded.set(message, run);
+    return kind === 'command'
+      ? this.moduleRef.get(CommandBus, { strict: false }).execute(message)
+      : this.moduleRef.get(QueryBus, { strict: false }).execute(message);
   }
-
-  private forgetOld(): void {
-    const cutoff = Date.now() - DEDUPE_WINDOW_MS;
-    for (const [id, r] of this.recent) {
-      if (r.at >= cutoff && this.recent.size <= DEDUPE_MAX) break;
-      this.recent.delete(id);
-    }
-  }
-}
-
-function notRun<E extends Error>(e: E): E {
-  Object.defineProperty(e, NOT_RUN, { value: true });
-  return e;
 }

@@ -1,40 +1,33 @@
 import type { Logger } from '@nestjs/common';
 import type { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
+import type { TaskRunContext } from '../../cluster/task-ledger.js';
 
 /**
- * One fire of a scheduled singleton task: runs `body` only on the leader with a valid lease, and only if the ledger
- * has no run for this fire time yet; the run's start and outcome are recorded. Elsewhere (including "no leader yet"
- * at startup) it does nothing. A failing body's error is rethrown for the scheduler to log as usual.
+ * One fire of a scheduled singleton task (TaskLedger.runOnce): the body runs only on the leader with a valid lease,
+ * once per fire time cluster-wide, fenced by its ledger entry, with the run's signal and token. Elsewhere (including
+ * "no leader yet" at startup) it does nothing. A failing body's error is rethrown for the scheduler to log as usual.
  */
 export async function runSingletonFire(
   cluster: ClusterCoordinator,
   task: string,
   fireTime: number,
-  body: () => unknown,
+  body: (run: TaskRunContext) => unknown,
   logger: Logger,
 ): Promise<void> {
   const when = new Date(fireTime).toISOString();
-  if (!cluster.hasLease()) {
-    logger.debug(`${task} @ ${when}: not run here (${cluster.leaderId ? `${cluster.leaderId} leads` : 'no leader yet'})`);
+  const r = await cluster.tasks.runOnce(task, fireTime, body);
+  if (!r.ran) {
+    const why = {
+      'not-leader': () => (cluster.leaderId ? `${cluster.leaderId} leads` : 'no leader yet'),
+      duplicate: () => 'already run',
+      evicted: () => 'older than the runs the ledger keeps',
+      skipped: () => 'recorded as skipped',
+      'lease-lost': () => 'the lease ended before the body started; the next leader marks the run abandoned',
+      unrecorded: () => `its start could not be recorded (${r.detail})`,
+    }[r.reason]();
+    if (r.reason === 'unrecorded' || r.reason === 'lease-lost') logger.warn(`${task} @ ${when}: not run here (${why})`);
+    else logger.debug(`${task} @ ${when}: not run here (${why})`);
     return;
   }
-  let started: boolean;
-  try {
-    const r = await cluster.tasks.start(task, fireTime);
-    started = r.started;
-    if (!started) logger.debug(`${task} @ ${when}: already run by ${r.run.node || 'an earlier leader'}`);
-  } catch (e) {
-    logger.warn(`${task} @ ${when}: skipped, its start could not be recorded (${(e as Error).message})`);
-    return;
-  }
-  if (!started) return;
-  const record = (outcome: 'ok' | 'error', error?: string) =>
-    cluster.tasks.finish(task, fireTime, outcome, error).catch((e: Error) => logger.warn(`${task} @ ${when}: outcome not recorded (${e.message})`));
-  try {
-    await body();
-  } catch (e) {
-    await record('error', e instanceof Error ? e.message : String(e));
-    throw e;
-  }
-  await record('ok');
+  if ('error' in r) throw r.error;
 }

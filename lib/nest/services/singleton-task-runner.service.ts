@@ -5,6 +5,7 @@ import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
 import { schedulePeriod } from '../decorators/schedule-metadata.js';
 import { SINGLETON_TASK_METADATA, singletonMethodOf, type SingletonTaskInfo } from '../decorators/singleton-task.decorator.js';
 import type { LeaderTask } from '../decorators/singleton-task.types.js';
+import type { TaskRunContext } from '../../cluster/task-ledger.js';
 import { runSingletonFire } from './singleton-fire.js';
 
 interface ClassTask {
@@ -15,7 +16,7 @@ interface ClassTask {
 interface CatchUpTask {
   readonly name: string;
   readonly period: number;
-  readonly run: () => unknown;
+  readonly run: (run: TaskRunContext) => unknown;
 }
 
 /** How often leadership is checked; a lease becomes valid a heartbeat round after the election, with no event of its own. */
@@ -73,7 +74,7 @@ export class SingletonTaskRunner implements OnApplicationBootstrap, BeforeApplic
           this.logger.warn(`${m.name}: catchUp needs @Interval or a fixed-period @Cron (like */5 * * * * *); it is ignored`);
           continue;
         }
-        this.catchUps.push({ name: m.name, period, run: () => m.original.call(instance) });
+        this.catchUps.push({ name: m.name, period, run: (run) => m.original.call(instance, run) });
       }
     }
     if (this.classTasks.length === 0 && this.catchUps.length === 0) return;
@@ -116,29 +117,21 @@ export class SingletonTaskRunner implements OnApplicationBootstrap, BeforeApplic
     void p.finally(() => this.running.delete(p));
   }
 
+  /** Runs `run()` for this tenure, each start fenced in the ledger (TaskLedger.runOnce); restarts it after a failure. */
   private async runLoop(t: ClassTask, signal: AbortSignal): Promise<void> {
     let backoff = BACKOFF_FIRST_MS;
     while (!signal.aborted) {
-      const fireTime = Date.now();
-      try {
-        if (!(await this.cluster.tasks.start(t.name, fireTime)).started) return;
-      } catch (e) {
-        if (!signal.aborted) this.logger.warn(`${t.name}: not started, its start could not be recorded (${(e as Error).message})`);
+      const r = await this.cluster.tasks.runOnce(t.name, Date.now(), (run) => t.instance.run(run.signal, run), { signal });
+      if (signal.aborted) return;
+      if (!r.ran) {
+        if (r.reason === 'unrecorded') this.logger.warn(`${t.name}: not started, its start could not be recorded (${r.detail})`);
         return;
       }
-      let failure: unknown = null;
-      try {
-        await t.instance.run(signal);
-      } catch (e) {
-        failure = e ?? new Error('run() rejected');
-      }
-      const message = failure === null ? undefined : failure instanceof Error ? failure.message : String(failure);
-      void this.cluster.tasks.finish(t.name, fireTime, failure === null ? 'ok' : 'error', message).catch(() => undefined);
-      if (signal.aborted) return;
-      if (failure === null) {
+      if (!('error' in r)) {
         this.logger.log(`${t.name}: run() returned while this node leads; it starts again at the next leadership`);
         return;
       }
+      const message = r.error instanceof Error ? r.error.message : String(r.error);
       this.logger.error(`${t.name}: run() failed (${message}); restarting in ${backoff} ms`);
       await sleep(backoff, signal);
       backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);
