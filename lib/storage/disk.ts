@@ -3,7 +3,7 @@
  * which loses unsynced writes on a crash. Every path is relative to the disk's root (the node's dataDir).
  */
 export interface Disk {
-  /** Creates the directory and its parents; no error when it exists. */
+  /** Creates the directory and its parents, durably (each parent that gained an entry is synced); no error when it exists. */
   mkdir(dir: string): Promise<void>;
   /** Names (not paths) of the entries in `dir`, sorted; [] when it does not exist. */
   list(dir: string): Promise<string[]>;

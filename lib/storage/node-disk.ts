@@ -49,9 +49,19 @@ export class NodeDisk implements Disk {
     if (this.durability === 'dsync' && dsync === undefined) throw new Error('O_DSYNC is not available on this platform');
   }
 
+  /**
+   * Creates the directory and any missing parents, and makes each creation durable: a new directory is an entry in
+   * its parent, so every parent that gained one is fsynced (else a power cut could lose the directory, and the files
+   * later synced inside it, although their own fsyncs succeeded).
+   */
   async mkdir(dir: string): Promise<void> {
     const abs = this.abs(dir);
-    await io('create directory', abs, () => fs.promises.mkdir(abs, { recursive: true }));
+    const first = await io('create directory', abs, () => fs.promises.mkdir(abs, { recursive: true }));
+    if (first === undefined) return; // it existed
+    for (let d = abs; ; d = path.dirname(d)) {
+      await this.syncAbs(path.dirname(d));
+      if (d === path.resolve(first) || d === path.dirname(d)) break;
+    }
   }
 
   async list(dir: string): Promise<string[]> {
@@ -100,7 +110,10 @@ export class NodeDisk implements Disk {
   }
 
   async syncDir(dir: string): Promise<void> {
-    const abs = this.abs(dir);
+    await this.syncAbs(this.abs(dir));
+  }
+
+  private async syncAbs(abs: string): Promise<void> {
     await io('sync directory', abs, async () => {
       const handle = await fs.promises.open(abs, 'r');
       try {

@@ -14,6 +14,24 @@ describe('NodeDisk', () => {
   });
   afterEach(() => tmp.cleanup());
 
+  // Regression: the dataDir, wal/ and snap/ were created without syncing their parents, so a power cut could lose a
+  // directory together with the files fsynced inside it.
+  it('creates directories durably: every parent that gained an entry is fsynced, once', async () => {
+    const disk = new NodeDisk(path.join(tmp.dir, 'data'));
+    const open = jest.spyOn(fs.promises, 'open');
+    try {
+      await disk.mkdir('wal/seg');
+      const synced = open.mock.calls.filter(([, flags]) => flags === 'r').map(([p]) => path.relative(tmp.dir, String(p)) || '.');
+      expect(synced).toEqual([path.join('data', 'wal'), 'data', '.']);
+      open.mockClear();
+      await disk.mkdir('wal');
+      expect(open).not.toHaveBeenCalled(); // nothing was created
+    } finally {
+      open.mockRestore();
+    }
+    expect(fs.statSync(path.join(tmp.dir, 'data', 'wal', 'seg')).isDirectory()).toBe(true);
+  });
+
   it('does the Disk operations on real files', async () => {
     const disk = new NodeDisk(tmp.dir);
     expect(await disk.list('nope')).toEqual([]);
