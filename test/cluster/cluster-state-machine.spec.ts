@@ -61,3 +61,30 @@ describe('ClusterStateMachine snapshots', () => {
     expect(apply(new ClusterStateMachine(), 'lock', null)).toBeInstanceOf(ApplyError);
   });
 });
+
+describe('results remembered for retries', () => {
+  // Regression: an ApplyError became a plain object in the snapshot, so a retried failing command read as success.
+  test('a remembered ApplyError is still an ApplyError on a replica restored from a snapshot', () => {
+    const data = encodePayload({ module: 'kv', command: { op: 'bogus', key: 'k' }, time: 0, session: { client: 'retrying', seq: 1 } });
+    const a = new ClusterStateMachine();
+    expect(a.apply({ term: 1, index: 1, data })).toBeInstanceOf(ApplyError);
+    const b = new ClusterStateMachine();
+    b.restore(a.snapshot());
+    const retried = b.apply({ term: 2, index: 2, data });
+    expect(retried).toBeInstanceOf(ApplyError);
+    expect((retried as ApplyError).message).toMatch(/unknown kv op/);
+  });
+});
+
+describe('task runs and terms', () => {
+  test('the first entry of a newer term, even a leader no-op, marks runs of earlier terms abandoned; the term travels in snapshots', () => {
+    const sm = new ClusterStateMachine();
+    sm.apply({ term: 2, index: 1, data: encodePayload({ module: 'task', command: { op: 'start', task: 't', fireTime: 1, node: 'a', term: 2 }, time: 5 }) });
+    expect(sm.tasks.latest('t')!.outcome).toBe('running');
+    const restored = new ClusterStateMachine();
+    restored.restore(sm.snapshot());
+    expect(restored.appliedTerm).toBe(2);
+    restored.apply({ term: 3, index: 2, data: new Uint8Array(0) });
+    expect(restored.tasks.latest('t')!.outcome).toBe('abandoned');
+  });
+});
