@@ -81,13 +81,15 @@ export class TaskLedger {
     const run = started.run;
     // The lease may have ended while the start was being committed: then the run is left to be marked abandoned.
     if (signal.aborted || this.leadership.leaderSignal() !== tenure) return { ran: false, reason: 'lease-lost' };
+    // How the run ended is recorded without waiting for it: a node shutting down, or cut off, may not get it
+    // committed, and then the next leader marks the run abandoned.
     try {
       await body({ task, fireTime, token: run.token, term: run.term, signal });
     } catch (error) {
-      await this.finish(task, fireTime, 'error', error instanceof Error ? error.message : String(error), run.token).catch(() => undefined);
+      void this.finish(task, fireTime, 'error', error instanceof Error ? error.message : String(error), run.token).catch(() => undefined);
       return { ran: true, run, error };
     }
-    await this.finish(task, fireTime, 'ok', undefined, run.token).catch(() => undefined);
+    void this.finish(task, fireTime, 'ok', undefined, run.token).catch(() => undefined);
     return { ran: true, run };
   }
 

@@ -7,7 +7,7 @@ describe('@ClusterEvent across three Nest apps', () => {
   let c: Awaited<ReturnType<typeof startCluster>>;
   beforeAll(async () => {
     // 1,000 proposals from three apps sharing two cores with other suites: give each write room beyond 5 s.
-    c = await startCluster(17420, { requestTimeout: 30_000 });
+    c = await startCluster(undefined, { requestTimeout: 30_000 });
   });
   afterAll(async () => {
     await c?.close();

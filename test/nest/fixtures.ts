@@ -1,4 +1,4 @@
-import { Injectable, Module, NotFoundException, type DynamicModule } from '@nestjs/common';
+import { Injectable, Module, NotFoundException, type DynamicModule, type Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
   Command,
@@ -24,6 +24,7 @@ import {
   LeaderOnly,
   type ClusterModuleOptions,
 } from '../../lib/index';
+import { freePorts } from '../transport/helpers';
 
 /** Where each app's handlers record what ran on it. */
 export class Journal {
@@ -114,18 +115,19 @@ export interface TestNode {
   readonly journal: Journal;
 }
 
-export async function startApp(cluster: DynamicModule): Promise<INestApplicationContext> {
-  const ref = await Test.createTestingModule({ imports: [CqrsModule.forRoot(), cluster, OrdersModule] }).compile();
+export async function startApp(cluster: DynamicModule, modules: readonly Type<object>[] = []): Promise<INestApplicationContext> {
+  const ref = await Test.createTestingModule({ imports: [CqrsModule.forRoot(), cluster, OrdersModule, ...modules] }).compile();
   const app = ref.createNestApplication({ logger: false });
   await app.init();
   return app;
 }
 
-/** Three apps, one process, real TCP on 127.0.0.1 and real dataDirs. */
-export async function startCluster(basePort: number, extra: Partial<ClusterModuleOptions> = {}) {
+/** Three apps, one process, real TCP on 127.0.0.1 (free ports unless `basePort` is given) and real dataDirs. */
+export async function startCluster(basePort?: number, extra: Partial<ClusterModuleOptions> = {}, modules: readonly Type<object>[] = []) {
   const dataRoot = mkdtempSync(join(tmpdir(), 'catga-nest-'));
   const ids = ['a', 'b', 'c'];
-  const members = ids.map((id, i) => `${id}=127.0.0.1:${basePort + i}`);
+  const ports = basePort === undefined ? await freePorts(ids.length) : ids.map((_, i) => basePort + i);
+  const members = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`);
   const t0 = Date.now();
   const say = (m: string) => console.log(`${Date.now() - t0}ms ${m}`);
   const silent = process.env.CATGA_TEST_LOG ? { log: say, warn: say, error: say } : { log() {}, warn() {}, error() {} };
@@ -133,6 +135,7 @@ export async function startCluster(basePort: number, extra: Partial<ClusterModul
     ids.map((id) =>
       startApp(
         CatgaClusterModule.forRoot({ nodeId: id, members, dataDir: join(dataRoot, id), secret: 'nest-test-secret', logger: silent, ...extra }),
+        modules,
       ),
     ),
   );

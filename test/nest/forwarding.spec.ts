@@ -8,7 +8,7 @@ jest.setTimeout(30_000);
 describe('three Nest apps over loopback', () => {
   let c: Awaited<ReturnType<typeof startCluster>>;
   beforeAll(async () => {
-    c = await startCluster(17410);
+    c = await startCluster();
   });
   afterAll(async () => {
     await c?.close();

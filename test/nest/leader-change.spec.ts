@@ -4,7 +4,7 @@ import { CreateOrder, startCluster } from './fixtures';
 jest.setTimeout(60_000);
 
 test('a leader change in the middle of a stream of forwarded commands: each returns or fails clearly, none runs twice', async () => {
-  const c = await startCluster(17430);
+  const c = await startCluster();
   try {
     const follower = c.followers()[0]!;
     const bus = follower.app.get(CommandBus);

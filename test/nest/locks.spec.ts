@@ -13,7 +13,7 @@ interface Section {
 describe('cluster.locks across three Nest apps', () => {
   let c: Awaited<ReturnType<typeof startTaskCluster>>;
   beforeAll(async () => {
-    c = await startTaskCluster(17520, []);
+    c = await startTaskCluster(undefined, []);
     await c.waitLeader();
   });
   afterAll(async () => {

@@ -83,7 +83,7 @@ test('the mirrored @nestjs/schedule metadata matches, and both decorator orders 
 describe('@SingletonTask across three Nest apps', () => {
   let c: Awaited<ReturnType<typeof startTaskCluster>>;
   beforeAll(async () => {
-    c = await startTaskCluster(17500, [IntervalTasks, LongTask]);
+    c = await startTaskCluster(undefined, [IntervalTasks, LongTask]);
   });
   afterAll(async () => {
     await c?.closeAll();
@@ -150,7 +150,7 @@ describe('@SingletonTask across three Nest apps', () => {
 });
 
 test('@Cron every second over ~3 s: each second runs once, on the leader', async () => {
-  const c = await startTaskCluster(17510, [CronTasks]);
+  const c = await startTaskCluster(undefined, [CronTasks]);
   try {
     const leader = await c.waitLeader();
     const t0 = Date.now();

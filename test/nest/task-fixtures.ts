@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CatgaClusterModule, ClusterCoordinator, SingletonTask, type ClusterModuleOptions, type LeaderTask } from '../../lib/index';
 import type { RaftRuntime } from '../../lib/cluster/raft-runtime';
+import { freePorts } from '../transport/helpers';
 
 /** Shared by the apps of one test cluster (they run in one process): what ran where, and when. */
 export class TaskJournal {
@@ -89,12 +90,16 @@ export async function startTaskApp(options: ClusterModuleOptions, providers: Pro
   return app;
 }
 
-/** Three apps in this process over loopback, each with `providers` (and a TaskJournal shared by all three). */
-export async function startTaskCluster(basePort: number, providers: Provider[], extra: Partial<ClusterModuleOptions> = {}) {
+/**
+ * Three apps in this process over loopback (free ports unless `basePort` is given), each with `providers` (and a
+ * TaskJournal shared by all three).
+ */
+export async function startTaskCluster(basePort: number | undefined, providers: Provider[], extra: Partial<ClusterModuleOptions> = {}) {
   const journal = new TaskJournal();
   const dataRoot = mkdtempSync(join(tmpdir(), 'catga-tasks-'));
   const ids = ['a', 'b', 'c'];
-  const members = ids.map((id, i) => `${id}=127.0.0.1:${basePort + i}`);
+  const ports = basePort === undefined ? await freePorts(ids.length) : ids.map((_, i) => basePort + i);
+  const members = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`);
   const apps = await Promise.all(
     ids.map((id) =>
       startTaskApp(
