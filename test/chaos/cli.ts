@@ -1,20 +1,31 @@
 /**
- * `npm run chaos -- [--seconds S] [--seed N] [--nodes 3|5] [--port P]`: one chaos run against real node processes
- * (ports P … P+nodes−1 on 127.0.0.1, default 18740). Progress goes to stderr; the last line on stdout is the JSON
- * summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments. Ctrl-C (or
- * SIGTERM) ends the fault phase early and still checks what was recorded; a second one kills the nodes and exits.
+ * `npm run chaos -- [--seconds S] [--seed N] [--nodes 3|5] [--port P] [--netns]`: one chaos run against real node
+ * processes (ports P … P+nodes−1 on 127.0.0.1, default 18740; with --netns each node in its own network namespace,
+ * and the nemesis also cuts links between them — needs root). Progress goes to stderr; the last line on stdout is
+ * the JSON summary. Exits 0 when the run passed, 1 when a check failed or could not decide, 2 on bad arguments (or
+ * --netns where namespaces cannot be used). Ctrl-C (or SIGTERM) ends the fault phase early and still checks what
+ * was recorded; a second one kills the nodes, removes the namespaces and exits.
  */
 import { wholeNumberArgs } from '../support/cli-args.js';
+import { NetnsLab } from '../support/netns.js';
 import { runChaos, type ChaosOptions } from './runner.js';
 
+const USAGE = '--seconds S --seed N --nodes 3|5 --port P [--netns]';
+
 function parseArgs(argv: readonly string[]): Omit<ChaosOptions, 'log' | 'signal'> {
+  // The one flag without a value; the rest are `--name number` pairs.
+  const partitions = argv.includes('--netns');
   const a = wholeNumberArgs(
-    argv,
+    argv.filter((x) => x !== '--netns'),
     { seconds: { default: 60, min: 1 }, seed: { default: 1, min: 0 }, nodes: { default: 3, min: 3 }, port: { default: 18740, min: 1024 } },
-    '--seconds S --seed N --nodes 3|5 --port P',
+    USAGE,
   );
   if (a.nodes !== 3 && a.nodes !== 5) throw new Error(`--nodes expects 3 or 5, got ${a.nodes}`);
-  return { seconds: a.seconds, seed: a.seed, nodes: a.nodes, basePort: a.port };
+  if (partitions) {
+    const why = NetnsLab.unavailable();
+    if (why !== null) throw new Error(`--netns: network namespaces cannot be used here: ${why}`);
+  }
+  return { seconds: a.seconds, seed: a.seed, nodes: a.nodes, basePort: a.port, ...(partitions ? { partitions } : {}) };
 }
 
 async function main(): Promise<void> {

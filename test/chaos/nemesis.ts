@@ -1,31 +1,38 @@
 /**
  * The chaos nemesis: on a schedule drawn from its own seeded PRNG it kills nodes with SIGKILL and restarts them on
  * their dataDir, pauses them (SIGSTOP … SIGCONT), transfers leadership, and restarts nodes gracefully with another
- * clock rate (CATGA_TEST_CLOCK_RATE). At most `maxFaulty` nodes (a minority) are down, paused or restarting at once,
- * so the cluster can keep making progress. Half the faults aim at the current leader.
+ * clock rate (CATGA_TEST_CLOCK_RATE). With a NetnsLab it also cuts the network between the node processes: isolates
+ * a node, drops one direction of a link, or blackholes a node or a link. At most `maxFaulty` nodes (a minority) are
+ * down, paused, restarting, isolated or blackholed at once, so the cluster can keep making progress (a cut link
+ * takes no node out and is not counted). Half the faults aim at the current leader.
  *
  * Same seed → same sequence of decisions (kinds, gaps, durations, rates, whom to aim at); which node is the leader
  * when a fault aims at it, and so how the run unfolds, depends on real process timing.
  */
+import type { Cut, NetnsLab } from '../support/netns.js';
 import type { ProbeResult } from '../support/node-protocol.js';
 import type { Prng } from '../support/prng.js';
 import { sleep, type NodeProcess, type ProcessCluster } from '../support/process-cluster.js';
 import { errorName } from './history.js';
 
 export const FAULT_KINDS = ['kill', 'pause', 'transfer', 'skew'] as const;
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Injected only when the nodes run in network namespaces. */
+export const PARTITION_KINDS = ['isolate', 'one-way', 'blackhole'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number] | (typeof PARTITION_KINDS)[number];
 
 /** Clock rates stay within the core's drift bound (maxClockDrift 0.1). */
 export const CLOCK_RATES: readonly [number, number] = [0.95, 1.05];
 
 export interface Fault {
   readonly kind: FaultKind;
-  /** The node hit; for a transfer, the node asked to take over. */
+  /** The node hit; for a transfer, the node asked to take over; for a cut link, its first end (one-way: the sender). */
   readonly node: string;
+  /** A cut link's other end (one-way: the node that no longer hears `node`). */
+  readonly peer?: string;
   readonly wasLeader: boolean;
   /** When it was injected, on the `now` clock of the options. */
   readonly at: number;
-  /** kill: time down; pause: time stopped. */
+  /** kill: time down; pause: time stopped; partitions: time cut. */
   readonly durationMs?: number;
   /** skew: the node's new clock rate. */
   readonly rate?: number;
@@ -42,6 +49,21 @@ export interface NemesisOptions {
   /** True once no new fault should start; running ones then heal at once. */
   readonly done: () => boolean;
   readonly log?: (message: string) => void;
+  /** The nodes run in this lab's namespaces: partition faults join the schedule. */
+  readonly netns?: NetnsLab;
+}
+
+/** One fault's decisions, drawn before the kind is known so the stream does not depend on it. */
+interface Draw {
+  readonly gapMs: number;
+  readonly kindRoll: number;
+  readonly atLeader: boolean;
+  readonly pick: number;
+  readonly durationMs: number;
+  readonly rate: number;
+  /** Drawn only with partitions: a link's second end, and whether a blackhole hits a link rather than a node. */
+  readonly second?: number;
+  readonly asLink?: boolean;
 }
 
 const START_TIMEOUT_MS = 20_000;
@@ -58,29 +80,36 @@ export class Nemesis {
   /** Node faults started and not yet healed (counted from launch, before a target is chosen). */
   private busy = 0;
 
-  constructor(private readonly o: NemesisOptions) {}
+  private readonly kinds: readonly FaultKind[];
 
-  /** Injects faults until done(), then waits for every fault to heal: all nodes run, none is paused. */
+  constructor(private readonly o: NemesisOptions) {
+    this.kinds = o.netns ? [...FAULT_KINDS, ...PARTITION_KINDS] : FAULT_KINDS;
+  }
+
+  /** Injects faults until done(), then waits for every fault to heal: all nodes run, none is paused or cut off. */
   async run(): Promise<void> {
     const { rng } = this.o;
-    // The first four faults are one of each kind, in a seeded order, so every run has them all.
-    const first: FaultKind[] = FAULT_KINDS.slice();
+    const partitions = this.o.netns !== undefined;
+    // The first faults are one of each kind, in a seeded order, so every run has them all.
+    const first: FaultKind[] = this.kinds.slice();
     for (let i = first.length - 1; i > 0; i--) {
       const j = rng.int(0, i + 1);
       [first[i], first[j]] = [first[j]!, first[i]!];
     }
     for (let i = 0; !this.o.done(); i++) {
-      const d = {
+      const d: Draw = {
         gapMs: rng.range(400, 2000),
         kindRoll: rng.next(),
         atLeader: rng.chance(0.5),
         pick: rng.next(),
         durationMs: rng.range(300, 3000),
         rate: rng.range(CLOCK_RATES[0], CLOCK_RATES[1]),
+        // After the others: without partitions the stream is drawn exactly as before they existed.
+        ...(partitions ? { second: rng.next(), asLink: rng.chance(0.5) } : {}),
       };
-      const kind = first[i] ?? (d.kindRoll < 0.3 ? 'kill' : d.kindRoll < 0.6 ? 'pause' : d.kindRoll < 0.8 ? 'transfer' : 'skew');
+      const kind = first[i] ?? (partitions ? partitionRunKind(d.kindRoll) : processRunKind(d.kindRoll));
       await this.sleep(d.gapMs);
-      const holdsNode = kind !== 'transfer';
+      const holdsNode = kind !== 'transfer' && kind !== 'one-way' && !(kind === 'blackhole' && d.asLink);
       while (holdsNode && this.busy >= this.o.maxFaulty && !this.o.done()) await Promise.race(this.active);
       if (this.o.done()) break;
       if (holdsNode) this.busy++;
@@ -95,15 +124,20 @@ export class Nemesis {
     await Promise.all(this.active);
   }
 
-  counts(): Record<FaultKind, number> {
-    const c = { kill: 0, pause: 0, transfer: 0, skew: 0 };
-    for (const f of this.faults) if (!f.error) c[f.kind]++;
+  /** Injected faults by kind; the partition kinds only when partitions are on. */
+  counts(): Partial<Record<FaultKind, number>> {
+    const c: Partial<Record<FaultKind, number>> = {};
+    for (const k of this.kinds) c[k] = 0;
+    for (const f of this.faults) if (!f.error) c[f.kind] = (c[f.kind] ?? 0) + 1;
     return c;
   }
 
-  private async inject(kind: FaultKind, d: { atLeader: boolean; pick: number; durationMs: number; rate: number }): Promise<void> {
+  private async inject(kind: FaultKind, d: Draw): Promise<void> {
     const live = () => this.o.cluster.nodes.filter((n) => n.running && !this.faulty.has(n.id));
     if (kind === 'transfer') return this.transfer(live, d.pick);
+    const lab = this.o.netns;
+    if (lab && (kind === 'one-way' || (kind === 'blackhole' && d.asLink))) return this.cutLink(lab, kind, d);
+    if (lab && (kind === 'isolate' || kind === 'blackhole')) return this.cutNode(lab, kind, d, live);
     const leader = await this.leader(live());
     // Chosen after the await, in the same turn as it is marked faulty.
     const eligible = live();
@@ -131,6 +165,44 @@ export class Nemesis {
       }
     } finally {
       this.faulty.delete(target.id);
+    }
+  }
+
+  /**
+   * Cuts one node off from all others (isolate: refused and reset; blackhole: silently lost) — the leader half the
+   * time, else a follower — and heals it after the drawn duration. The node counts as faulty meanwhile.
+   */
+  private async cutNode(lab: NetnsLab, kind: 'isolate' | 'blackhole', d: Draw, live: () => NodeProcess[]): Promise<void> {
+    const leader = await this.leader(live());
+    const eligible = live();
+    const followers = eligible.filter((n) => n !== leader);
+    const target = d.atLeader && leader && eligible.includes(leader) ? leader : followers[Math.floor(d.pick * followers.length)];
+    if (!target) return;
+    this.faulty.add(target.id);
+    try {
+      const cut = kind === 'isolate' ? await lab.isolate(target.id) : await lab.blackhole(target.id);
+      await this.holdCut(cut, { kind, node: target.id, wasLeader: target === leader, at: this.o.now(), durationMs: Math.round(d.durationMs) }, d.durationMs);
+    } finally {
+      this.faulty.delete(target.id);
+    }
+  }
+
+  /** Cuts a random link, one direction (one-way) or both (blackhole), whatever the state of its ends. */
+  private async cutLink(lab: NetnsLab, kind: 'one-way' | 'blackhole', d: Draw): Promise<void> {
+    const ids = this.o.cluster.nodes.map((n) => n.id);
+    const a = ids[Math.floor(d.pick * ids.length)]!;
+    const others = ids.filter((id) => id !== a);
+    const b = others[Math.floor((d.second ?? 0) * others.length)]!;
+    const cut = kind === 'one-way' ? await lab.cutOneWay(a, b) : await lab.blackholeLink(a, b);
+    await this.holdCut(cut, { kind, node: a, peer: b, wasLeader: false, at: this.o.now(), durationMs: Math.round(d.durationMs) }, d.durationMs);
+  }
+
+  private async holdCut(cut: Cut, fault: Fault, durationMs: number): Promise<void> {
+    try {
+      this.record(fault);
+      await this.sleep(durationMs);
+    } finally {
+      await cut.heal();
     }
   }
 
@@ -200,7 +272,8 @@ export class Nemesis {
   private record(f: Fault): void {
     this.faults.push(f);
     const extra = f.durationMs !== undefined ? ` for ${f.durationMs} ms` : f.rate !== undefined ? ` to clock rate ${f.rate}` : '';
-    this.o.log?.(`${f.kind} ${f.node}${f.wasLeader ? ' (leader)' : ''}${extra}${f.error ? `: failed (${f.error})` : ''}`);
+    const link = f.peer === undefined ? '' : `${f.kind === 'one-way' ? '->' : '<->'}${f.peer}`;
+    this.o.log?.(`${f.kind} ${f.node}${link}${f.wasLeader ? ' (leader)' : ''}${extra}${f.error ? `: failed (${f.error})` : ''}`);
   }
 
   /** Sleeps `ms`, waking early once done() so that faults heal promptly at the end. */
@@ -208,4 +281,24 @@ export class Nemesis {
     const until = performance.now() + ms;
     while (!this.o.done() && performance.now() < until) await sleep(Math.min(50, until - performance.now()));
   }
+}
+
+/** Without partitions: kill 30%, pause 30%, transfer 20%, skew 20%. */
+function processRunKind(roll: number): FaultKind {
+  return roll < 0.3 ? 'kill' : roll < 0.6 ? 'pause' : roll < 0.8 ? 'transfer' : 'skew';
+}
+
+/** With partitions: kill 20%, pause 20%, transfer 15%, skew 10%, isolate 12%, one-way 12%, blackhole 11%. */
+function partitionRunKind(roll: number): FaultKind {
+  const weights: readonly [FaultKind, number][] = [
+    ['kill', 0.2],
+    ['pause', 0.2],
+    ['transfer', 0.15],
+    ['skew', 0.1],
+    ['isolate', 0.12],
+    ['one-way', 0.12],
+  ];
+  let acc = 0;
+  for (const [kind, w] of weights) if (roll < (acc += w)) return kind;
+  return 'blackhole';
 }

@@ -1,7 +1,9 @@
 /**
- * One chaos run: real node processes on 127.0.0.1, kv and lock clients in this process, the nemesis, then the
- * checks. Every node process is killed at the end, whatever happened (and on process exit, as a last resort).
+ * One chaos run: real node processes on 127.0.0.1 (or, with partitions, each in its own network namespace), kv and
+ * lock clients in this process, the nemesis, then the checks. Every node process is killed and every namespace
+ * removed at the end, whatever happened (and on process exit, as a last resort).
  */
+import { NetnsLab } from '../support/netns.js';
 import { epochMs } from '../support/node-protocol.js';
 import { Prng } from '../support/prng.js';
 import { ProcessCluster, assertBuilt } from '../support/process-cluster.js';
@@ -23,11 +25,15 @@ export interface ChaosOptions {
   readonly log?: (message: string) => void;
   /** Ends the fault phase early (the checks still run on what was recorded). */
   readonly signal?: AbortSignal;
+  /** Run the nodes in network namespaces (needs root) and add network partitions to the faults. */
+  readonly partitions?: boolean;
 }
 
 export interface ChaosSummary {
   readonly seed: number;
   readonly nodes: number;
+  /** Present when the nodes ran in network namespaces and the nemesis cut links between them. */
+  readonly partitions?: { readonly subnet: string };
   readonly seconds: number;
   /** How long faults were actually injected, ms. */
   readonly chaosMs: number;
@@ -36,7 +42,7 @@ export interface ChaosSummary {
   readonly clockRates: Record<string, number>;
   readonly ops: Partial<Record<OpKind, OutcomeCounts>>;
   readonly errors: Record<string, Record<string, number>>;
-  readonly faults: Record<FaultKind, number>;
+  readonly faults: Partial<Record<FaultKind, number>>;
   /** Faults that could not be injected (e.g. a transfer while no leader was known). */
   readonly faultsNotInjected: number;
   readonly lockGrants: number;
@@ -69,11 +75,19 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   const rng = new Prng(o.seed);
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
   const clockRates = Object.fromEntries(ids.map((id) => [id, Math.round(rng.range(CLOCK_RATES[0], CLOCK_RATES[1]) * 10_000) / 10_000]));
-  const cluster = new ProcessCluster({
-    ids,
-    basePort: o.basePort,
-    nodeEnv: Object.fromEntries(ids.map((id) => [id, { CATGA_TEST_CLOCK_RATE: String(clockRates[id]) }])),
-  });
+  const lab = o.partitions ? newLab(ids) : undefined;
+  let cluster: ProcessCluster;
+  try {
+    cluster = new ProcessCluster({
+      ids,
+      basePort: o.basePort,
+      nodeEnv: Object.fromEntries(ids.map((id) => [id, { CATGA_TEST_CLOCK_RATE: String(clockRates[id]) }])),
+      netns: lab,
+    });
+  } catch (e) {
+    lab?.destroy();
+    throw e;
+  }
   // If this process exits before `finally` runs, paused children would never see their IPC channel close.
   const killAll = () => {
     for (const n of cluster.nodes) {
@@ -95,12 +109,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   try {
     await cluster.start();
     await cluster.leader(15_000);
-    log(`${o.nodes} nodes up (clock rates ${JSON.stringify(clockRates)}); ${o.seconds} s of chaos, seed ${o.seed}`);
+    const where = lab ? `in network namespaces on ${lab.subnet}.0/24` : 'on 127.0.0.1';
+    log(`${o.nodes} nodes up ${where} (clock rates ${JSON.stringify(clockRates)}); ${o.seconds} s of chaos, seed ${o.seed}`);
     const startedAt = epochMs();
     const endAt = startedAt + o.seconds * 1000;
     const done = () => epochMs() >= endAt || o.signal?.aborted === true;
     // Forked in a fixed order: each component draws from its own stream.
-    nemesis = new Nemesis({ cluster, rng: rng.fork(), maxFaulty: Math.floor((o.nodes - 1) / 2), now: () => history.now(), done, log });
+    nemesis = new Nemesis({ cluster, rng: rng.fork(), maxFaulty: Math.floor((o.nodes - 1) / 2), now: () => history.now(), done, log, netns: lab });
     const kvClients = cluster.nodes.flatMap((node, i) =>
       Array.from({ length: KV_CLIENTS_PER_NODE }, (_, j) =>
         runKvClient({ id: i * KV_CLIENTS_PER_NODE + j, node, keys: KEYS, rng: rng.fork(), history, done }),
@@ -120,8 +135,12 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     chaosMs = Math.round(epochMs() - startedAt);
     unrecovered = await finalReads(cluster, history);
   } finally {
-    await cluster.destroy();
-    process.removeListener('exit', killAll);
+    try {
+      await cluster.destroy();
+    } finally {
+      lab?.destroy();
+      process.removeListener('exit', killAll);
+    }
   }
 
   log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests`);
@@ -138,6 +157,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   return {
     seed: o.seed,
     nodes: o.nodes,
+    ...(lab ? { partitions: { subnet: `${lab.subnet}.0/24` } } : {}),
     seconds: o.seconds,
     chaosMs,
     clients: { kv: o.nodes * KV_CLIENTS_PER_NODE, lock: o.nodes * LOCK_CLIENTS_PER_NODE },
@@ -159,6 +179,14 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     result,
     ...(result === 'pass' ? {} : { faultLog: nemesis.faults }),
   };
+}
+
+/** A fresh lab for `ids`, after removing what crashed runs left; a clear error where namespaces cannot be used. */
+function newLab(ids: readonly string[]): NetnsLab {
+  const why = NetnsLab.unavailable();
+  if (why !== null) throw new Error(`partitions need network namespaces: ${why}`);
+  NetnsLab.cleanupStale();
+  return new NetnsLab(ids);
 }
 
 /**

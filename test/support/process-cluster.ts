@@ -1,9 +1,10 @@
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { IpcRequests } from './ipc-requests.js';
+import type { NetnsLab } from './netns.js';
 import type { DistributiveOmit, NodeReply, NodeRequest } from './node-protocol.js';
 
 /**
@@ -26,6 +27,9 @@ export class RemoteError extends Error {
   }
 }
 
+/** Turns a command line into one that runs it elsewhere (e.g. `ip netns exec <ns> …`); the wrapper must exec it. */
+export type Launcher = (command: string, args: readonly string[]) => { command: string; args: string[] };
+
 /** One node process: start, request over IPC, kill -9, pause, restart on the same dataDir. */
 export class NodeProcess {
   private child: ChildProcess | null = null;
@@ -38,6 +42,8 @@ export class NodeProcess {
   constructor(
     readonly id: string,
     private readonly env: Record<string, string>,
+    /** Without one, the node is forked as usual. */
+    private readonly launcher?: Launcher,
   ) {
     this.requests = new IpcRequests(id, (name, message) => new RemoteError(name, message));
   }
@@ -76,7 +82,9 @@ export class NodeProcess {
 
   start(timeoutMs = 10_000): Promise<void> {
     if (this.child) throw new Error(`${this.id} is already running`);
-    const child = fork(NODE_MAIN, [], { env: { ...process.env, ...this.env, ...this.envOverrides }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+    const env = { ...process.env, ...this.env, ...this.envOverrides };
+    const stdio: ['ignore', 'pipe', 'pipe', 'ipc'] = ['ignore', 'pipe', 'pipe', 'ipc'];
+    const child = this.launcher ? spawnThrough(this.launcher, env, stdio) : fork(NODE_MAIN, [], { env, stdio });
     this.child = child;
     const keep = (b: Buffer) => {
       this.output = (this.output + b.toString()).slice(-20_000);
@@ -118,6 +126,15 @@ export class NodeProcess {
   }
 }
 
+/**
+ * What fork() would run, through the launcher. The IPC channel (NODE_CHANNEL_FD) survives the wrapper because it
+ * execs the node: the child's pid is the node's own, so SIGSTOP and SIGKILL reach the node itself.
+ */
+function spawnThrough(launcher: Launcher, env: NodeJS.ProcessEnv, stdio: ['ignore', 'pipe', 'pipe', 'ipc']): ChildProcess {
+  const { command, args } = launcher(process.execPath, [...process.execArgv, NODE_MAIN]);
+  return spawn(command, args, { env, stdio });
+}
+
 export interface ProcessClusterOptions {
   readonly ids?: readonly string[];
   readonly basePort: number;
@@ -127,9 +144,14 @@ export interface ProcessClusterOptions {
   readonly dataParent?: string;
   /** Extra environment for single nodes, by id (applied after `env`). */
   readonly nodeEnv?: Readonly<Record<string, Record<string, string>>>;
+  /**
+   * Run each node in its own network namespace of this lab (made for the same ids), listening on its private
+   * address. The caller owns the lab and destroys it after the cluster.
+   */
+  readonly netns?: NetnsLab;
 }
 
-/** N node processes on 127.0.0.1 with their own temp dataDirs, removed by `destroy()`. */
+/** N node processes with their own temp dataDirs, removed by `destroy()`: on 127.0.0.1, or in a NetnsLab. */
 export class ProcessCluster {
   readonly nodes: NodeProcess[];
   readonly dataRoot: string;
@@ -138,18 +160,24 @@ export class ProcessCluster {
   constructor(opts: ProcessClusterOptions) {
     this.dataRoot = mkdtempSync(join(opts.dataParent ?? tmpdir(), 'catga-e2e-'));
     const ids = opts.ids ?? ['n1', 'n2', 'n3'];
-    this.members = ids.map((id, i) => `${id}=127.0.0.1:${opts.basePort + i}`);
+    const lab = opts.netns;
+    this.members = ids.map((id, i) => `${id}=${lab ? lab.address(id) : '127.0.0.1'}:${opts.basePort + i}`);
+    const launcher = (id: string): Launcher | undefined => (lab ? (command, args) => lab.wrap(id, command, args) : undefined);
     this.nodes = ids.map(
       (id) =>
-        new NodeProcess(id, {
-          CATGA_NODE_ID: id,
-          CATGA_MEMBERS: this.members.join(','),
-          CATGA_DATA_DIR: join(this.dataRoot, id),
-          CATGA_SECRET: opts.secret ?? 'e2e-test-secret',
-          CATGA_QUIET: '1',
-          ...opts.env,
-          ...opts.nodeEnv?.[id],
-        }),
+        new NodeProcess(
+          id,
+          {
+            CATGA_NODE_ID: id,
+            CATGA_MEMBERS: this.members.join(','),
+            CATGA_DATA_DIR: join(this.dataRoot, id),
+            CATGA_SECRET: opts.secret ?? 'e2e-test-secret',
+            CATGA_QUIET: '1',
+            ...opts.env,
+            ...opts.nodeEnv?.[id],
+          },
+          launcher(id),
+        ),
     );
   }
 
