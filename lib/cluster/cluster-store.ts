@@ -92,8 +92,8 @@ export class LogProposer implements Proposer {
         last = e as Error;
         if (!surelyNotApplied(e)) uncertain = true;
       }
-      const pause = Math.min(5 * 2 ** Math.min(attempt, 6), 100, deadline - this.d.clock.now());
-      if (pause > 0) await pauseUntilLeaderElected(this.d.runtime, this.d.timers, pause);
+      // At least 1 ms: a pause for a sliver of time before the deadline might not move a clock on at all.
+      await pauseUntilLeaderElected(this.d.runtime, this.d.timers, Math.max(1, Math.min(5 * 2 ** Math.min(attempt, 6), 100, deadline - this.d.clock.now())));
     }
     throw !uncertain
       ? new NoLeaderException(`no leader took the write within ${this.d.requestTimeoutMs} ms`)

@@ -244,6 +244,11 @@ export class Raft {
     return m.term > this.term + 1 || m.stamp >= this.transferFence;
   }
 
+  /** A TimeoutNow stamped before the fence belongs to a transfer the leader gave up: campaigning would only depose it. */
+  protected obeysTimeoutNow(m: Message): boolean {
+    return m.stamp >= this.transferFence;
+  }
+
   // ---- roles ----------------------------------------------------------------------------------------------------
 
   private becomeFollower(term: number, lead: NodeId): void {
@@ -463,8 +468,7 @@ export class Raft {
         this.handleSnapshotChunk(m);
         break;
       case MessageType.TimeoutNow:
-        // One stamped before the fence belongs to a transfer the leader gave up: campaigning would only depose it.
-        if (m.stamp >= this.transferFence) this.hup(m.stamp);
+        if (this.obeysTimeoutNow(m)) this.hup(m.stamp);
         break;
       case MessageType.ReadIndexResp:
         this.readStates.push({ index: m.index, context: m.context });

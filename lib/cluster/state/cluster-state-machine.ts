@@ -29,8 +29,10 @@ const SLICE = 2048;
 export interface StateMachineOptions {
   /** Newest cluster events kept in the state (and its snapshots) for nodes that fall behind. */
   readonly eventRetention?: number;
-  /** A replacement lock table, for the simulator's checker self-test. */
+  /** Replacement modules, for the simulator's checker self-test. */
   readonly locks?: LockModule;
+  readonly tasks?: TaskLedgerModule;
+  readonly events?: EventLogModule;
 }
 
 /**
@@ -42,7 +44,7 @@ export class ClusterStateMachine implements StateMachine {
   readonly kv = new KvModule();
   readonly events: EventLogModule;
   readonly locks: LockModule;
-  readonly tasks = new TaskLedgerModule();
+  readonly tasks: TaskLedgerModule;
   readonly sessions = new SessionTable();
   private readonly modules = new Map<string, StateModule>();
   /** Modules whose rows are encoded in slices, in image order. */
@@ -52,8 +54,9 @@ export class ClusterStateMachine implements StateMachine {
   appliedTerm = 0;
 
   constructor(extra: readonly StateModule[] = [], options: StateMachineOptions = {}) {
-    this.events = new EventLogModule(options.eventRetention);
+    this.events = options.events ?? new EventLogModule(options.eventRetention);
     this.locks = options.locks ?? new LockModule();
+    this.tasks = options.tasks ?? new TaskLedgerModule();
     this.bulk = [this.kv, this.events];
     for (const m of [this.kv, this.events, this.locks, this.tasks, ...extra]) this.modules.set(m.name, m);
   }
