@@ -1,4 +1,4 @@
-import { Raft, type Message, type RaftConstructor } from '../../lib/raft/index.js';
+import { CAMPAIGN_TRANSFER, MessageType, Raft, type Message, type RaftConstructor } from '../../lib/raft/index.js';
 
 /**
  * Deliberately broken cores for the checker self-test: each drops one safety rule. The simulator must catch every
@@ -33,9 +33,24 @@ class AssumesLease extends Raft {
   }
 }
 
+/**
+ * Gets its lease back after an abandoned transfer, but nobody checks the fence: a late TimeoutNow still starts a
+ * campaign, and voters honour it while the old leader counts on their acknowledgements.
+ */
+class IgnoresTransferFence extends Raft {
+  protected override honorsTransfer(m: Message): boolean {
+    return m.type === MessageType.Vote && m.context === CAMPAIGN_TRANSFER;
+  }
+
+  protected override obeysTimeoutNow(): boolean {
+    return true;
+  }
+}
+
 export const BROKEN_CORES: Readonly<Record<string, RaftConstructor>> = {
   'commits-old-terms': CommitsOldTerms,
   'votes-twice': VotesTwice,
   'skips-up-to-date-check': SkipsUpToDateCheck,
   'assumes-lease': AssumesLease,
+  'ignores-transfer-fence': IgnoresTransferFence,
 };

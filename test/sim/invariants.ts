@@ -18,6 +18,11 @@ export class LogLedger {
     return this.committed.size;
   }
 
+  /** The entry applied at `index`, if any node applied one there. */
+  entryAt(index: number): Entry | undefined {
+    return this.committed.get(index);
+  }
+
   applied(node: string, e: Entry): Violation | null {
     const known = this.committed.get(e.index);
     if (!known) {

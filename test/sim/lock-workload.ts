@@ -3,6 +3,7 @@ import type { Prng } from '../support/prng.js';
 import type { EventQueue } from './event-queue.js';
 import type { Violation } from './invariants.js';
 import type { RuntimeMember } from './runtime-member.js';
+import type { SettleWatch } from './settle-watch.js';
 
 const NAMES = ['job', 'report'];
 
@@ -39,6 +40,8 @@ export class LockWorkload {
     private readonly endAt: number,
     private readonly fail: (v: Violation) => void,
     private readonly log: (text: () => string) => void,
+    private readonly settle: SettleWatch,
+    private readonly requestTimeoutMs: number,
   ) {
     for (const m of members) m.onCrash(() => this.endAll(m.id));
   }
@@ -60,6 +63,8 @@ export class LockWorkload {
       const ttl = this.rng.pick([80, 200, 600]);
       const wait = this.rng.pick([0, 150, 800]);
       const who = `client ${c} on ${member.id}`;
+      // acquire() waits up to `wait`, and the proposal under way then may take a request timeout more.
+      const settled = this.settle.watch(member.id, `lock acquire of ${name} (wait ${wait} ms)`, wait + this.requestTimeoutMs * 1.1 + 50);
       // A crash leaves the call pending forever; the client moves on as a real one would after its own timeout.
       this.queue.schedule(wait + 2000, () => {
         if (mine !== gen) return;
@@ -68,6 +73,7 @@ export class LockWorkload {
       });
       coord.locks.acquire(name, { ttl, wait }).then(
         (lock) => {
+          settled();
           if (mine !== gen) return;
           gen++;
           this.granted(who, lock);
@@ -79,6 +85,7 @@ export class LockWorkload {
           });
         },
         (e: Error) => {
+          settled();
           if (mine !== gen) return;
           gen++;
           if (e.name === 'LockTimeoutException') this.stats.timeouts++;

@@ -1,6 +1,6 @@
 import type { ReadOnlyMode } from '../../lib/raft/index.js';
 import type { Prng } from '../support/prng.js';
-import type { NetworkFaults } from './sim-network.js';
+import type { FaultTarget, NetworkFaults, TargetedFault } from './sim-network.js';
 
 /** A seed's fault profile, drawn from the seed itself so every seed explores a different mix. */
 export interface Profile {
@@ -52,4 +52,43 @@ export function describeProfile(p: Profile): string {
     `transfer/${p.transferEvery} figure8=${p.figure8} crashNewLeader=${p.crashNewLeader} snapEvery=${p.snapshotEvery} ` +
     `reads=${p.readOnly} msgBytes=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs} clients=${p.clients} lockClients=${p.lockClients}`
   );
+}
+
+/**
+ * A seed's leader-work profile (runtime level), drawn from a stream of its own so the older draws keep their values:
+ * the targeted fault, how many events the state keeps, and the workloads on forwarding, singleton fires and events.
+ */
+export interface LeaderWorkProfile {
+  readonly targeted: TargetedFault | null;
+  /** Small values make nodes that were down or cut off fall behind the retention (gap notices). */
+  readonly eventRetention: number;
+  /** Clients sending forwarded work from random members. */
+  readonly forwardClients: number;
+  /** Period of the scheduled singleton task fired on every member (ms), or Infinity for none. */
+  readonly fireEvery: number;
+  /** Clients publishing cluster events from random members. */
+  readonly eventClients: number;
+}
+
+const TARGETS: readonly FaultTarget[] = ['timeout-now', 'transfer', 'vote-reply'];
+
+export function drawTargeted(rng: Prng): TargetedFault | null {
+  if (rng.chance(0.4)) return null;
+  return { target: rng.pick(TARGETS), drop: rng.pick([0, 0.3, 0.9]), hold: rng.pick([0, 0.5, 0.9]), holdMs: rng.range(100, 400) };
+}
+
+export function drawLeaderWork(rng: Prng): LeaderWorkProfile {
+  return {
+    targeted: drawTargeted(rng),
+    eventRetention: rng.pick([3, 20, 10_000]),
+    forwardClients: rng.int(0, 4),
+    fireEvery: rng.pick([Infinity, 40, 100]),
+    eventClients: rng.int(0, 4),
+  };
+}
+
+export function describeLeaderWork(w: LeaderWorkProfile): string {
+  const t = w.targeted;
+  const targeted = t ? `${t.target}(drop=${t.drop},hold=${t.hold}/${Math.round(t.holdMs)}ms)` : 'none';
+  return `targeted=${targeted} eventRetention=${w.eventRetention} forwardClients=${w.forwardClients} fireEvery=${w.fireEvery} eventClients=${w.eventClients}`;
 }

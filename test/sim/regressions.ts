@@ -31,6 +31,12 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
   },
   {
+    seed: 138,
+    nodes: 3,
+    level: 'runtime',
+    bug: 'a retry loop paused for the sliver of time left before its deadline, which did not move the clock: the same instant forever',
+  },
+  {
     seed: 20741,
     nodes: 5,
     level: 'runtime',

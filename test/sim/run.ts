@@ -1,8 +1,9 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { BROKEN_CORES } from './broken-cores.js';
+import { BROKEN_LEADER_WORK } from './broken-leader-work.js';
 import { BROKEN_LOCKS } from './broken-locks.js';
-import { runSimulation, type SimLevel, type SimResult } from './simulation.js';
+import { runSimulation, type LeaderWorkStats, type SimLevel, type SimResult } from './simulation.js';
 
 /**
  * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--level core|runtime] [--workers W] [--variant NAME]` runs
@@ -26,7 +27,11 @@ interface Job {
   readonly args: Args;
 }
 
-type Summary = Pick<SimResult, 'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns' | 'profile'>;
+type Summary = Pick<
+  SimResult,
+  'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns' | 'leaderWork' | 'targeted' | 'leaseAfterHealMs' | 'profile'
+>;
+const VARIANTS = [...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_LOCKS), ...Object.keys(BROKEN_LEADER_WORK)];
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core' };
@@ -54,8 +59,8 @@ function parseArgs(argv: string[]): Args {
         a.level = value;
         break;
       case '--variant':
-        if (!value || !(value in BROKEN_CORES || value in BROKEN_LOCKS)) {
-          throw new Error(`--variant expects one of ${[...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_LOCKS)].join(', ')} (lock variants need --level runtime)`);
+        if (!value || !VARIANTS.includes(value)) {
+          throw new Error(`--variant expects one of ${VARIANTS.join(', ')} (all but the core ones need --level runtime)`);
         }
         a.variant = value;
         break;
@@ -77,6 +82,7 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
     level: args.level,
     core: args.variant ? BROKEN_CORES[args.variant] : undefined,
     lockModule: args.variant ? BROKEN_LOCKS[args.variant] : undefined,
+    broken: args.variant ? BROKEN_LEADER_WORK[args.variant] : undefined,
     faultMs: args.faultMs,
     calmMs: args.calmMs,
     trace,
@@ -84,8 +90,8 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
 }
 
 function summarize(r: SimResult): Summary {
-  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, profile } = r;
-  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, profile };
+  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, profile } = r;
+  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, profile };
 }
 
 function replayHint(seed: number, args: Args): string {
@@ -121,6 +127,8 @@ async function main(): Promise<void> {
     console.log(`  replay:  ${replayHint(f.seed, args)}`);
   }
   const sum = (k: 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns') => results.reduce((s, r) => s + r[k], 0);
+  const work = (k: keyof LeaderWorkStats) => results.reduce((s, r) => s + (r.leaderWork?.[k] ?? 0), 0);
+  const worst = (f: (r: Summary) => number | null | undefined) => results.reduce((m, r) => Math.max(m, f(r) ?? 0), 0);
   console.log(
     JSON.stringify({
       seeds: results.length,
@@ -129,7 +137,23 @@ async function main(): Promise<void> {
       elections: sum('elections'),
       commits: sum('commits'),
       ops: sum('ops'),
-      ...(args.level === 'runtime' ? { lockGrants: sum('lockGrants'), taskRuns: sum('taskRuns') } : {}),
+      targetedDropped: results.reduce((s, r) => s + r.targeted.dropped, 0),
+      targetedHeld: results.reduce((s, r) => s + r.targeted.held, 0),
+      maxLeaseAfterHealMs: worst((r) => r.leaseAfterHealMs),
+      ...(args.level === 'runtime'
+        ? {
+            lockGrants: sum('lockGrants'),
+            taskRuns: sum('taskRuns'),
+            forwards: work('forwards'),
+            forwardRuns: work('forwardRuns'),
+            fires: work('fires'),
+            eventsPublished: work('eventsPublished'),
+            eventsDelivered: work('eventsDelivered'),
+            eventGaps: work('eventGaps'),
+            settled: work('settled'),
+            longestSettleMs: worst((r) => r.leaderWork?.longestSettleMs),
+          }
+        : {}),
       ms: Date.now() - started,
       level: args.level,
       ...(args.variant ? { variant: args.variant } : {}),

@@ -4,7 +4,9 @@ import { CallTimeoutError, NotSentError, type Clock, type InboundHandler, type N
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime, type RuntimeConfig } from '../../lib/cluster/raft-runtime.js';
 import { RequestRouter } from '../../lib/cluster/request-handler.js';
-import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
+import { ClusterStateMachine, type StateMachineOptions } from '../../lib/cluster/state/cluster-state-machine.js';
+import { LeaderForwarding, type ForwardedRun } from '../../lib/cluster/leader-forwarding.js';
+import type { BrokenLeaderWork } from './broken-leader-work.js';
 import type { LockModule } from '../../lib/cluster/state/lock-module.js';
 import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
 import type { AppendFile, Disk } from '../../lib/storage/disk.js';
@@ -17,6 +19,9 @@ import type { KvInput, KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
 import type { Prng } from '../support/prng.js';
 import type { SimNetwork } from './sim-network.js';
+
+/** Simulated wall clocks start here (ms since 1970), so entry times look like real ones. */
+const WALL_EPOCH = 1_700_000_000_000;
 
 export interface RuntimeMemberOptions {
   readonly config: Omit<RuntimeConfig, 'nodeId'>;
@@ -31,8 +36,14 @@ export interface RuntimeMemberOptions {
   /** This node's wall clock minus simulated real time: the offset NTP leaves between hosts. */
   readonly wallOffsetMs: number;
   readonly requestTimeoutMs: number;
+  /** Newest cluster events the replicated state keeps (read at each boot). */
+  readonly eventRetention: () => number;
+  /** Runs forwarded work on this member when it leads (the sim's stand-in for a command handler). */
+  readonly forwardWork: (member: RuntimeMember, run: ForwardedRun) => Promise<unknown>;
   /** A deliberately broken lock table, for the checker self-test. */
   readonly lockModule?: () => LockModule;
+  /** Deliberately broken leader-work parts, for the checker self-test. */
+  readonly broken?: BrokenLeaderWork;
 }
 
 /**
@@ -44,7 +55,10 @@ export class RuntimeMember implements SimMember {
   private runtime: RaftRuntime | null = null;
   private store: ClusterStore | null = null;
   private coord: ClusterCoordinator | null = null;
+  private fwd: LeaderForwarding | null = null;
+  private timers: Timers | null = null;
   private readonly crashListeners = new Set<() => void>();
+  private readonly bootListeners = new Set<() => void>();
   private readonly leaderListeners = new Set<() => void>();
   private sm: ClusterStateMachine | null = null;
   private handler: InboundHandler | null = null;
@@ -85,9 +99,29 @@ export class RuntimeMember implements SimMember {
     return this.coord;
   }
 
+  /** Forwarding to the leader, of the running incarnation; null while crashed. */
+  get forwarding(): LeaderForwarding | null {
+    return this.fwd;
+  }
+
+  /** This node's wall clock (simulated real time plus its offset). */
+  wallClock(): number {
+    return WALL_EPOCH + this.queue.now + this.opts.wallOffsetMs;
+  }
+
+  /** Runs `fn` after `ms` of this node's own clock, unless it crashes first. */
+  after(ms: number, fn: () => void): void {
+    this.timers?.setTimeout(fn, ms);
+  }
+
   /** Called at every crash: whatever this incarnation's clients believed ends with it. */
   onCrash(fn: () => void): void {
     this.crashListeners.add(fn);
+  }
+
+  /** Called at every boot, once the new incarnation has started (its log recovered, its event cursor read). */
+  onBoot(fn: () => void): void {
+    this.bootListeners.add(fn);
   }
 
   /** Called whenever this node's leadership or lease changes, in any incarnation. */
@@ -118,10 +152,16 @@ export class RuntimeMember implements SimMember {
       },
       setImmediate: (fn) => this.queue.schedule(0, live(fn)),
     };
-    const sm = new TracedStateMachine((e) => this.hooks.applied(this, e), this.opts.lockModule?.());
+    const broken = this.opts.broken;
+    const sm = new TracedStateMachine((e) => this.hooks.applied(this, e), {
+      locks: this.opts.lockModule?.(),
+      tasks: broken?.tasks?.(),
+      events: broken?.events?.(this.opts.eventRetention()),
+      eventRetention: this.opts.eventRetention(),
+    });
     const disk = this.delayed(this.disk, timers);
     const storage = this.track(new FileStorage(disk));
-    const wallClock = () => 1_700_000_000_000 + this.queue.now + this.opts.wallOffsetMs;
+    const wallClock = () => this.wallClock();
     let router!: RequestRouter;
     const network = this.endpoint(inc, timers);
     const rng = this.rng.fork();
@@ -143,7 +183,7 @@ export class RuntimeMember implements SimMember {
     runtime.onLeadershipChange((s) =>
       this.hooks.softState(this, { leader: s.leaderId, role: s.isLeader ? 'leader' : 'follower', term: s.term }),
     );
-    const proposer = new LogProposer({
+    const logProposer = new LogProposer({
       runtime,
       network,
       clock,
@@ -152,6 +192,7 @@ export class RuntimeMember implements SimMember {
       clientId: `${this.id}#${inc}`,
       requestTimeoutMs: this.opts.requestTimeoutMs,
     });
+    const proposer = broken?.proposer?.(logProposer, timers) ?? logProposer;
     this.runtime = runtime;
     this.sm = sm;
     this.store = new ClusterStore(proposer, runtime, sm, this.opts.requestTimeoutMs);
@@ -169,14 +210,25 @@ export class RuntimeMember implements SimMember {
       clientId: `${this.id}#${inc}`,
       eventCursor: new NumberFile(disk, 'events.cursor'),
     });
+    const Forwarding = broken?.forwarding ?? LeaderForwarding;
+    this.fwd = new Forwarding(this.coord, {
+      channel: 'sim.forward',
+      encodeError: (e) => ({ name: (e as Error).name, message: (e as Error).message }),
+      decodeError: (w) => Object.assign(new Error((w as Error).message), { name: (w as Error).name }),
+    });
+    this.fwd.handle((run) => this.opts.forwardWork(this, run));
+    this.timers = timers;
     // Registered after the coordinator's own listeners, so its tenure is up to date when these run.
     const notify = live(() => this.leaderListeners.forEach((fn) => fn()));
     runtime.onLeadershipChange(notify);
     runtime.onLeaseChange(notify);
-    this.coord.start().catch((e: unknown) => {
-      // The simulator only loses unsynced writes and tears the last one: a node must always come back from that.
-      if (this.incarnation === inc) this.startFailure = `${this.id} failed to start: ${(e as Error).message}`;
-    });
+    this.coord.start().then(
+      live(() => this.bootListeners.forEach((fn) => fn())),
+      (e: unknown) => {
+        // The simulator only loses unsynced writes and tears the last one: a node must always come back from that.
+        if (this.incarnation === inc) this.startFailure = `${this.id} failed to start: ${(e as Error).message}`;
+      },
+    );
   }
 
   crash(afterSync = false): void {
@@ -188,6 +240,8 @@ export class RuntimeMember implements SimMember {
     this.runtime = null;
     this.store = null;
     this.coord = null;
+    this.fwd = null;
+    this.timers = null;
     for (const fn of this.crashListeners) fn();
     this.sm = null;
     this.handler = null;
@@ -241,7 +295,7 @@ export class RuntimeMember implements SimMember {
         if (current()) this.handler = handler;
       },
       sendRaft: (m: Message) => {
-        this.fabric.transmit(m.from, m.to, () => this.peer(m.to).deliverRaft(m), true);
+        this.fabric.transmitRaft(m, () => this.peer(m.to).deliverRaft(m));
       },
       call: (to, payload, timeoutMs) =>
         new Promise<Uint8Array>((resolve, reject) => {
@@ -338,9 +392,9 @@ export class RuntimeMember implements SimMember {
 class TracedStateMachine extends ClusterStateMachine {
   constructor(
     private readonly onApply: (e: Entry) => void,
-    locks?: LockModule,
+    options: StateMachineOptions,
   ) {
-    super([], { locks });
+    super([], options);
   }
 
   override apply(entry: Entry): unknown {

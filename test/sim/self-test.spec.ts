@@ -1,4 +1,5 @@
 import { BROKEN_CORES } from './broken-cores';
+import { BROKEN_LEADER_WORK } from './broken-leader-work';
 import { BROKEN_LOCKS } from './broken-locks';
 import { runSimulation } from './simulation';
 
@@ -14,6 +15,7 @@ const EXPECTED: Record<string, string> = {
   'votes-twice': 'election-safety',
   'skips-up-to-date-check': 'leader-completeness',
   'assumes-lease': 'lease-exclusivity',
+  'ignores-transfer-fence': 'lease-exclusivity',
 };
 const MAX_SEEDS = 400;
 
@@ -28,24 +30,37 @@ describe('simulator self-test', () => {
     expect(caught!.kind).toBe(EXPECTED[name]);
   });
 
-  // The runtime level adds the coordinator's checks: lock exclusion, fencing tokens, leader tasks that never overlap.
+  // The runtime level adds the coordinator's checks: lock exclusion, fencing tokens, leader tasks that never overlap,
+  // and the leader-work checks: forwarded work at most once, each fire time once, events in log order with no gap,
+  // every operation settled within its bound.
   const RUNTIME_EXPECTED: Record<string, string> = {
     'expires-early': 'lock-exclusion',
     'wall-clock-tokens': 'lock-token',
     'assumes-lease': 'task-overlap',
+    'retries-own-not-leader': 'forward-outcome',
+    'forgets-fire-times': 'fire-twice',
+    'snapshots-drop-events': 'event-order',
+    'no-deadline': 'unsettled',
   };
   test.each(Object.keys(RUNTIME_EXPECTED))('the runtime level catches "%s"', async (name) => {
     let caught: { seed: number; kind: string } | null = null;
     for (let seed = 1; seed <= 60 && !caught; seed++) {
-      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, level: 'runtime', core: BROKEN_CORES[name], lockModule: BROKEN_LOCKS[name] });
+      const r = await runSimulation({
+        seed,
+        nodes: seed % 2 === 0 ? 3 : 5,
+        level: 'runtime',
+        core: BROKEN_CORES[name],
+        lockModule: BROKEN_LOCKS[name],
+        broken: BROKEN_LEADER_WORK[name],
+      });
       if (r.violation) caught = { seed, kind: r.violation.kind };
     }
     expect(caught).not.toBeNull();
     expect(caught!.kind).toBe(RUNTIME_EXPECTED[name]);
   });
 
-  test('every broken lock table has an expected check', () => {
-    expect(Object.keys(BROKEN_LOCKS).every((k) => k in RUNTIME_EXPECTED)).toBe(true);
+  test('every broken lock table and leader-work part has an expected check', () => {
+    expect([...Object.keys(BROKEN_LOCKS), ...Object.keys(BROKEN_LEADER_WORK)].every((k) => k in RUNTIME_EXPECTED)).toBe(true);
   });
 
   test('every broken core has an expected check', () => {
@@ -68,12 +83,15 @@ describe('simulator self-test', () => {
     expect(a.ops).toBeGreaterThan(0);
   });
 
-  test('a runtime-level seed with locks and leader tasks replays exactly', async () => {
-    const a = await runSimulation({ seed: 4, nodes: 3, level: 'runtime', trace: true });
-    const b = await runSimulation({ seed: 4, nodes: 3, level: 'runtime', trace: true });
+  test('a runtime-level seed with locks, leader tasks, forwarding, fires, events and a targeted fault replays exactly', async () => {
+    const a = await runSimulation({ seed: 12, nodes: 3, level: 'runtime', trace: true });
+    const b = await runSimulation({ seed: 12, nodes: 3, level: 'runtime', trace: true });
     expect(b.steps).toBe(a.steps);
     expect(b.trace).toEqual(a.trace);
     expect(a.lockGrants).toBeGreaterThan(0);
     expect(a.taskRuns).toBeGreaterThan(0);
+    expect(a.leaderWork!.forwards).toBeGreaterThan(0);
+    expect(a.leaderWork!.fires).toBeGreaterThan(0);
+    expect(a.leaderWork!.eventsDelivered).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,4 @@
-import type { Message, NodeId } from '../../lib/raft/index.js';
+import { CAMPAIGN_TRANSFER, MessageType, type Message, type NodeId } from '../../lib/raft/index.js';
 import type { EventQueue } from './event-queue.js';
 import type { Prng } from '../support/prng.js';
 
@@ -15,13 +15,48 @@ export interface NetworkFaults {
 export const CALM: NetworkFaults = { drop: 0, duplicate: 0, delayMin: 0.1, delayMax: 1 };
 
 /**
+ * The messages a targeted fault aims at, the ones a leadership change hinges on: TimeoutNow; a transfer (its
+ * TimeoutNow held back while everything its target sends the old leader is lost, until a while after it arrives;
+ * the votes of the campaigns it starts lost); the answers to vote requests.
+ */
+export type FaultTarget = 'timeout-now' | 'transfer' | 'vote-reply';
+
+/** Loss or lateness of chosen messages only, on top of the general faults (Jepsen's "a chosen message lost"). */
+export interface TargetedFault {
+  readonly target: FaultTarget;
+  /** Probability that an aimed-at message is lost. */
+  readonly drop: number;
+  /** Probability that one that is not lost is held back `holdMs` longer than usual: it arrives late, out of turn. */
+  readonly hold: number;
+  readonly holdMs: number;
+}
+
+/** What the fault may do to `m`: drop it, hold it back, both, or nothing. */
+function aimedAt(target: FaultTarget, m: Message): { drop: boolean; hold: boolean } {
+  const timeoutNow = m.type === MessageType.TimeoutNow;
+  switch (target) {
+    case 'timeout-now':
+      return { drop: timeoutNow, hold: timeoutNow };
+    case 'transfer':
+      return { drop: m.type === MessageType.Vote && m.context === CAMPAIGN_TRANSFER, hold: timeoutNow };
+    case 'vote-reply': {
+      const reply = m.type === MessageType.VoteResp || m.type === MessageType.PreVoteResp;
+      return { drop: reply, hold: reply };
+    }
+  }
+}
+
+/**
  * A fake network: every message becomes a delivery event after a random delay, unless the link is cut (checked when
  * sent and again when delivered, so a partition also eats what is in flight).
  */
 export class SimNetwork {
   faults: NetworkFaults = CALM;
   private readonly cut = new Set<string>();
+  private targeted: { fault: TargetedFault; rng: Prng } | null = null;
   sent = 0;
+  /** Messages the targeted fault dropped or held back. */
+  readonly targetedHits = { dropped: 0, held: 0 };
 
   constructor(
     private readonly queue: EventQueue,
@@ -30,7 +65,37 @@ export class SimNetwork {
   ) {}
 
   send(m: Message): void {
-    this.transmit(m.from, m.to, () => this.deliver(m), true);
+    this.transmitRaft(m, () => this.deliver(m));
+  }
+
+  /** Aims `fault` at one kind of Raft message, with its own random stream (null: none). */
+  target(fault: TargetedFault | null, rng: Prng): void {
+    this.targeted = fault ? { fault, rng } : null;
+  }
+
+  /** Carries a Raft message: the targeted fault first, then the general faults. */
+  transmitRaft(m: Message, arrive: () => void): void {
+    const t = this.targeted;
+    const aim = t ? aimedAt(t.fault.target, m) : null;
+    if (t && aim && (aim.drop || aim.hold)) {
+      if (aim.drop && t.rng.chance(t.fault.drop)) {
+        this.targetedHits.dropped++;
+        return;
+      }
+      if (aim.hold && t.rng.chance(t.fault.hold)) {
+        this.targetedHits.held++;
+        const late = () => this.queue.schedule(t.fault.holdMs, () => this.isLinkUp(m.from, m.to) && arrive());
+        this.transmit(m.from, m.to, late, true);
+        if (t.fault.target === 'transfer') {
+          // The old leader hears nothing from the target meanwhile: it cannot learn of the campaign from it.
+          const link = `${m.to}>${m.from}`;
+          this.cut.add(link);
+          this.queue.schedule(2 * t.fault.holdMs, () => this.cut.delete(link));
+        }
+        return;
+      }
+    }
+    this.transmit(m.from, m.to, arrive, true);
   }
 
   /** Carries anything from `from` to `to` under the current faults; false when it was lost at once. */
@@ -67,6 +132,13 @@ export class SimNetwork {
 
   heal(): void {
     this.cut.clear();
+  }
+
+  /** Ends every fault: partitions, loss, delay spread, the targeted fault. */
+  calm(): void {
+    this.heal();
+    this.faults = CALM;
+    this.targeted = null;
   }
 
   hasCuts(): boolean {

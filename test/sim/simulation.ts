@@ -6,12 +6,17 @@ import { checkLinearizability, type Operation } from './linearizability.js';
 import { kvModel, type KvInput, type KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
 import { Prng } from '../support/prng.js';
-import { describeProfile, drawProfile } from './profile.js';
+import { describeLeaderWork, describeProfile, drawLeaderWork, drawProfile, type LeaderWorkProfile } from './profile.js';
 import type { LockModule } from '../../lib/cluster/state/lock-module.js';
 import { LockWorkload } from './lock-workload.js';
 import { RuntimeMember } from './runtime-member.js';
 import { TenureWatch } from './tenure-watch.js';
-import { CALM, SimNetwork } from './sim-network.js';
+import { SimNetwork } from './sim-network.js';
+import type { BrokenLeaderWork } from './broken-leader-work.js';
+import { EventWatch } from './event-watch.js';
+import { FireWorkload } from './fire-workload.js';
+import { ForwardWorkload } from './forward-workload.js';
+import { SettleWatch } from './settle-watch.js';
 
 /** `core`: the bare consensus core with a disk model (fast); `runtime`: RaftRuntime + FileStorage + state machine. */
 export type SimLevel = 'core' | 'runtime';
@@ -24,6 +29,8 @@ export interface SimOptions {
   readonly core?: RaftConstructor;
   /** A deliberately broken lock table (runtime level), for the checker self-test. */
   readonly lockModule?: () => LockModule;
+  /** Deliberately broken leader-work parts (runtime level), for the checker self-test. */
+  readonly broken?: BrokenLeaderWork;
   /** Simulated ms of faults, then ms of calm in which the cluster must recover. */
   readonly faultMs?: number;
   readonly calmMs?: number;
@@ -45,7 +52,24 @@ export interface SimResult {
   /** Runtime level: locks granted to the lock clients, and leader-task runs started. */
   readonly lockGrants: number;
   readonly taskRuns: number;
+  /** Runtime level: leader work done and checked (forwarded calls, singleton fires, events, settled operations). */
+  readonly leaderWork: LeaderWorkStats | null;
+  /** Messages the targeted fault dropped or held back. */
+  readonly targeted: { readonly dropped: number; readonly held: number };
+  /** Simulated ms from the last heal until some node held a valid lease (null: never). */
+  readonly leaseAfterHealMs: number | null;
   readonly profile: string;
+}
+
+export interface LeaderWorkStats {
+  readonly forwards: number;
+  readonly forwardRuns: number;
+  readonly fires: number;
+  readonly eventsPublished: number;
+  readonly eventsDelivered: number;
+  readonly eventGaps: number;
+  readonly settled: number;
+  readonly longestSettleMs: number;
 }
 
 const TICK_MS = 10;
@@ -63,6 +87,8 @@ const KEYS = ['a', 'b', 'c'];
 const TRACE_KEEP = 400;
 const LINEARIZABILITY_BUDGET = 2_000_000;
 const SAME_INSTANT_LIMIT = 100_000;
+/** After the last heal a node must hold a valid lease, and a write must commit, within this many simulated ms. */
+const LIVENESS_MS = 1500;
 
 /**
  * One seeded run: N members over a fake network and crash-losable disks, a nemesis, and KV clients. Every event is
@@ -92,6 +118,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   };
 
   const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  // Leader work draws from a stream of its own, seeded apart from the main one, so the older draws keep their values.
+  const workRng = new Prng(Math.imul(opts.seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0);
+  const work: LeaderWorkProfile = drawLeaderWork(workRng.fork());
+  let forwards: ForwardWorkload | null = null;
+  const eventRetention = () => work.eventRetention;
   const byId = new Map<string, SimMember>();
   const network = new SimNetwork(queue, rng.fork(), (m: Message) => {
     const n = byId.get(m.to);
@@ -151,7 +182,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
               leaseClockRate: 1 + memberRng.range(-LEASE_CLOCK_DRIFT, LEASE_CLOCK_DRIFT),
               wallOffsetMs: memberRng.range(-WALL_OFFSET_MS, WALL_OFFSET_MS),
               requestTimeoutMs: OP_TIMEOUT_MS,
+              eventRetention,
+              forwardWork: (m, run) => forwards!.serve(m, run),
               lockModule: opts.lockModule,
+              broken: opts.broken,
             },
             queue,
             memberRng.fork(),
@@ -188,14 +222,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
               ? { op: 'cas', key, expectedVersion: clientRng.int(0, 4), value }
               : { op: 'delete', key };
       const call = queue.now;
+      const settled = settles?.watch(member.id, `kv ${input.op} (client ${client} op ${op})`, OP_TIMEOUT_MS * 1.1 + 20);
       const started = member.submit(input, client, op, OP_TIMEOUT_MS, (out) => {
+        settled?.();
         // A read whose outcome is unknown had no effect; a write's may have had one.
         if (out) history.push({ clientId: client, input, call, output: out, return: queue.now });
         else if (input.op !== 'get') history.push({ clientId: client, input, call, output: { unknown: true }, return: Infinity });
         log(() => `client ${client} op ${op} on ${member.id} ${JSON.stringify(input)} -> ${out ? JSON.stringify(out) : 'unknown'}`);
         think();
       });
-      if (!started) think();
+      if (!started) {
+        settled?.();
+        think();
+      }
     };
     think();
   };
@@ -249,7 +288,10 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       log(() => `CUT ${shuffled[0]}->${shuffled[1]}`);
     }
   });
-  every(profile.transferEvery, () => {
+  // A fault aimed at transfers needs transfers to aim at: such seeds hand leadership over every 450 ms on average,
+  // long enough for an abandoned transfer to end and the lease to come back before a held TimeoutNow arrives.
+  const aimsAtTransfers = work.targeted?.target === 'timeout-now' || work.targeted?.target === 'transfer';
+  every(aimsAtTransfers ? Math.min(profile.transferEvery, 450) : profile.transferEvery, () => {
     const leader = leaderOf();
     if (!leader) return;
     const to = nem.pick(ids.filter((i) => i !== leader.id));
@@ -291,15 +333,27 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     if (nem.chance(profile.crashNewLeader)) queue.schedule(nem.range(0, 4), () => crash(member));
   };
 
-  // ---- locks and a long-running leader task (runtime level: they need the coordinator) ------------------------
+  // ---- leader work (runtime level: it needs the coordinator) ---------------------------------------------------
   const lockRng = rng.fork();
+  network.target(work.targeted, workRng.fork());
+  const clientsEnd = faultMs + calmMs - OP_TIMEOUT_MS;
   let locks: LockWorkload | null = null;
   let tenures: TenureWatch | null = null;
+  let settles: SettleWatch | null = null;
+  let fires: FireWorkload | null = null;
+  let events: EventWatch | null = null;
   if (level === 'runtime') {
     const rts = members as RuntimeMember[];
-    locks = new LockWorkload(queue, lockRng, rts, faultMs + calmMs - OP_TIMEOUT_MS, fail, log);
+    settles = new SettleWatch(queue, fail, faultMs + calmMs);
+    for (const m of rts) m.onCrash(() => settles!.crashed(m.id));
+    locks = new LockWorkload(queue, lockRng, rts, clientsEnd, fail, log, settles, OP_TIMEOUT_MS);
     locks.start(profile.lockClients);
     tenures = new TenureWatch(queue, rts, fail, log);
+    forwards = new ForwardWorkload(queue, workRng.fork(), () => rts, OP_TIMEOUT_MS, clientsEnd, settles, fail, log);
+    forwards.start(work.forwardClients);
+    if (Number.isFinite(work.fireEvery)) fires = new FireWorkload(queue, workRng.fork(), rts, work.fireEvery, clientsEnd, OP_TIMEOUT_MS, settles, fail, log);
+    events = new EventWatch(queue, workRng.fork(), rts, ledger, work.eventRetention < 1000, OP_TIMEOUT_MS, clientsEnd, settles, fail, log);
+    events.start(work.eventClients);
   }
 
   // ---- calm: heal everything; the cluster must elect a leader and apply a probe write everywhere ---------------
@@ -307,8 +361,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   let probeIndex = 0;
   queue.schedule(faultMs, () => {
     log(() => 'CALM: heal, restart all');
-    network.heal();
-    network.faults = CALM;
+    network.calm();
     for (const n of members) if (!n.alive) n.boot();
     const probe = () => {
       if (probeIndex > 0) return;
@@ -319,6 +372,12 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       queue.schedule(300, probe);
     };
     queue.schedule(0, probe);
+  });
+  /** When a node first held a valid lease after the last heal. */
+  let leaseAfterHeal: number | null = null;
+  queue.schedule(faultMs + LIVENESS_MS, () => {
+    const missing = [leaseAfterHeal === null ? 'no node held a valid lease' : '', probeIndex === 0 ? 'no write committed' : ''].filter(Boolean);
+    if (missing.length > 0) fail({ kind: 'liveness', detail: `${LIVENESS_MS} ms after the last heal: ${missing.join(' and ')}` });
   });
 
   // ---- run ----------------------------------------------------------------------------------------------------
@@ -338,6 +397,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     if (v) fail(v);
     const down = members.find((m) => m.startFailure);
     if (down) fail({ kind: 'recovery', detail: down.startFailure! });
+    if (leaseAfterHeal === null && queue.now >= faultMs && members.some((m) => m.hasValidLease())) leaseAfterHeal = queue.now - faultMs;
   }
   if (!violation) {
     const v = checkInvariants(members, true, seenCommit);
@@ -354,6 +414,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       detail: `after ${calmMs} ms of calm a probe write was ${probeIndex ? `applied to ${probeIndex} but not on ${behind.map((n) => n.id)}` : 'never confirmed'} (${states.join(' ')})`,
     });
   }
+  if (!violation) forwards?.finish();
+  if (!violation) events?.finish();
   if (!violation) {
     const r = checkLinearizability(kvModel, history, { budget: LINEARIZABILITY_BUDGET });
     if (!r.ok) fail({ kind: r.timedOut ? 'linearizability-budget' : 'linearizability', detail: r.explanation ?? `key ${r.key ?? '?'}` });
@@ -369,7 +431,22 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     ops: history.length,
     lockGrants: locks?.stats.grants ?? 0,
     taskRuns: tenures?.runs ?? 0,
-    profile: `${level} ${describeProfile(profile)}`,
+    leaderWork:
+      level === 'runtime'
+        ? {
+            forwards: forwards!.stats.calls,
+            forwardRuns: forwards!.stats.ran,
+            fires: fires?.runs ?? 0,
+            eventsPublished: events!.published,
+            eventsDelivered: events!.delivered,
+            eventGaps: events!.gaps,
+            settled: settles!.stats.watched,
+            longestSettleMs: Math.round(settles!.stats.longestMs),
+          }
+        : null,
+    targeted: { ...network.targetedHits },
+    leaseAfterHealMs: leaseAfterHeal === null ? null : Math.round(leaseAfterHeal),
+    profile: `${level} ${describeProfile(profile)} ${describeLeaderWork(work)}`,
   };
 }
 
