@@ -2,7 +2,7 @@ import { Module } from '@nestjs/common';
 import { ExpireUnpaidOrdersJob } from './expire-unpaid.job.js';
 import { CancelOrderHandler, CreateOrderHandler, GetOrderHandler, PayOrderHandler } from './order.handlers.js';
 import { OrdersController } from './orders.controller.js';
-import { OrdersProjection, OrdersReadModel } from './orders.read-model.js';
+import { OrdersGapHandler, OrdersProjection, OrdersReadModel } from './orders.read-model.js';
 import { OutboxProcessor } from './outbox.processor.js';
 
 @Module({
@@ -10,6 +10,7 @@ import { OutboxProcessor } from './outbox.processor.js';
   providers: [
     OrdersReadModel,
     OrdersProjection,
+    OrdersGapHandler,
     CreateOrderHandler,
     PayOrderHandler,
     CancelOrderHandler,

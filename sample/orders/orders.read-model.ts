@@ -1,6 +1,6 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import { EventsHandler, type IEventHandler } from '@nestjs/cqrs';
-import { eventIndex } from '../../lib/index.js';
+import { ClusterEventsMissed, eventIndex } from '../../lib/index.js';
 import { OrderCancelled, OrderCreated, OrderPaid } from './order.events.js';
 
 export interface Order {
@@ -52,5 +52,18 @@ export class OrdersProjection implements IEventHandler<OrderCreated | OrderPaid 
     if (!o || o.status !== 'open') return;
     if (e instanceof OrderPaid) this.model.upsert({ ...o, status: 'paid' });
     else this.model.upsert({ ...o, status: 'cancelled', cancelReason: e.reason });
+  }
+}
+
+/**
+ * This node was away longer than the event retention covers: the order events in the gap are lost to it, so its read
+ * model may lack orders. A real service would reload the model from its own store here; the sample says so.
+ */
+@EventsHandler(ClusterEventsMissed)
+export class OrdersGapHandler implements IEventHandler<ClusterEventsMissed> {
+  private readonly logger = new Logger('OrdersReadModel');
+
+  handle(gap: ClusterEventsMissed): void {
+    this.logger.warn(`order events after log index ${gap.after} up to ${gap.upTo} were missed; this node's order list may be incomplete`);
   }
 }
