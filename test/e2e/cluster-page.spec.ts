@@ -149,6 +149,10 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     await waitFor(`${leader.id} shown as unreachable`, 15_000, async () =>
       (await page.locator(`#members tbody tr[data-member="${leader.id}"]`).getAttribute('data-reachable')) === 'false' ? true : undefined,
     );
+    // The killed leader's outbox run (a LeaderTask) was left running; the new term closes it as abandoned.
+    await waitFor(`${leader.id}'s outbox run shown as abandoned`, 15_000, async () =>
+      (await page.locator(`#tasks tbody tr[data-task="outbox"][data-node="${leader.id}"][data-outcome="abandoned"]`).count()) > 0 ? true : undefined,
+    );
     const history = await page.locator('#changes li').allInnerTexts();
     expect(history[0]).toContain(`${next.id} leads`);
     expect(history.some((h) => h.includes(`${leader.id} leads`))).toBe(true);

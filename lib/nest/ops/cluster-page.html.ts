@@ -171,17 +171,18 @@ const SCRIPT = `
     $('changes-empty').hidden = r.leadershipChanges.length > 0;
   }
 
-  const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '', unfinished: 'warn' };
+  const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '', abandoned: 'warn' };
   function renderTasks(r) {
     fill($('tasks').tBodies[0], r.tasks.map((t) => {
       const tr = el('tr');
+      tr.dataset.task = t.task;
+      tr.dataset.node = t.node;
+      tr.dataset.outcome = t.outcome;
       const outcome = el('td');
-      // A run's end is recorded by the leader that ran it; one that stopped leading first never records it.
-      const ended = t.outcome === 'running' && (t.term !== r.term || t.node !== r.leaderId);
-      const shown = ended ? 'unfinished' : t.outcome;
-      outcome.append(pill(OUTCOME[shown] ?? '', shown));
+      outcome.append(pill(OUTCOME[t.outcome] ?? '', t.outcome));
       if (t.error) outcome.title = t.error;
-      else if (ended) outcome.title = t.node + ' stopped leading before it recorded an end';
+      // The ledger closes a run its leader left running when the next term begins.
+      else if (t.outcome === 'abandoned') outcome.title = t.node + ' crashed or stopped leading (term ' + t.term + ') before it recorded an end';
       tr.append(
         el('td', '', t.task),
         el('td', '', t.node),
