@@ -1,4 +1,5 @@
-import { CAMPAIGN_TRANSFER, leaseTicksFor, MessageType, Raft, RaftConfigError, RaftNode, resolveConfig, type Message } from '../../lib/raft/index.js';
+import { CAMPAIGN_TRANSFER, leaseTicksFor, MessageType, RaftConfigError, RaftNode, resolveConfig, type Message, type RaftConstructor } from '../../lib/raft/index.js';
+import { BROKEN_CORES } from '../sim/broken-cores.js';
 import { Cluster, config, ELECTION, granted, HEARTBEAT, msg, node, send, stateWith, tickN } from './helpers.js';
 
 const T = ELECTION;
@@ -153,8 +154,8 @@ describe('hasValidLease', () => {
 
 describe('a late TimeoutNow after an abandoned transfer', () => {
   /** a leads; its TimeoutNow to b is held back until the transfer was abandoned and the fence went out. */
-  function abandonedTransfer(): { c: Cluster; late: Message } {
-    const c = new Cluster(['a', 'b', 'c']);
+  function abandonedTransfer(core?: RaftConstructor): { c: Cluster; late: Message } {
+    const c = new Cluster(['a', 'b', 'c'], { core });
     c.elect('a');
     const held: Message[] = [];
     c.net.drop((m) => m.type === MessageType.TimeoutNow && (held.push(m), true));
@@ -200,22 +201,9 @@ describe('a late TimeoutNow after an abandoned transfer', () => {
   });
 
   test('without the fence check the same campaign wins while the old leader still holds its lease', () => {
-    class IgnoresFence extends Raft {
-      protected override honorsTransfer(m: Message): boolean {
-        return m.type === MessageType.Vote && m.context === CAMPAIGN_TRANSFER;
-      }
-    }
-    const c = new Cluster(['a', 'b', 'c'], { core: IgnoresFence });
-    c.elect('a');
-    const held: Message[] = [];
-    c.net.drop((m) => m.type === MessageType.TimeoutNow && (held.push(m), true));
-    c.node('a').transferLeader('b');
-    c.settle();
-    c.tick(T + 2 * HEARTBEAT);
-    expect(c.node('a').hasValidLease()).toBe(true);
-    c.raft('b').transferFence = 0;
+    const { c, late } = abandonedTransfer(BROKEN_CORES['ignores-transfer-fence']);
     c.net.cut('a', 'b');
-    c.deliver(held);
+    c.deliver([late]);
     expect(c.raft('b').role).toBe('leader');
     expect(c.node('a').hasValidLease()).toBe(true); // two lease holders: what the fence prevents
   });
