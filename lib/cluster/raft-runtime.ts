@@ -195,7 +195,8 @@ export class RaftRuntime {
         // refusals the lease rests on) in the past, a leader would count an acknowledgement against an old clock.
         this.advanceClock();
         this.node.step(m);
-        this.checkLease(); // a message can end the lease (a newer term): leader work stops at once
+        // A message can end the lease (a newer term): leader work stops at once. Only a leader has one to lose or gain.
+        if (this.leaseWasValid || this.node.core.role === 'leader') this.checkLease();
         this.schedulePump();
       },
       call: (from, payload) => {
