@@ -258,6 +258,11 @@ export class ClusterCoordinator {
     this.events.start(sink);
   }
 
+  /** Stops delivering cluster events here (the receiving side is going away); the rest come after a restart. */
+  stopEventDelivery(): void {
+    this.events.close();
+  }
+
   /** Index of the last cluster event this node delivered (or gave up on after a gap notice). */
   get eventPosition(): number {
     return this.events.position;

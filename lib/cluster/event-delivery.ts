@@ -42,6 +42,8 @@ const SAVE_EVERY_MS = 50;
 export class EventDelivery {
   private delivered = 0;
   private sink: EventSink | null = null;
+  /** Set when the receiving side goes away (the application shutting down): nothing more counts as delivered. */
+  private closed = false;
   private draining = false;
   private saved = 0;
   private saveTimer: TimerHandle | null = null;
@@ -72,6 +74,15 @@ export class EventDelivery {
     this.drain();
   }
 
+  /**
+   * Stops delivering: events applied from now on stay after the cursor and are delivered after the next start. Call
+   * it before the receiving side stops listening (an event bus that has dropped its handlers would swallow events
+   * that then count as delivered).
+   */
+  close(): void {
+    this.closed = true;
+  }
+
   /** Saves the cursor now (at shutdown). */
   async flush(): Promise<void> {
     this.saveTimer?.cancel();
@@ -82,7 +93,7 @@ export class EventDelivery {
 
   private drain(): void {
     const sink = this.sink;
-    if (!sink || this.draining) return;
+    if (!sink || this.draining || this.closed) return;
     this.draining = true;
     try {
       if (this.delivered < this.events.evictedUpTo) {

@@ -19,14 +19,26 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
   { seed: 2121, nodes: 5, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
   { seed: 8298, nodes: 3, bug: 'harness: a crash scheduled during the faults landed in the calm phase, where nothing restarts the node' },
   {
-    seed: 9027,
-    nodes: 5,
+    seed: 40208,
+    nodes: 3,
     level: 'runtime',
     bug: 'a lock re-armed its expiry timer for a sliver of time that did not move the clock on: the same instant forever',
   },
   {
-    seed: 20638,
+    seed: 43692,
     nodes: 3,
+    level: 'runtime',
+    bug: 'a lock re-armed its expiry timer for a sliver of time that did not move the clock on: the same instant forever',
+  },
+  {
+    seed: 20659,
+    nodes: 5,
+    level: 'runtime',
+    bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
+  },
+  {
+    seed: 607,
+    nodes: 5,
     level: 'runtime',
     bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
   },
@@ -35,11 +47,5 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     nodes: 3,
     level: 'runtime',
     bug: 'a retry loop paused for the sliver of time left before its deadline, which did not move the clock: the same instant forever',
-  },
-  {
-    seed: 20741,
-    nodes: 5,
-    level: 'runtime',
-    bug: 'compaction ran while a snapshot from the leader was received but not yet installed: no term for the index, the node stopped',
   },
 ];

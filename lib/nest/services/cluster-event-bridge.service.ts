@@ -1,4 +1,4 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { EventBus, type IEvent, type IEventPublisher } from '@nestjs/cqrs';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
@@ -29,10 +29,13 @@ export function eventIndex(event: object): number | undefined {
  * before the cursor was saved delivers it again, so use eventIndex(event) to stay idempotent.
  */
 @Injectable()
-export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap {
+export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('CatgaCluster');
   private inner: IEventPublisher | null = null;
   private readonly delivering = new WeakSet<object>();
+  private bootstrapped = false;
+  private handlersRegistered = false;
+  private deliveryStarted = false;
 
   constructor(
     private readonly cluster: ClusterCoordinator,
@@ -62,12 +65,42 @@ export class ClusterEventBridge implements OnModuleInit, OnApplicationBootstrap 
       };
     }
     bus.publisher = bridge;
+    // The bus drops its handlers in its onModuleDestroy, which may run before ours (module order decides) while the
+    // node keeps applying entries until it stops: delivery ends first, so nothing applied later counts as delivered.
+    const destroy = bus.onModuleDestroy.bind(bus);
+    bus.onModuleDestroy = () => {
+      this.cluster.stopEventDelivery();
+      destroy();
+    };
+    // The CqrsModule registers the handlers in its own onApplicationBootstrap, which Nest may run before or after
+    // ours (in import order): delivery starts once both have run, so no event reaches a bus without its handlers.
+    const register = bus.register.bind(bus);
+    bus.register = (handlers) => {
+      register(handlers);
+      this.handlersRegistered = true;
+      this.startDelivery();
+    };
+  }
+
+  /** Shutdown begins: events applied from now on are delivered after the next start. */
+  onModuleDestroy(): void {
+    this.cluster.stopEventDelivery();
   }
 
   /** Handlers are registered during bootstrap; deliveries (including the log replayed at start) wait for that. */
   onApplicationBootstrap(): void {
+    this.bootstrapped = true;
+    this.startDelivery();
+  }
+
+  /**
+   * Starts delivery once this app has bootstrapped and the bus has its handlers, a turn later: sagas are registered
+   * right after the handlers, in the same hook.
+   */
+  private startDelivery(): void {
     const inner = this.inner;
-    if (!inner) return;
+    if (!inner || !this.bootstrapped || !this.handlersRegistered || this.deliveryStarted) return;
+    this.deliveryStarted = true;
     setImmediate(() =>
       this.cluster.deliverEvents({
         deliver: (e) => this.deliver(inner, e),
