@@ -1,6 +1,7 @@
 /**
  * What the chaos clients saw: kv operations in the form the linearizability checker takes, lock grants, what the
- * holders' nodes said about their leases, and a count of every operation by kind and outcome. Times are ms since
+ * holders' nodes said about their leases, forwarded commands and published events with their outcomes, and a count
+ * of every operation by kind and outcome. Times are ms since
  * the history began, from epochMs() in this process or the nodes' (one machine: comparable within well under 1 ms).
  */
 import type { KvOperation } from '../sim/kv-model.js';
@@ -21,7 +22,11 @@ export type OpKind =
   /** A lock holder's node blocked its event loop for longer than the lock's TTL. */
   | 'holderStall'
   | 'resourceRead'
-  | 'resourceWrite';
+  | 'resourceWrite'
+  /** A forwarded chaos command (leader-work mode). */
+  | 'command'
+  /** A chaos event published through a node's EventBus (leader-work mode). */
+  | 'publish';
 
 export type OutcomeCounts = Record<Outcome, number>;
 
@@ -47,6 +52,34 @@ export interface Belief {
   readonly at: number;
 }
 
+/**
+ * A forwarded command as its client saw it. ok: it ran (on `ranOn`); notRun: NoLeaderException, the library's
+ * "surely not run"; unknown: anything else (ForwardOutcomeUnknownException, a lost IPC answer, a node that died).
+ */
+export interface CommandRecord {
+  readonly id: string;
+  /** The node the client asked. */
+  readonly node: string;
+  readonly outcome: 'ok' | 'notRun' | 'unknown';
+  /** With ok: the node whose handler ran it, as the handler answered. */
+  readonly ranOn?: string;
+  /** Unless ok: the error's name (errorName). */
+  readonly error?: string;
+  readonly call: number;
+  readonly return: number;
+}
+
+/** A published chaos event: ok with the log index it was committed at, or unknown (it may or may not be in the log). */
+export interface PublishRecord {
+  readonly n: number;
+  readonly node: string;
+  readonly outcome: 'ok' | 'unknown';
+  readonly index?: number;
+  readonly error?: string;
+  readonly call: number;
+  readonly return: number;
+}
+
 export class History {
   private readonly origin = epochMs();
   readonly kv: KvOperation[] = [];
@@ -54,6 +87,8 @@ export class History {
   readonly beliefs: Belief[] = [];
   /** When each lock holder asked its node to release, by holder. */
   readonly releasedAt = new Map<string, number>();
+  readonly commands: CommandRecord[] = [];
+  readonly publishes: PublishRecord[] = [];
   /** Errors by operation kind and error name, for the summary. */
   readonly errors: Record<string, Record<string, number>> = {};
   private readonly outcomes = new Map<OpKind, OutcomeCounts>();

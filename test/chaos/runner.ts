@@ -1,7 +1,8 @@
 /**
  * One chaos run: real node processes on 127.0.0.1 (or, with partitions, each in its own network namespace), kv and
- * lock clients in this process, the nemesis, then the checks. Every node process is killed and every namespace
- * removed at the end, whatever happened (and on process exit, as a last resort).
+ * lock clients in this process, the leader-work clients (forwarded commands, cluster events; the nodes' singleton
+ * task fires by itself), the nemesis, then the checks. Every node process is killed and every namespace removed at
+ * the end, whatever happened (and on process exit, as a last resort).
  */
 import { NetnsLab } from '../support/netns.js';
 import { epochMs } from '../support/node-protocol.js';
@@ -11,6 +12,17 @@ import { FencedResource } from './fencing-resource.js';
 import { History, type OpKind, type OutcomeCounts } from './history.js';
 import { checkKv, type KvCheckResult } from './kv-check.js';
 import { performKvOp, runKvClient } from './kv-client.js';
+import { checkLeaderWork, type LeaderWorkResult } from './leader-work-check.js';
+import {
+  COMMAND_CLIENTS_PER_NODE,
+  LEADER_WORK_ENV,
+  eventClients,
+  keepEffectLogs,
+  readEffectLogs,
+  startLeaderWorkClients,
+  useEffectLogs,
+  type EffectLogs,
+} from './leader-work-run.js';
 import { BELIEF_TOLERANCE_MS, checkLocks } from './lock-check.js';
 import { runLockClient } from './lock-client.js';
 import { CLOCK_RATES, Nemesis, type Fault, type FaultKind } from './nemesis.js';
@@ -27,7 +39,15 @@ export interface ChaosOptions {
   readonly signal?: AbortSignal;
   /** Run the nodes in network namespaces (needs root) and add network partitions to the faults. */
   readonly partitions?: boolean;
+  /**
+   * Run the nodes as Nest apps with the leader-work workloads (forwarded commands, a singleton task, cluster events)
+   * and check them too. Default true; false runs the plain node program with the kv and lock clients only.
+   */
+  readonly leaderWork?: boolean;
 }
+
+/** The leader-work workloads' counts, and whether the nodes had delivered the same events when their logs were read. */
+export type LeaderWorkSummary = Omit<LeaderWorkResult, 'violations'> & { readonly converged: boolean };
 
 export interface ChaosSummary {
   readonly seed: number;
@@ -37,7 +57,7 @@ export interface ChaosSummary {
   readonly seconds: number;
   /** How long faults were actually injected, ms. */
   readonly chaosMs: number;
-  readonly clients: { readonly kv: number; readonly lock: number };
+  readonly clients: { readonly kv: number; readonly lock: number; readonly command?: number; readonly event?: number };
   /** Clock rates the nodes started with. */
   readonly clockRates: Record<string, number>;
   readonly ops: Partial<Record<OpKind, OutcomeCounts>>;
@@ -55,10 +75,14 @@ export interface ChaosSummary {
     readonly toleranceMs: number;
   };
   readonly linearizability: Omit<KvCheckResult, 'violation'>;
+  /** With leaderWork. */
+  readonly leaderWork?: LeaderWorkSummary;
   readonly violations: string[];
   readonly result: 'pass' | 'fail' | 'inconclusive';
   /** Unless the run passed: every fault, timed like the operations in the violations (ms since the run began). */
   readonly faultLog?: readonly Fault[];
+  /** Unless the run passed (with leaderWork): where the nodes' effect logs were copied. */
+  readonly effectLogs?: string;
 }
 
 const KEYS = ['k0', 'k1', 'k2', 'k3', 'k4', 'k5'];
@@ -71,6 +95,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   if (o.nodes !== 3 && o.nodes !== 5) throw new RangeError(`nodes must be 3 or 5, got ${String(o.nodes)}`);
   if (!(o.seconds > 0 && o.seconds <= 86_400)) throw new RangeError(`seconds must be in (0, 86400], got ${o.seconds}`);
   assertBuilt();
+  const leaderWork = o.leaderWork ?? true;
   const log = o.log ?? (() => undefined);
   const rng = new Prng(o.seed);
   const ids = Array.from({ length: o.nodes }, (_, i) => `n${i + 1}`);
@@ -83,7 +108,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       basePort: o.basePort,
       nodeEnv: Object.fromEntries(ids.map((id) => [id, { CATGA_TEST_CLOCK_RATE: String(clockRates[id]) }])),
       netns: lab,
+      ...(leaderWork ? { env: LEADER_WORK_ENV } : {}),
     });
+    if (leaderWork) useEffectLogs(cluster);
   } catch (e) {
     lab?.destroy();
     throw e;
@@ -106,6 +133,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
   let chaosMs = 0;
   /** The cluster did not serve again once every fault had healed. */
   let unrecovered: string | null = null;
+  let effects: EffectLogs | null = null;
   try {
     await cluster.start();
     await cluster.leader(15_000);
@@ -126,14 +154,18 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
         runLockClient({ id: i * LOCK_CLIENTS_PER_NODE + j, node, names: LOCK_NAMES, rng: rng.fork(), history, resource, done }),
       ),
     );
-    const progress = setInterval(() => log(`${Math.round((epochMs() - startedAt) / 1000)} s: ${history.kv.length} kv ops, ${history.grants.length} lock grants, ${nemesis!.faults.length} faults`), 10_000);
+    // Forked after the others, so kv and lock clients draw what they drew before leader work existed.
+    const leaderWorkClients = leaderWork ? startLeaderWorkClients({ cluster, rng: rng.fork(), history, done }) : [];
+    const work = () => (leaderWork ? `, ${history.commands.length} commands, ${history.publishes.length} events published` : '');
+    const progress = setInterval(() => log(`${Math.round((epochMs() - startedAt) / 1000)} s: ${history.kv.length} kv ops, ${history.grants.length} lock grants${work()}, ${nemesis!.faults.length} faults`), 10_000);
     // Settled, not all: a client that failed must not leave the nemesis restarting nodes after the cluster is gone.
-    const settled = await Promise.allSettled([nemesis.run(), ...kvClients, ...lockClients]);
+    const settled = await Promise.allSettled([nemesis.run(), ...kvClients, ...lockClients, ...leaderWorkClients]);
     clearInterval(progress);
     const failed = settled.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     chaosMs = Math.round(epochMs() - startedAt);
     unrecovered = await finalReads(cluster, history);
+    if (leaderWork) effects = await readEffectLogs(cluster, history);
   } finally {
     try {
       await cluster.destroy();
@@ -143,24 +175,32 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
     }
   }
 
-  log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests`);
+  log(`checking ${history.kv.length} kv operations, ${history.grants.length} lock grants, ${resource.log.length} resource requests${effects ? `, ${history.commands.length} commands, ${history.publishes.length} events published and the effect logs` : ''}`);
   const kv = checkKv(history.kv);
   const locks = checkLocks({ grants: history.grants, resource: resource.log, beliefs: history.beliefs, releasedAt: history.releasedAt });
+  const work = effects ? checkLeaderWork(effects.history, BELIEF_TOLERANCE_MS) : null;
   const violations = [
     ...(kv.violation ? [kv.violation] : []),
     ...locks.violations,
+    ...(work?.violations ?? []),
     ...nemesis.problems.map((p) => `nemesis: ${p}`),
     ...(unrecovered ? [unrecovered] : []),
   ];
   const { violation: _, ...linearizability } = kv;
   const result = violations.length > 0 ? 'fail' : kv.timedOut ? 'inconclusive' : 'pass';
+  const kept = effects && result !== 'pass' ? keepEffectLogs(effects.texts, o.seed) : null;
+  if (kept) log(`effect logs kept in ${kept}`);
   return {
     seed: o.seed,
     nodes: o.nodes,
     ...(lab ? { partitions: { subnet: `${lab.subnet}.0/24` } } : {}),
     seconds: o.seconds,
     chaosMs,
-    clients: { kv: o.nodes * KV_CLIENTS_PER_NODE, lock: o.nodes * LOCK_CLIENTS_PER_NODE },
+    clients: {
+      kv: o.nodes * KV_CLIENTS_PER_NODE,
+      lock: o.nodes * LOCK_CLIENTS_PER_NODE,
+      ...(leaderWork ? { command: o.nodes * COMMAND_CLIENTS_PER_NODE, event: eventClients(o.nodes) } : {}),
+    },
     clockRates,
     ops: history.counts(),
     errors: history.errors,
@@ -175,9 +215,11 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosSummary> {
       toleranceMs: BELIEF_TOLERANCE_MS,
     },
     linearizability,
+    ...(work && effects ? { leaderWork: { commands: work.commands, fires: work.fires, events: work.events, converged: effects.converged } } : {}),
     violations,
     result,
     ...(result === 'pass' ? {} : { faultLog: nemesis.faults }),
+    ...(kept ? { effectLogs: kept } : {}),
   };
 }
 

@@ -1,7 +1,9 @@
 /**
  * 60 s of chaos on three real node processes (ports 18720–18722, seed 1): kill -9 and restart, SIGSTOP/SIGCONT,
- * leadership transfers and clock-rate skew while kv and lock clients work. The kv history must be linearizable and
- * the lock history must pass the fencing checks, and real work must have happened. Then the same with each node in
+ * leadership transfers and clock-rate skew while kv and lock clients work, and the nodes, Nest apps in the
+ * leader-work mode, run forwarded commands, a @SingletonTask and @ClusterEvent deliveries. The kv history must be
+ * linearizable, the lock history must pass the fencing checks, the effect logs must pass the leader-work checks, and
+ * real work must have happened. Then the same with each node in
  * its own network namespace (ports 18730–18732, seed 2), where the nemesis also cuts links between them: isolates a
  * node, drops one direction of a link, blackholes a node or a link. The same runner as `npm run chaos` (`--netns`);
  * longer runs are in docs/reliability.md. Needs `npm run build` first; the namespace run needs root, iproute2 and
@@ -22,7 +24,7 @@ function chaosSuite(options: ChaosOptions, kinds: readonly FaultKind[]): () => v
       console.log(`e2e chaos${options.partitions ? ' with partitions' : ''}: ${JSON.stringify(summary)}`);
     });
 
-    test('no violation: the kv history is linearizable and every lock check passes', () => {
+    test('no violation: the kv history is linearizable, every lock and leader-work check passes', () => {
       expect(summary.violations).toEqual([]);
       expect(summary.linearizability.timedOut).toBe(false);
       expect(summary.result).toBe('pass');
@@ -34,6 +36,15 @@ function chaosSuite(options: ChaosOptions, kinds: readonly FaultKind[]): () => v
       expect(summary.lockGrants).toBeGreaterThan(20);
       expect(summary.fencing.accepted).toBeGreaterThan(20);
       expect(summary.lease.observations).toBeGreaterThan(20);
+    });
+
+    test('real leader work happened: forwarded commands, singleton fires, events delivered on every node', () => {
+      const work = summary.leaderWork!;
+      expect(work.commands.ok).toBeGreaterThan(100);
+      expect(work.fires.fires).toBeGreaterThan(50);
+      expect(Object.keys(work.events.deliveredByNode)).toHaveLength(options.nodes);
+      for (const delivered of Object.values(work.events.deliveredByNode)) expect(delivered).toBeGreaterThan(100);
+      expect(work.converged).toBe(true);
     });
   };
 }

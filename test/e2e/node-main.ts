@@ -1,16 +1,22 @@
 /**
  * One cluster node as a real process, for end-to-end tests and benchmarks: the library without Nest, configured by
  * the CATGA_* environment and driven by its parent over IPC (`process.send`). Not the sample app.
+ *
+ * With CATGA_TEST_APP=leader-work the same node runs inside a Nest application context with the chaos leader-work
+ * workloads (test/chaos/leader-work-app.ts, loaded only then), writing its effect log to CATGA_EFFECT_LOG.
  */
 import { createCluster } from '../../lib/cluster/create-cluster.js';
 import type { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import type { DistributedLock } from '../../lib/cluster/distributed-lock.js';
 import type { Clock } from '../../lib/cluster/io.js';
-import { resolveClusterOptions } from '../../lib/cluster/options.js';
+import type { ClusterLogger } from '../../lib/cluster/logger.js';
+import { resolveClusterOptions, type ClusterOptions } from '../../lib/cluster/options.js';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { leaseTicksFor } from '../../lib/raft/config.js';
+import type { LeaderWork } from '../chaos/leader-work-app.js';
 import {
   epochMs,
+  type EventPositionResult,
   type LockAcquireResult,
   type LockHeldResult,
   type NodeReply,
@@ -40,7 +46,17 @@ let leaseMs = 0;
 /** status() right after start, before any peer could have sent anything: what was recovered from the dataDir. */
 let bootStatus: RuntimeStatus | null = null;
 
-async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unknown> {
+/** What the IPC ops act on. */
+interface Served {
+  readonly cluster: ClusterCoordinator;
+  /** The `stop` op: stops the coordinator, or closes the whole app in the leader-work mode. */
+  readonly stop: () => Promise<void>;
+  /** The Nest app's buses, in the leader-work mode only. */
+  readonly work: LeaderWork | null;
+}
+
+async function handle(served: Served, r: NodeRequest): Promise<unknown> {
+  const { cluster } = served;
   switch (r.op) {
     case 'status':
       return cluster.status();
@@ -85,10 +101,28 @@ async function handle(cluster: ClusterCoordinator, r: NodeRequest): Promise<unkn
       return lock !== undefined;
     }
     case 'stop':
-      await cluster.stop();
+      await served.stop();
       setImmediate(() => process.exit(0));
       return true;
+    case 'command':
+      return leaderWork(served, r.op).execute(r.commandId);
+    case 'publish':
+      return leaderWork(served, r.op).publish(r.n);
+    case 'eventPosition':
+      return { position: cluster.eventPosition } satisfies EventPositionResult;
   }
+}
+
+function leaderWork(served: Served, op: string): LeaderWork {
+  if (!served.work) throw new Error(`${op}: this node runs without the leader-work app (start it with CATGA_TEST_APP=leader-work)`);
+  return served.work;
+}
+
+function answer(r: NodeRequest, result: Promise<unknown>): void {
+  result.then(
+    (value) => process.send!({ id: r.id, ok: true, result: value } satisfies NodeReply),
+    (e: Error) => process.send!({ id: r.id, ok: false, error: { name: e.name, message: e.message } } satisfies NodeReply),
+  );
 }
 
 type Req<Op extends NodeRequest['op']> = Extract<NodeRequest, { op: Op }>;
@@ -290,17 +324,33 @@ async function main(): Promise<void> {
   };
   const resolved = resolveClusterOptions(options);
   leaseMs = leaseTicksFor(resolved.electionTick, 0.1) * resolved.tickMs;
+  const app = process.env.CATGA_TEST_APP;
+  if (app === 'leader-work') return mainLeaderWork(options);
+  if (app !== undefined) throw new Error(`CATGA_TEST_APP must be leader-work or unset, got ${app}`);
   const cluster = await createCluster(options, { clock: testClock() });
   bootStatus = cluster.status();
-  process.on('message', (r: NodeRequest) => {
-    handle(cluster, r).then(
-      (result) => process.send!({ id: r.id, ok: true, result } satisfies NodeReply),
-      (e: Error) => process.send!({ id: r.id, ok: false, error: { name: e.name, message: e.message } } satisfies NodeReply),
-    );
-  });
+  const served: Served = { cluster, stop: () => cluster.stop(), work: null };
+  process.on('message', (r: NodeRequest) => answer(r, handle(served, r)));
   process.on('SIGTERM', () => void cluster.stop().then(() => process.exit(0)));
   // The parent is gone (a test runner that crashed): do not linger holding a port and a dataDir.
   process.on('disconnect', () => process.exit(1));
+  process.send!({ id: 0, ok: true, result: 'ready' } satisfies NodeReply);
+}
+
+/**
+ * The leader-work mode: the node inside a Nest app, which takes a second to load and boot. Requests that arrive
+ * meanwhile wait for it rather than being lost; SIGTERM closes the app (its shutdown hooks hand leadership over).
+ */
+async function mainLeaderWork(options: ClusterOptions & { readonly logger: ClusterLogger }): Promise<void> {
+  const effectLogPath = process.env.CATGA_EFFECT_LOG;
+  if (!effectLogPath) throw new Error('CATGA_EFFECT_LOG must name the effect log file in the leader-work mode');
+  const booted = import('../chaos/leader-work-app.js').then((m) => m.startLeaderWorkApp({ cluster: options, clock: testClock(), effectLogPath }));
+  const served: Promise<Served> = booted.then((a) => ({ cluster: a.cluster, stop: () => a.close(), work: a.work }));
+  served.catch(() => undefined); // a failed boot is reported once, by main's caller
+  process.on('message', (r: NodeRequest) => answer(r, served.then((s) => handle(s, r))));
+  process.on('SIGTERM', () => void served.then((s) => s.stop()).finally(() => process.exit(0)));
+  process.on('disconnect', () => process.exit(1));
+  bootStatus = (await booted).bootStatus;
   process.send!({ id: 0, ok: true, result: 'ready' } satisfies NodeReply);
 }
 

@@ -59,6 +59,12 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'lockHeld'; readonly name: string; readonly token: number }
   /** Releases the lock acquired with `token` and forgets it. */
   | { readonly op: 'lockRelease'; readonly name: string; readonly token: number }
+  /** Leader-work mode only (CATGA_TEST_APP=leader-work): executes the chaos command `commandId` on the CommandBus. */
+  | { readonly op: 'command'; readonly commandId: string }
+  /** Leader-work mode only: publishes the cluster event with number `n` on the EventBus; answers its log index. */
+  | { readonly op: 'publish'; readonly n: number }
+  /** ClusterCoordinator.eventPosition: the index of the last cluster event this node delivered (or gave up on). */
+  | { readonly op: 'eventPosition' }
 );
 
 export type NodeReply =
@@ -174,4 +180,19 @@ export interface LockHeldResult {
   readonly held: boolean;
   /** epochMs() in the node process when `held` was read. */
   readonly at: number;
+}
+
+/** The chaos command's handler ran on `node` at `at` (epochMs() there) and returned. */
+export interface CommandResult {
+  readonly node: string;
+  readonly at: number;
+}
+
+export interface PublishResult {
+  /** The log index the event was committed at: eventIndex() on every node. */
+  readonly index: number;
+}
+
+export interface EventPositionResult {
+  readonly position: number;
 }
