@@ -14,6 +14,7 @@
  * A skip right after a restart names how the previous incarnation ended: killed, or closed gracefully, with the
  * positions the node reported (`stop`, `closed` lines) — what was counted delivered without a line in the log.
  */
+import { between } from '../support/sorted.js';
 import type { EffectLine, MissedLine, StopLine } from './effect-log.js';
 import type { PublishRecord } from './history.js';
 import { capped, ms, some } from './violations.js';
@@ -154,20 +155,6 @@ function previousEnd(b: { last: number | null; stop?: StopLine; closed?: StopLin
   if (!b.stop) return `${last} and was not stopped gracefully`;
   const closed = b.closed ? `, and ${b.closed.position} when it had closed at ${ms(b.closed.at)}` : ', and did not finish closing';
   return `${last}; it counted ${b.stop.position} delivered when its app began closing at ${ms(b.stop.at)}${closed}`;
-}
-
-/** The elements of ascending `xs` strictly between `from` and `to`. */
-function between(xs: readonly number[], from: number, to: number): number[] {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (xs[mid]! <= from) lo = mid + 1;
-    else hi = mid;
-  }
-  const found: number[] = [];
-  for (let i = lo; i < xs.length && xs[i]! < to; i++) found.push(xs[i]!);
-  return found;
 }
 
 function covers(gaps: readonly MissedLine[], index: number): boolean {

@@ -1,3 +1,4 @@
+import { between, firstAbove } from '../support/sorted.js';
 import type { EventGap } from '../../lib/cluster/event-delivery.js';
 import type { CommittedEvent } from '../../lib/cluster/state/event-log-module.js';
 import { decodePayload } from '../../lib/cluster/state/entry-codec.js';
@@ -143,35 +144,19 @@ export class EventWatch {
     }
   }
 
-  /** Position of the first event above `index` in the log's event list. */
-  private firstAbove(index: number): number {
-    const events = this.logRead.events;
-    let lo = 0;
-    let hi = events.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (events[mid]! <= index) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   /** Indexes of the events the log holds strictly between `a` and `b`. */
   private eventsBetween(a: number, b: number): number[] {
     this.readLog(b);
-    const events = this.logRead.events;
-    const out: number[] = [];
-    for (let i = this.firstAbove(a); i < events.length && events[i]! < b; i++) out.push(events[i]!);
-    return out;
+    return between(this.logRead.events, a, b);
   }
 
   private lastEventAtOrBelow(index: number): number {
     this.readLog(index);
-    return this.logRead.events[this.firstAbove(index) - 1] ?? 0;
+    return this.logRead.events[firstAbove(this.logRead.events, index) - 1] ?? 0;
   }
 
   private isEvent(index: number): boolean {
-    const i = this.firstAbove(index - 1);
+    const i = firstAbove(this.logRead.events, index - 1);
     return this.logRead.events[i] === index;
   }
 }
