@@ -17,7 +17,7 @@ import { CLUSTER_METRICS, type NodeMetrics } from '../ops/node-metrics.js';
 
 export { ForwardOutcomeUnknownException } from '../../cluster/errors.js';
 
-export type MessageKind = 'command' | 'query';
+type MessageKind = 'command' | 'query';
 
 /**
  * Runs @ForwardToLeader handlers on the leader, at most once (LeaderForwarding): in place when this node holds the
