@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { NodeId } from '../raft/index.js';
 import { fromWire, type ClusterStore, type Proposer } from './cluster-store.js';
@@ -108,7 +109,12 @@ export class ClusterCoordinator {
       this.subject.next(s);
     });
     parts.runtime.onLeaseChange((valid) => {
-      if (valid && !this.tenure) this.tenure = new AbortController();
+      if (valid && !this.tenure) {
+        this.tenure = new AbortController();
+        // One signal for every piece of leader work of this tenure (each singleton run, a backlog of fires): many
+        // listeners are its purpose, not a leak.
+        setMaxListeners(0, this.tenure.signal);
+      }
       if (!valid) this.endTenure();
     });
   }
