@@ -4,18 +4,12 @@
  * with its outcome as the library reported it.
  */
 import type { CommandResult } from '../support/node-protocol.js';
-import type { Prng } from '../support/prng.js';
 import { RemoteError, sleep, type NodeProcess } from '../support/process-cluster.js';
-import { errorName, type CommandRecord, type History } from './history.js';
+import { errorName, type ClientBase, type CommandRecord } from './history.js';
 import { KV_REQUEST_TIMEOUT_MS } from './kv-client.js';
 
-export interface CommandClientOptions {
-  readonly id: number;
+export interface CommandClientOptions extends ClientBase {
   readonly node: NodeProcess;
-  readonly rng: Prng;
-  readonly history: History;
-  /** True once the client should stop; checked before every command. */
-  readonly done: () => boolean;
 }
 
 export async function runCommandClient(o: CommandClientOptions): Promise<void> {

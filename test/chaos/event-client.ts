@@ -3,21 +3,15 @@
  * EventBus of a node drawn at random; the node answers with the log index once the event is committed.
  */
 import type { PublishResult } from '../support/node-protocol.js';
-import type { Prng } from '../support/prng.js';
 import { sleep, type NodeProcess } from '../support/process-cluster.js';
-import { errorName, type History, type PublishRecord } from './history.js';
+import { errorName, type ClientBase, type PublishRecord } from './history.js';
 import { KV_REQUEST_TIMEOUT_MS } from './kv-client.js';
 
 /** Event numbers are `id × EVENT_NUMBERS + seq`: unique across clients. */
 const EVENT_NUMBERS = 1_000_000;
 
-export interface EventClientOptions {
-  readonly id: number;
+export interface EventClientOptions extends ClientBase {
   readonly nodes: readonly NodeProcess[];
-  readonly rng: Prng;
-  readonly history: History;
-  /** True once the client should stop; checked before every publish. */
-  readonly done: () => boolean;
 }
 
 export async function runEventClient(o: EventClientOptions): Promise<void> {

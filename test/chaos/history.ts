@@ -6,6 +6,7 @@
  */
 import type { KvOperation } from '../sim/kv-model.js';
 import { epochMs } from '../support/node-protocol.js';
+import type { Prng } from '../support/prng.js';
 import { RemoteError } from '../support/process-cluster.js';
 
 /** ok: took effect as reported; fail: surely did not take effect; unknown: may or may not have. */
@@ -78,6 +79,15 @@ export interface PublishRecord {
   readonly error?: string;
   readonly call: number;
   readonly return: number;
+}
+
+/** What every chaos client gets: its id, its own PRNG stream, the shared history, and when to stop. */
+export interface ClientBase {
+  readonly id: number;
+  readonly rng: Prng;
+  readonly history: History;
+  /** True once the client should stop; checked before every operation. */
+  readonly done: () => boolean;
 }
 
 export class History {

@@ -5,21 +5,15 @@
  */
 import type { CasResult, StoreEntry, WriteResult } from '../../lib/cluster/cluster-store.js';
 import type { KvInput, KvOutput } from '../sim/kv-model.js';
-import type { Prng } from '../support/prng.js';
 import { sleep, type NodeProcess } from '../support/process-cluster.js';
-import type { History } from './history.js';
+import type { ClientBase } from './history.js';
 
 /** Longer than the node's request timeout (5 s) plus the longest pause the nemesis causes. */
 export const KV_REQUEST_TIMEOUT_MS = 12_000;
 
-export interface KvClientOptions {
-  readonly id: number;
+export interface KvClientOptions extends ClientBase {
   readonly node: NodeProcess;
   readonly keys: readonly string[];
-  readonly rng: Prng;
-  readonly history: History;
-  /** True once the client should stop; checked before every operation. */
-  readonly done: () => boolean;
 }
 
 export async function runKvClient(o: KvClientOptions): Promise<void> {

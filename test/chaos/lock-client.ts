@@ -6,10 +6,9 @@
  * write that follows comes from a stale holder, and the resource must refuse it if a later holder got there first.
  */
 import type { LockAcquireResult, LockHeldResult, StallResult } from '../support/node-protocol.js';
-import type { Prng } from '../support/prng.js';
 import { RemoteError, sleep, type NodeProcess } from '../support/process-cluster.js';
 import type { FencedResource } from './fencing-resource.js';
-import type { Grant, History } from './history.js';
+import type { ClientBase, Grant } from './history.js';
 import { KV_REQUEST_TIMEOUT_MS } from './kv-client.js';
 
 export const LOCK_TTL_MS = 1000;
@@ -18,15 +17,10 @@ export const LOCK_WAIT_MS = 2500;
 const MAX_STEPS = 3;
 const STALL_CHANCE = 0.04;
 
-export interface LockClientOptions {
-  readonly id: number;
+export interface LockClientOptions extends ClientBase {
   readonly node: NodeProcess;
   readonly names: readonly string[];
-  readonly rng: Prng;
-  readonly history: History;
   readonly resource: FencedResource;
-  /** True once the client should stop; checked before every acquire. */
-  readonly done: () => boolean;
 }
 
 interface Step {
