@@ -1,11 +1,16 @@
+import { invalidMembership, membershipOf, type Membership } from './membership.js';
 import type { NodeId } from './types.js';
 
 export type ReadOnlyMode = 'safe' | 'lease';
 
 export interface RaftConfig {
   readonly id: NodeId;
-  /** Voting members, this node included, when there is no snapshot to take them from. */
-  readonly voters: readonly NodeId[];
+  /**
+   * The configuration to start from when neither snapshot nor log holds one: `membership`, or `voters` as a shorthand
+   * for voters without addresses. Empty for a node that waits to be added to an existing cluster.
+   */
+  readonly voters?: readonly NodeId[];
+  readonly membership?: Membership;
   /** Ticks without hearing from a leader before campaigning; the actual timeout is random in [T, 2T). */
   readonly electionTick: number;
   readonly heartbeatTick: number;
@@ -23,7 +28,7 @@ export interface RaftConfig {
   readonly maxInflightMsgs?: number;
 }
 
-export interface ResolvedConfig extends Required<RaftConfig> {
+export interface ResolvedConfig extends Required<Omit<RaftConfig, 'voters'>> {
   /** Ticks a leader may act on a quorum's acknowledgement of a message it sent at tick t: [t, t + leaseTicks). */
   readonly leaseTicks: number;
 }
@@ -61,8 +66,12 @@ export function resolveConfig(c: RaftConfig): ResolvedConfig {
   if (!(r.maxClockDrift >= 0 && r.maxClockDrift < 0.5)) fail('maxClockDrift', 'a number in [0, 0.5)');
   if (!(r.maxSizePerMsg >= 1)) fail('maxSizePerMsg', 'a positive number of bytes');
   if (!Number.isInteger(r.maxInflightMsgs) || r.maxInflightMsgs < 1) fail('maxInflightMsgs', 'an integer >= 1');
-  if (new Set(r.voters).size !== r.voters.length) fail('voters', 'distinct node ids');
+  if (c.voters && c.membership) fail('voters', 'either voters or membership, not both');
+  const membership = c.membership ?? membershipOf(c.voters ?? []);
+  const problem = invalidMembership(membership);
+  if (problem) fail('membership', `a valid configuration (${problem})`);
   const leaseTicks = leaseTicksFor(r.electionTick, r.maxClockDrift);
   if (r.checkQuorum && leaseTicks < 1) fail('electionTick', 'large enough for a leader lease of at least one tick');
-  return { ...r, leaseTicks: Math.max(leaseTicks, 0) };
+  const { voters: _shorthand, ...rest } = r;
+  return { ...rest, membership, leaseTicks: Math.max(leaseTicks, 0) };
 }

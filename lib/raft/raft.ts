@@ -1,6 +1,7 @@
 import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js';
 import { CAMPAIGN_TRANSFER, message, MessageType, type Message } from './message.js';
 import { Progress } from './progress.js';
+import { decodeMembership, encodeMembership, invalidChange, isMembershipEntry, learnersOf, votersOf, type Membership } from './membership.js';
 import { majorityValue, quorumSize, voteOutcome } from './quorum.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnlyQueue } from './read-only.js';
@@ -45,7 +46,13 @@ export class Raft {
   vote: NodeId;
   lead: NodeId = NONE;
   role: Role = 'follower';
-  voters: readonly NodeId[];
+  /** The configuration in force: the newest in the log, committed or not (thesis §4.1), else the snapshot's. */
+  membership: Membership;
+  voters: readonly NodeId[] = [];
+  learners: readonly NodeId[] = [];
+  /** Every member but this node: whom a leader replicates to. */
+  private peers: readonly NodeId[] = [];
+  /** Progress of every member (this node included) while leading. */
   prs = new Map<NodeId, Progress>();
   msgs: Message[] = [];
   readStates: ReadState[] = [];
@@ -77,6 +84,9 @@ export class Raft {
   /** ReadIndex requests held until this leader has committed an entry of its own term. */
   private pendingReads: { from: NodeId; context: string }[] = [];
   private incoming: IncomingSnapshot | null = null;
+  /** The configuration at the snapshot (or the initial one), and the configuration entries in the log after it. */
+  private baseMembership: Membership;
+  private confs: { readonly index: number; readonly membership: Membership }[] = [];
 
   constructor(config: RaftConfig, state: InitialState = EMPTY_STATE) {
     this.cfg = resolveConfig(config);
@@ -84,8 +94,10 @@ export class Raft {
     this.term = state.hardState.term;
     this.vote = state.hardState.vote;
     this.snapshot = state.snapshot;
-    this.voters = state.snapshot?.meta.voters ?? this.cfg.voters;
     this.log = new RaftLog(state.snapshot?.meta ?? null, state.entries, state.hardState.commit);
+    this.membership = this.baseMembership = state.snapshot?.meta.membership ?? this.cfg.membership;
+    this.applyMembership(this.membership);
+    this.trackConfigEntries(state.entries.filter((e) => e.index > this.log.snapshotIndex()));
     this.becomeFollower(this.term, NONE);
   }
 
@@ -149,6 +161,37 @@ export class Raft {
     return { term: this.term, index: first };
   }
 
+  /**
+   * Appends a configuration change on the leader (one server at a time, thesis §4.1); it takes effect here at once and
+   * on each member as it appends it. Returns the reason when the change is refused.
+   */
+  proposeMembership(next: Membership): { term: number; index: number } | string {
+    const refusal = this.membershipChangeRefusal(next);
+    if (refusal !== null) return refusal;
+    const first = this.log.lastIndex() + 1;
+    this.appendEntries([encodeMembership(next)]);
+    this.bcastAppend();
+    return { term: this.term, index: first };
+  }
+
+  /** An entry of the current term is committed: a new leader then knows the commit index (thesis §6.4). */
+  committedInTerm(): boolean {
+    return this.log.term(this.log.committed) === this.term;
+  }
+
+  /** Index of a configuration entry not yet committed, or 0. */
+  pendingMembershipIndex(): number {
+    const last = this.confs[this.confs.length - 1];
+    return last && last.index > this.log.committed ? last.index : 0;
+  }
+
+  /** The configuration in force at `index` (at or after the snapshot): what a snapshot up to `index` must carry. */
+  membershipAt(index: number): Membership {
+    let m = this.baseMembership;
+    for (const c of this.confs) if (c.index <= index) m = c.membership;
+    return m;
+  }
+
   /** Starts a linearizable read; its ReadState arrives in a later Ready. False when no leader is known. */
   readIndex(context: string): boolean {
     if (this.role === 'leader') {
@@ -180,6 +223,8 @@ export class Raft {
   /** The caller made a snapshot of its state up to `snapshot.meta.index`; the log before it is dropped. */
   compact(snapshot: Snapshot): void {
     if (snapshot.meta.index <= this.log.snapshotIndex()) return;
+    this.baseMembership = this.membershipAt(snapshot.meta.index);
+    this.confs = this.confs.filter((c) => c.index > snapshot.meta.index);
     this.log.compact(snapshot.meta.index);
     this.snapshot = snapshot;
   }
@@ -249,6 +294,21 @@ export class Raft {
     return m.stamp >= this.transferFence;
   }
 
+  /** Why `next` may not be proposed now (thesis §4.1), or null. */
+  protected membershipChangeRefusal(next: Membership): string | null {
+    if (this.role !== 'leader') return 'this node is not the leader';
+    if (this.leadTransferee !== NONE) return 'leadership is being handed over';
+    // A new leader may hold an uncommitted change of an earlier term that it cannot see is pending until its own
+    // no-op commits; changing again before that could skip a configuration (the single-server change bug, thesis §4.1).
+    if (!this.committedInTerm()) return 'this leader has not yet committed an entry of its term; retry in a moment';
+    const pending = this.pendingMembershipIndex();
+    if (pending > 0) return `another membership change (log index ${pending}) is still in progress`;
+    const problem = invalidChange(this.membership, next);
+    if (problem) return problem;
+    if (!votersOf(next).includes(this.id)) return 'the leader cannot remove or demote itself; transfer leadership first';
+    return null;
+  }
+
   // ---- roles ----------------------------------------------------------------------------------------------------
 
   private becomeFollower(term: number, lead: NodeId): void {
@@ -277,8 +337,10 @@ export class Raft {
     this.role = 'leader';
     this.lead = this.id;
     this.prs.get(this.id)!.becomeReplicate();
-    // §8: a no-op of the new term commits everything before it, and lets ReadIndex learn the commit index.
-    this.appendEntries([new Uint8Array(0)]);
+    // §8: a no-op of the new term commits everything before it, and lets ReadIndex learn the commit index. The first
+    // leader of an empty log writes the configuration instead, so that every log says from index 1 who the members
+    // are: a node that joins later and replicates from the start then knows the configuration at every index.
+    this.appendEntries([this.log.lastIndex() === 0 ? encodeMembership(this.membership) : new Uint8Array(0)]);
     this.bcastAppend();
   }
 
@@ -298,12 +360,46 @@ export class Raft {
     this.readOnly.clear();
     this.pendingReads = [];
     this.prs = new Map();
-    const next = this.log.lastIndex() + 1;
-    for (const v of this.voters) {
-      const pr = new Progress(next, this.cfg.maxInflightMsgs);
-      if (v === this.id) pr.match = this.log.stableIndex;
-      this.prs.set(v, pr);
+    for (const m of this.membership.members) this.addProgress(m.id);
+  }
+
+  private addProgress(id: NodeId): void {
+    const pr = new Progress(this.log.lastIndex() + 1, this.cfg.maxInflightMsgs);
+    if (id === this.id) pr.match = this.log.stableIndex;
+    this.prs.set(id, pr);
+  }
+
+  // ---- membership -----------------------------------------------------------------------------------------------
+
+  /** Puts `m` in force: who votes, who replicates, and (on a leader) whose progress is tracked. */
+  private applyMembership(m: Membership): void {
+    this.membership = m;
+    this.voters = votersOf(m);
+    this.learners = learnersOf(m);
+    this.peers = m.members.filter((x) => x.id !== this.id).map((x) => x.id);
+    if (this.role !== 'leader') return;
+    for (const x of m.members) if (!this.prs.has(x.id)) this.addProgress(x.id);
+    for (const id of [...this.prs.keys()]) if (!m.members.some((x) => x.id === id)) this.prs.delete(id);
+    if (this.leadTransferee !== NONE && !this.voters.includes(this.leadTransferee)) this.leadTransferee = NONE;
+  }
+
+  /** Entries just appended to the log: a configuration entry takes effect as soon as it is in the log. */
+  private trackConfigEntries(entries: readonly Entry[]): void {
+    let changed = false;
+    for (const e of entries) {
+      if (!isMembershipEntry(e.data)) continue;
+      this.confs.push({ index: e.index, membership: decodeMembership(e.data) });
+      changed = true;
     }
+    if (changed) this.applyMembership(this.confs[this.confs.length - 1]!.membership);
+  }
+
+  /** The log from `index` on was replaced: configurations of the lost suffix no longer count. */
+  private untrackConfigEntriesFrom(index: number): void {
+    const kept = this.confs.filter((c) => c.index < index);
+    if (kept.length === this.confs.length) return;
+    this.confs = kept;
+    this.applyMembership(kept[kept.length - 1]?.membership ?? this.baseMembership);
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -312,6 +408,10 @@ export class Raft {
 
   private promotable(): boolean {
     return this.voters.includes(this.id);
+  }
+
+  private isVoter(id: NodeId): boolean {
+    return this.voters.includes(id);
   }
 
   private inLease(): boolean {
@@ -357,7 +457,7 @@ export class Raft {
   private quorumActive(): boolean {
     let active = 0;
     for (const [id, pr] of this.prs) {
-      if (id === this.id || pr.recentActive) active++;
+      if ((id === this.id || pr.recentActive) && this.isVoter(id)) active++;
       pr.recentActive = false;
     }
     return active >= quorumSize(this.voters.length);
@@ -491,6 +591,12 @@ export class Raft {
       return;
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.entries);
+    if (lastNew !== undefined && m.entries.length > 0) {
+      // A conflicting suffix may have been cut off: recount the configurations from the first entry of this App.
+      const first = m.entries[0]!.index;
+      this.untrackConfigEntriesFrom(first);
+      this.trackConfigEntries(this.log.slice(first, this.log.lastIndex() + 1) ?? []);
+    }
     if (lastNew !== undefined) {
       this.log.commitTo(Math.min(m.commit, lastNew));
       reply({ index: lastNew });
@@ -537,7 +643,9 @@ export class Raft {
     this.log.restore(s.meta);
     this.snapshot = s;
     this.pendingSnapshot = s;
-    this.voters = s.meta.voters;
+    this.baseMembership = s.meta.membership;
+    this.confs = [];
+    this.applyMembership(s.meta.membership);
     return true;
   }
 
@@ -590,13 +698,13 @@ export class Raft {
     // An App or its answer may have been lost; free a slot so a full window cannot stall this follower for good.
     if (pr.state === 'replicate' && pr.inflights.full()) pr.inflights.freeFirst();
     if (pr.match < this.log.lastIndex()) this.sendAppend(m.from);
-    if (m.context === '') return;
+    if (m.context === '' || !this.isVoter(m.from)) return;
     if (this.readOnly.ack(m.from, m.context) < quorumSize(this.voters.length)) return;
     for (const r of this.readOnly.advance(m.context)) this.answerRead(r.from, r.index, r.context);
   }
 
   private handleReadIndex(from: NodeId, context: string): void {
-    if (this.log.term(this.log.committed) !== this.term) {
+    if (!this.committedInTerm()) {
       // Until our no-op commits we do not know the commit index of the previous leader (thesis §6.4 step 1).
       this.pendingReads.push({ from, context });
       return;
@@ -630,15 +738,15 @@ export class Raft {
     let index = this.log.lastIndex();
     const entries: Entry[] = data.map((d) => ({ term: this.term, index: ++index, data: d }));
     this.log.append(entries);
+    this.trackConfigEntries(entries);
   }
 
   private bcastAppend(): void {
-    for (const v of this.voters) if (v !== this.id) this.sendAppend(v);
+    for (const id of this.peers) this.sendAppend(id);
   }
 
   private bcastHeartbeat(context: string): void {
-    for (const v of this.voters) {
-      if (v === this.id) continue;
+    for (const v of this.peers) {
       const commit = Math.min(this.prs.get(v)!.match, this.log.committed);
       this.send(
         message({ type: MessageType.Heartbeat, from: this.id, to: v, term: this.term, commit, context, stamp: this.now, fence: this.transferFence }),

@@ -1,3 +1,5 @@
+import type { Membership } from './membership.js';
+
 /** A member's id as written in `members` ('node1'). The empty string means "nobody". */
 export type NodeId = string;
 export const NONE: NodeId = '';
@@ -20,8 +22,8 @@ export interface SnapshotMeta {
   /** Last log index the image covers. */
   readonly index: number;
   readonly term: number;
-  /** The voting members at `index`. */
-  readonly voters: readonly NodeId[];
+  /** The configuration in force at `index`. */
+  readonly membership: Membership;
 }
 
 /** A state machine image; `data` is opaque to the core. */

@@ -53,7 +53,8 @@ export function termsOf(r: Raft): number[] {
 
 export function config(id: NodeId, voters: readonly NodeId[], over: Partial<RaftConfig> = {}): RaftConfig {
   // random() = 0.5: an election timeout of 1.5 T, so nobody campaigns in the first T ticks unless a test asks.
-  return { id, voters, electionTick: ELECTION, heartbeatTick: HEARTBEAT, random: () => 0.5, ...over };
+  // A configuration given in full replaces the voter shorthand.
+  return { id, ...(over.membership ? {} : { voters }), electionTick: ELECTION, heartbeatTick: HEARTBEAT, random: () => 0.5, ...over };
 }
 
 export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
@@ -339,7 +340,7 @@ export class Cluster {
   /** Snapshots `id`'s state at `index` (default: all it applied) as `data`, compacting its log in memory and on disk. */
   compact(id: NodeId, data: Uint8Array, index = this.raft(id).log.applied): Snapshot {
     const r = this.raft(id);
-    const snap: Snapshot = { meta: { index, term: r.log.term(index)!, voters: r.voters }, data };
+    const snap: Snapshot = { meta: { index, term: r.log.term(index)!, membership: r.membershipAt(index) }, data };
     r.compact(snap);
     const disk = this.disks.get(id)!;
     disk.snapshot = snap;

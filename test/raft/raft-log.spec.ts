@@ -1,10 +1,11 @@
+import { membershipOf } from '../../lib/raft/membership.js';
 import { RaftLog } from '../../lib/raft/index.js';
 import { bytes, entries } from './helpers.js';
 
 /** A log with these terms from index 1 on (or after a snapshot base). */
 function logOf(terms: number[], opts: { base?: { index: number; term: number }; commit?: number } = {}): RaftLog {
   const base = opts.base ?? { index: 0, term: 0 };
-  const meta = opts.base ? { ...base, voters: ['a'] } : null;
+  const meta = opts.base ? { ...base, membership: membershipOf(['a']) } : null;
   return new RaftLog(meta, entries(terms, base.index + 1), opts.commit ?? 0);
 }
 
@@ -182,7 +183,7 @@ describe('RaftLog', () => {
 
   test('restore replaces the whole log; applied waits for the application', () => {
     const log = logOf([1, 1, 1], { commit: 1 });
-    log.restore({ index: 10, term: 4, voters: ['a'] });
+    log.restore({ index: 10, term: 4, membership: membershipOf(['a']) });
     expect([log.firstIndex(), log.lastIndex(), log.lastTerm(), log.committed, log.stableIndex, log.applied]).toEqual([11, 10, 4, 10, 10, 0]);
     expect(log.nextCommitted()).toEqual([]);
     expect(log.hasNextCommitted()).toBe(false);

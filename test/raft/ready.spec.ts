@@ -1,4 +1,4 @@
-import { MessageType, RaftNode, type Entry, type Ready } from '../../lib/raft/index.js';
+import { MessageType, RaftNode, encodeMembership, type Entry, type Ready } from '../../lib/raft/index.js';
 import { bytes, Cluster, config, drain, msg, node } from './helpers.js';
 
 const app = (term: number, prevIndex: number, prevTerm: number, terms: number[], commit = 0) =>
@@ -71,13 +71,13 @@ describe('Ready / advance', () => {
     expect(b.hasReady()).toBe(false);
   });
 
-  test('a single-member leader commits its no-op only after the Ready that carries it', () => {
+  test('a single-member leader commits its first entry (the configuration, on an empty log) only after the Ready that carries it', () => {
     const n = new RaftNode(config('a', ['a']));
     n.campaign();
     const rd = n.ready();
     expect(rd.softState).toEqual({ leader: 'a', role: 'leader', term: 1 });
     expect(rd.hardState).toEqual({ term: 1, vote: 'a', commit: 0 });
-    expect(rd.entries).toEqual([{ term: 1, index: 1, data: new Uint8Array(0) }]);
+    expect(rd.entries).toEqual([{ term: 1, index: 1, data: encodeMembership(n.core.membership) }]);
     expect(rd.committedEntries).toEqual([]);
     n.advance(rd);
     const next = n.ready();

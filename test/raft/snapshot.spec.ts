@@ -1,3 +1,4 @@
+import { membershipOf } from '../../lib/raft/membership.js';
 import { MessageType, type Message, type Snapshot } from '../../lib/raft/index.js';
 import { bytes, Cluster, drain, ELECTION, msg, node, send, stateWith, termsOf } from './helpers.js';
 
@@ -22,7 +23,7 @@ const snaps = (ms: readonly Message[]) => ms.filter((m) => m.type === MessageTyp
 describe('snapshots', () => {
   test('a follower that needs compacted entries gets the snapshot in chunks', () => {
     const { c, snap } = laggingFollower();
-    expect(snap.meta).toEqual({ index: 6, term: 1, voters: ['a', 'b', 'c'] });
+    expect(snap.meta).toEqual({ index: 6, term: 1, membership: membershipOf(['a', 'b', 'c']) });
     expect(c.raft('a').log.firstIndex()).toBe(7);
     c.tick(1); // a heartbeat answer tells the leader about 'c'
 
@@ -146,7 +147,7 @@ describe('snapshot receiver', () => {
 
   test('ignores a stale snapshot (index <= commit)', () => {
     const b = node('b', voters, { state: stateWith([1, 1, 1, 1, 1], { commit: 5 }) });
-    const out = send(b, chunk({ index: 3, term: 1, voters }));
+    const out = send(b, chunk({ index: 3, term: 1, membership: membershipOf(voters) }));
     expect(out).toEqual([expect.objectContaining({ type: MessageType.AppResp, index: 5, reject: false })]);
     expect(b.core.pendingSnapshot).toBeNull();
     expect(termsOf(b.core)).toEqual([1, 1, 1, 1, 1]);
@@ -154,7 +155,7 @@ describe('snapshot receiver', () => {
 
   test('a snapshot whose last entry we hold only advances the commit index', () => {
     const b = node('b', voters, { state: stateWith([1, 1, 1, 1, 1], { commit: 2 }) });
-    const out = send(b, chunk({ index: 4, term: 1, voters }));
+    const out = send(b, chunk({ index: 4, term: 1, membership: membershipOf(voters) }));
     expect(out).toEqual([expect.objectContaining({ type: MessageType.AppResp, index: 4 })]);
     expect(b.core.pendingSnapshot).toBeNull();
     expect(b.core.log.committed).toBe(4);
@@ -163,7 +164,7 @@ describe('snapshot receiver', () => {
 
   test('a newer snapshot replaces a log that does not hold its last entry', () => {
     const b = node('b', voters, { state: stateWith([1, 1, 1], { commit: 1, term: 2 }) });
-    b.step({ ...chunk({ index: 4, term: 2, voters }), term: 2 });
+    b.step({ ...chunk({ index: 4, term: 2, membership: membershipOf(voters) }), term: 2 });
     const d = drain(b);
     expect(d.readies[0]!.snapshot!.meta.index).toBe(4);
     expect(d.messages).toEqual([expect.objectContaining({ type: MessageType.AppResp, index: 4 })]);
@@ -174,7 +175,7 @@ describe('snapshot receiver', () => {
 
   test('an empty image arrives as a single empty chunk', () => {
     const b = node('b', voters, { state: stateWith([1], { commit: 1 }) });
-    const out = send(b, msg(MessageType.Snap, 'a', 'b', 1, { snapshot: { meta: { index: 3, term: 1, voters }, offset: 0, total: 0, data: new Uint8Array(0) } }));
+    const out = send(b, msg(MessageType.Snap, 'a', 'b', 1, { snapshot: { meta: { index: 3, term: 1, membership: membershipOf(voters) }, offset: 0, total: 0, data: new Uint8Array(0) } }));
     expect(out).toEqual([expect.objectContaining({ type: MessageType.AppResp, index: 3 })]);
     expect(b.core.log.snapshotIndex()).toBe(3);
   });
