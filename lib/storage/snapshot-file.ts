@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib';
+import { decodeMembership, encodeMembership, membershipOf, type Membership } from '../raft/membership.js';
 import type { NodeId, Snapshot } from '../raft/types.js';
 import { UnsupportedFormatError } from './errors.js';
 import { asBuffer, readU64, writeU64 } from './u64.js';
@@ -6,35 +7,30 @@ import { asBuffer, readU64, writeU64 } from './u64.js';
 /**
  * Snapshot file format:
  *
- *   header: "CATGASNP" | u32 LE version (1) | u32 LE CRC32(body)
- *   body:   u64 index | u64 term | u32 voter count | per voter: u16 length + utf8 | u64 data length | data
+ *   header: "CATGASNP" | u32 LE version (2) | u32 LE CRC32(body)
+ *   body:   u64 index | u64 term | u32 configuration length | configuration (a configuration entry's bytes) |
+ *           u64 data length | data
  *
- * One CRC over the whole body: a snapshot is read whole and is either intact or useless.
+ * Version 1 stored a voter list instead of the configuration (u32 count, then u16 length + utf8 per voter); it is
+ * still read, as voters whose addresses come from the node's options. One CRC over the whole body: a snapshot is read
+ * whole and is either intact or useless.
  */
 
 export const SNAPSHOT_MAGIC = 'CATGASNP';
-export const SNAPSHOT_VERSION = 1;
+export const SNAPSHOT_VERSION = 2;
 const HEADER_BYTES = 16;
 
 export function encodeSnapshot(snapshot: Snapshot): Buffer {
   const { meta, data } = snapshot;
-  const voters = meta.voters.map((v) => Buffer.from(v, 'utf8'));
-  let size = HEADER_BYTES + 8 + 8 + 4 + 8 + data.byteLength;
-  for (const v of voters) {
-    if (v.length > 0xffff) throw new RangeError(`node id too long for a snapshot (${v.length} bytes, max 65535)`);
-    size += 2 + v.length;
-  }
-  const buf = Buffer.allocUnsafe(size);
+  const conf = encodeMembership(meta.membership);
+  const buf = Buffer.allocUnsafe(HEADER_BYTES + 8 + 8 + 4 + conf.byteLength + 8 + data.byteLength);
   buf.write(SNAPSHOT_MAGIC, 0, 'latin1');
   buf.writeUInt32LE(SNAPSHOT_VERSION, 8);
   let p = writeU64(buf, HEADER_BYTES, meta.index);
   p = writeU64(buf, p, meta.term);
-  p = buf.writeUInt32LE(voters.length, p);
-  for (const v of voters) {
-    p = buf.writeUInt16LE(v.length, p);
-    p += v.copy(buf, p);
-  }
-  p = writeU64(buf, p, data.byteLength);
+  p = buf.writeUInt32LE(conf.byteLength, p);
+  buf.set(conf, p);
+  p = writeU64(buf, p + conf.byteLength, data.byteLength);
   buf.set(data, p);
   buf.writeUInt32LE(crc32(buf.subarray(HEADER_BYTES)), 12);
   return buf;
@@ -51,15 +47,15 @@ export function decodeSnapshot(bytes: Uint8Array, file: string): Snapshot | stri
     throw new UnsupportedFormatError(file, `it does not start with ${SNAPSHOT_MAGIC}`);
   }
   const version = buf.readUInt32LE(8);
-  if (version !== SNAPSHOT_VERSION) {
-    throw new UnsupportedFormatError(file, `snapshot format version ${version}, this build reads ${SNAPSHOT_VERSION}`);
+  if (version !== SNAPSHOT_VERSION && version !== 1) {
+    throw new UnsupportedFormatError(file, `snapshot format version ${version}, this build reads 1 and ${SNAPSHOT_VERSION}`);
   }
   if (crc32(buf.subarray(HEADER_BYTES)) !== buf.readUInt32LE(12)) return 'CRC mismatch';
-  const body = parseBody(buf);
+  const body = parseBody(buf, version);
   return body ?? 'malformed body';
 }
 
-function parseBody(buf: Buffer): Snapshot | null {
+function parseBody(buf: Buffer, version: number): Snapshot | null {
   let p = HEADER_BYTES;
   const need = (n: number): boolean => p + n <= buf.length;
   if (!need(20)) return null;
@@ -68,18 +64,30 @@ function parseBody(buf: Buffer): Snapshot | null {
   const count = buf.readUInt32LE(p + 16);
   p += 20;
   if (index < 0 || term < 0) return null;
-  const voters: NodeId[] = [];
-  for (let i = 0; i < count; i++) {
-    if (!need(2)) return null;
-    const n = buf.readUInt16LE(p);
-    p += 2;
-    if (!need(n)) return null;
-    voters.push(buf.toString('utf8', p, p + n));
-    p += n;
+  let membership: Membership;
+  if (version === 1) {
+    const voters: NodeId[] = [];
+    for (let i = 0; i < count; i++) {
+      if (!need(2)) return null;
+      const n = buf.readUInt16LE(p);
+      p += 2;
+      if (!need(n)) return null;
+      voters.push(buf.toString('utf8', p, p + n));
+      p += n;
+    }
+    membership = membershipOf(voters);
+  } else {
+    if (!need(count)) return null;
+    try {
+      membership = decodeMembership(buf.subarray(p, p + count));
+    } catch {
+      return null;
+    }
+    p += count;
   }
   if (!need(8)) return null;
   const length = readU64(buf, p);
   p += 8;
   if (length < 0 || p + length !== buf.length) return null;
-  return { meta: { index, term, voters }, data: buf.subarray(p) };
+  return { meta: { index, term, membership }, data: buf.subarray(p) };
 }

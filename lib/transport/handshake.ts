@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { NodeId } from '../raft/index.js';
 import { ByteReader, putStr16, str16Size } from './binary.js';
 import { HandshakeError } from './errors.js';
@@ -7,8 +7,10 @@ import { FRAME_HEADER_BYTES, FrameKind, PRE_AUTH_MAX_FRAME_BYTES, allocFrame, fr
 /**
  * Mutual HMAC-SHA256 challenge–response on the shared secret, run before any other frame is accepted:
  *
- *   dialer   → HELLO     u16 version | u8 auth mode | str16 dialerId | str16 listenerId (whom it meant to reach) |
- *                        str16 clusterName | u32 maxFrameBytes | nonceA (32)
+ *   dialer   → HELLO     u16 version | u8 auth mode | str16 dialerId | str16 listenerId (whom it meant to reach; '' =
+ *                        whoever listens there, for a node joining through a seed address) | str16 clusterName |
+ *                        str16 bootstrap (the static member list it started from, '' for none) | u32 maxFrameBytes |
+ *                        nonceA (32)
  *   listener → CHALLENGE str16 listenerId | u32 maxFrameBytes | nonceB (32) | u8 mac length | macB
  *   dialer   → AUTH      macA
  *   listener → READY     (empty)
@@ -22,7 +24,8 @@ import { FRAME_HEADER_BYTES, FrameKind, PRE_AUTH_MAX_FRAME_BYTES, allocFrame, fr
  * frames carry empty MACs: ids are exchanged, nothing is proven. See docs/transport.md for what this does not protect.
  */
 
-export const PROTOCOL_VERSION = 1;
+/** 2: Raft messages carry the transfer fence, snapshots a configuration, HELLO the bootstrap list. */
+export const PROTOCOL_VERSION = 2;
 export const NONCE_BYTES = 32;
 export const MAC_BYTES = 32;
 const AUTH_NONE = 0;
@@ -39,6 +42,11 @@ export interface HandshakeConfig {
   readonly clusterName: string;
   /** This node's frame limit after authentication, told to the peer so it never sends more. */
   readonly maxFrameBytes: number;
+  /**
+   * The static member list this node was started with, canonical ('id=host:port,…' sorted), or '' when it joins by
+   * seed. Two nodes started from different lists belong to different clusters: their handshake is refused.
+   */
+  readonly bootstrap?: string;
 }
 
 export interface PeerIdentity {
@@ -59,19 +67,26 @@ interface Hello {
   readonly dialerId: NodeId;
   readonly listenerId: NodeId;
   readonly clusterName: string;
+  readonly bootstrap: string;
   readonly maxFrameBytes: number;
   readonly nonce: Buffer;
 }
 
 export function encodeHello(h: Hello): Buffer {
   const size =
-    2 + 1 + str16Size(h.dialerId, 'node id') + str16Size(h.listenerId, 'node id') + str16Size(h.clusterName, 'clusterName');
+    2 +
+    1 +
+    str16Size(h.dialerId, 'node id') +
+    str16Size(h.listenerId, 'node id') +
+    str16Size(h.clusterName, 'clusterName') +
+    str16Size(h.bootstrap, 'bootstrap member list');
   const buf = Buffer.allocUnsafe(size + 4 + NONCE_BYTES);
   let o = buf.writeUInt16LE(h.version, 0);
   o = buf.writeUInt8(h.authMode, o);
   o = putStr16(buf, o, h.dialerId);
   o = putStr16(buf, o, h.listenerId);
   o = putStr16(buf, o, h.clusterName);
+  o = putStr16(buf, o, h.bootstrap);
   o = buf.writeUInt32LE(h.maxFrameBytes, o);
   h.nonce.copy(buf, o);
   return buf;
@@ -91,10 +106,16 @@ function decodeHello(payload: Buffer): Hello {
   const dialerId = r.str16('dialer id');
   const listenerId = r.str16('listener id');
   const clusterName = r.str16('cluster name');
+  const bootstrap = r.str16('bootstrap member list');
   const maxFrameBytes = r.u32('max frame bytes');
   const nonce = r.view(NONCE_BYTES, 'nonce');
   r.end();
-  return { version, authMode, dialerId, listenerId, clusterName, maxFrameBytes, nonce };
+  return { version, authMode, dialerId, listenerId, clusterName, bootstrap, maxFrameBytes, nonce };
+}
+
+/** A short hash of a member list, to tell two lists apart at a glance in logs. */
+export function listHash(list: string): string {
+  return createHash('sha256').update(list).digest('hex').slice(0, 12);
 }
 
 function hmac(secret: string, label: Buffer, ...parts: Buffer[]): Buffer {
@@ -125,23 +146,29 @@ export function rejectFrame(reason: string): Buffer {
   return frame(FrameKind.reject, Buffer.from(reason.slice(0, MAX_REJECT_CHARS), 'utf8'));
 }
 
-/** The dialing side. `target` is the member whose address was dialed; anyone else answering is refused. */
+/**
+ * The dialing side. `target` is the member whose address was dialed; anyone else answering is refused. '' accepts
+ * whoever answers (a node joining through a seed address); the secret still authenticates it.
+ */
 export class DialerHandshake {
   private readonly helloPayload: Buffer;
   private challengePayload: Buffer | null = null;
   private listenerMax = 0;
+  private listenerId: NodeId;
 
   constructor(
     private readonly cfg: HandshakeConfig,
     private readonly target: NodeId,
     nonce: Buffer = randomBytes(NONCE_BYTES),
   ) {
+    this.listenerId = target;
     this.helloPayload = encodeHello({
       version: PROTOCOL_VERSION,
       authMode: cfg.secret === undefined ? AUTH_NONE : AUTH_HMAC,
       dialerId: cfg.nodeId,
       listenerId: target,
       clusterName: cfg.clusterName,
+      bootstrap: cfg.bootstrap ?? '',
       maxFrameBytes: cfg.maxFrameBytes,
       nonce,
     });
@@ -155,7 +182,7 @@ export class DialerHandshake {
     if (kind === FrameKind.challenge && this.challengePayload === null) return this.onChallenge(payload);
     if (kind === FrameKind.ready && this.challengePayload !== null) {
       if (payload.length !== 0) throw new HandshakeError(`READY frame with ${payload.length} unexpected bytes`);
-      return { send: null, peer: { id: this.target, maxFrameBytes: this.listenerMax } };
+      return { send: null, peer: { id: this.listenerId, maxFrameBytes: this.listenerMax } };
     }
     throw rejected(kind, payload, this.target);
   }
@@ -168,22 +195,23 @@ export class DialerHandshake {
     const signedUpTo = payload.length - r.remaining;
     const macB = r.view(r.u8('mac length'), 'mac');
     r.end();
-    if (listenerId !== this.target) {
+    if (this.target === '') this.listenerId = listenerId;
+    else if (listenerId !== this.target) {
       throw new HandshakeError(
         `dialed ${this.target} but ${JSON.stringify(listenerId)} answered; check the members addresses`,
         `this node dialed ${this.target}, not ${listenerId}`,
       );
     }
-    checkPeerLimit(maxFrameBytes, this.target);
+    checkPeerLimit(maxFrameBytes, this.listenerId);
     const secret = this.cfg.secret;
     let macA: Buffer = Buffer.alloc(0);
     if (secret === undefined) {
-      if (macB.length !== 0) throw new HandshakeError(`${this.target} sent a MAC but this node has no secret configured`);
+      if (macB.length !== 0) throw new HandshakeError(`${this.listenerId} sent a MAC but this node has no secret configured`);
     } else {
       const expected = hmac(secret, LISTENER_LABEL, this.helloPayload, payload.subarray(0, signedUpTo));
       if (!macMatches(expected, macB)) {
         throw new HandshakeError(
-          `${this.target} failed authentication (its MAC does not match: are the secrets the same?)`,
+          `${this.listenerId} failed authentication (its MAC does not match: are the secrets the same?)`,
           'authentication failed',
         );
       }
@@ -235,7 +263,7 @@ export class ListenerHandshake {
     if (h.dialerId === me) throw new HandshakeError(`peer claims this node's own id ${me}`, `${me} is this node's own id`);
     const refusal = this.admit(h.dialerId);
     if (refusal !== null) throw new HandshakeError(refusal, refusal);
-    if (h.listenerId !== me) {
+    if (h.listenerId !== me && h.listenerId !== '') {
       const reason = `this is node ${me}, not ${h.listenerId}; check the members addresses`;
       throw new HandshakeError(reason, reason);
     }
@@ -243,6 +271,14 @@ export class ListenerHandshake {
       throw new HandshakeError(
         `cluster name mismatch: the peer is in ${JSON.stringify(h.clusterName)}, this node in ${JSON.stringify(this.cfg.clusterName)}`,
         `cluster name mismatch: this node is not in ${JSON.stringify(h.clusterName)}`,
+      );
+    }
+    const ours = this.cfg.bootstrap ?? '';
+    if (h.bootstrap !== '' && ours !== '' && h.bootstrap !== ours) {
+      throw new HandshakeError(
+        `${h.dialerId} was started with members [${h.bootstrap}] (hash ${listHash(h.bootstrap)}), this node with [${ours}] ` +
+          `(hash ${listHash(ours)}); give every member the same list (or start new members with join instead)`,
+        `member lists differ: ${this.cfg.nodeId} was started with [${ours}] (hash ${listHash(ours)}), you with [${h.bootstrap}] (hash ${listHash(h.bootstrap)})`,
       );
     }
     checkPeerLimit(h.maxFrameBytes, h.dialerId);

@@ -5,10 +5,15 @@ export interface MemberAddress {
   readonly id: NodeId;
   readonly host: string;
   readonly port: number;
+  /** In a static member list: 'learner' starts the member as a non-voter. Default 'voter'. */
+  readonly role?: 'voter' | 'learner';
 }
 
-/** A member as configured: `'id=host:port'` (IPv6 as `'id=[::1]:7001'`), `{ id, address: 'host:port' }`, or parsed. */
-export type MemberInput = string | { readonly id: NodeId; readonly address: string } | MemberAddress;
+/**
+ * A member as configured: `'id=host:port'` (IPv6 as `'id=[::1]:7001'`), `{ id, address: 'host:port', role? }`, or
+ * parsed. A role only matters in a cluster's first member list: `role: 'learner'` starts that member as a non-voter.
+ */
+export type MemberInput = string | { readonly id: NodeId; readonly address: string; readonly role?: 'voter' | 'learner' } | MemberAddress;
 
 const STRING_FORMAT = '"id=host:port"';
 const OBJECT_FORMAT = '{ id, address: "host:port" }';
@@ -41,16 +46,18 @@ export function parseMember(entry: MemberInput, where = 'member'): MemberAddress
     return { id, ...hp };
   }
   if (typeof entry !== 'object' || entry === null) throw bad(where, `${STRING_FORMAT} or ${OBJECT_FORMAT}`, entry);
+  const role = entry.role;
+  if (role !== undefined && role !== 'voter' && role !== 'learner') throw bad(where, `role 'voter' or 'learner'`, entry);
   if ('address' in entry) {
     const id = checkId(entry.id, where, OBJECT_FORMAT, entry);
     const hp = typeof entry.address === 'string' ? parseHostPort(entry.address) : null;
     if (hp === null) throw bad(where, OBJECT_FORMAT, entry);
-    return { id, ...hp };
+    return { id, ...hp, ...(role && { role }) };
   }
   const format = '{ id, host, port }';
   const id = checkId(entry.id, where, format, entry);
   if (typeof entry.host !== 'string' || entry.host === '' || !validPort(entry.port)) throw bad(where, format, entry);
-  return { id, host: entry.host, port: entry.port };
+  return { id, host: entry.host, port: entry.port, ...(role && { role }) };
 }
 
 function checkId(id: unknown, where: string, format: string, entry: unknown): NodeId {

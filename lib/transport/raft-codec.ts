@@ -1,4 +1,4 @@
-import { MessageType, type Entry, type Message, type SnapshotChunk } from '../raft/index.js';
+import { MessageType, decodeMembership, encodeMembership, type Entry, type Membership, type Message, type SnapshotChunk } from '../raft/index.js';
 import { ByteReader, asBuffer, checkU64, putStr16, putU64, str16Size } from './binary.js';
 import { FrameError } from './errors.js';
 
@@ -8,7 +8,7 @@ import { FrameError } from './errors.js';
  *   u8 type | u8 flags (bit 0 reject, bit 1 snapshot present) | str16 from | str16 to |
  *   u64 term | u64 logTerm | u64 index | u64 commit | u64 rejectHint | u64 stamp | u64 fence | str16 context |
  *   u32 entry count | entries: (u64 term | u64 index | u32 length | data)* |
- *   snapshot, when flagged: u64 meta.index | u64 meta.term | u16 voter count | str16 voter* |
+ *   snapshot, when flagged: u64 meta.index | u64 meta.term | u32 length | configuration (lib/raft/membership.ts) |
  *                           u64 offset | u64 total | u32 length | data
  *
  * str16 = u16 byte length + utf8. Encoding sizes the message in one pass and writes it into one preallocated buffer.
@@ -16,11 +16,20 @@ import { FrameError } from './errors.js';
 
 const FIXED_BYTES = 1 + 1 + 7 * 8 + 4; // type, flags, seven u64, entry count; the three str16 are counted apart
 const ENTRY_FIXED_BYTES = 8 + 8 + 4;
-const SNAPSHOT_FIXED_BYTES = 8 + 8 + 2 + 8 + 8 + 4;
+const SNAPSHOT_FIXED_BYTES = 8 + 8 + 4 + 8 + 8 + 4;
 const FLAG_REJECT = 1;
 const FLAG_SNAPSHOT = 2;
 const MAX_TYPE = MessageType.TimeoutNow;
 const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+
+/** Every chunk of a snapshot carries the same configuration: encode it once, not twice per chunk. */
+const membershipCache = new WeakMap<Membership, Uint8Array>();
+
+function membershipBytes(m: Membership): Uint8Array {
+  let b = membershipCache.get(m);
+  if (!b) membershipCache.set(m, (b = encodeMembership(m)));
+  return b;
+}
 
 /**
  * Encoded size of `m` in bytes. Also checks every field, throwing RangeError for values the layout cannot hold (a
@@ -48,9 +57,7 @@ export function messageSize(m: Message): number {
     checkU64(s.meta.term, 'snapshot term');
     checkU64(s.offset, 'snapshot offset');
     checkU64(s.total, 'snapshot total');
-    n += SNAPSHOT_FIXED_BYTES + s.data.byteLength;
-    if (s.meta.voters.length > 0xffff) throw new RangeError(`snapshot has ${s.meta.voters.length} voters; at most 65535 fit`);
-    for (const v of s.meta.voters) n += str16Size(v, 'voter id');
+    n += SNAPSHOT_FIXED_BYTES + s.data.byteLength + membershipBytes(s.meta.membership).byteLength;
   }
   return n;
 }
@@ -85,8 +92,10 @@ export function writeMessage(buf: Buffer, offset: number, m: Message): number {
   if (s !== null) {
     o = putU64(buf, o, s.meta.index);
     o = putU64(buf, o, s.meta.term);
-    o = buf.writeUInt16LE(s.meta.voters.length, o);
-    for (const v of s.meta.voters) o = putStr16(buf, o, v);
+    const conf = membershipBytes(s.meta.membership);
+    o = buf.writeUInt32LE(conf.byteLength, o);
+    buf.set(conf, o);
+    o += conf.byteLength;
     o = putU64(buf, o, s.offset);
     o = putU64(buf, o, s.total);
     o = buf.writeUInt32LE(s.data.byteLength, o);
@@ -160,12 +169,15 @@ export function decodeMessage(bytes: Uint8Array): Message {
 function readSnapshot(r: ByteReader): SnapshotChunk {
   const index = r.u64('snapshot index');
   const term = r.u64('snapshot term');
-  const nVoters = r.u16('voter count');
-  r.need(nVoters * 2, `${nVoters} voters`);
-  const voters: string[] = new Array<string>(nVoters);
-  for (let i = 0; i < nVoters; i++) voters[i] = r.str16('voter id');
+  const conf = r.copy(r.u32('configuration length'), 'configuration');
+  let membership: Membership;
+  try {
+    membership = decodeMembership(conf);
+  } catch (e) {
+    throw new FrameError(`raft message: snapshot ${(e as Error).message}`);
+  }
   const offset = r.u64('snapshot offset');
   const total = r.u64('snapshot total');
   const data = r.copy(r.u32('snapshot chunk length'), 'snapshot chunk data');
-  return { meta: { index, term, voters }, offset, total, data };
+  return { meta: { index, term, membership }, offset, total, data };
 }

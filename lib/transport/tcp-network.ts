@@ -8,7 +8,7 @@ import { ListenError } from './errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameKind, PRE_AUTH_MAX_FRAME_BYTES } from './frame.js';
 import { DialerHandshake, ListenerHandshake, type HandshakeConfig } from './handshake.js';
 import { consoleLogger, type TransportLogger } from './logger.js';
-import { parseMembers, type MemberAddress, type MemberInput } from './member-address.js';
+import { parseMember, parseMembers, type MemberAddress, type MemberInput } from './member-address.js';
 import { CLOSE_GRACE_MS, PeerConnection, type ConnectionHost } from './peer-connection.js';
 import { messageSize, writeMessage } from './raft-codec.js';
 import { addCounters, newCounters, type Counters, type PeerStats, type TransportStats } from './stats.js';
@@ -44,16 +44,23 @@ export interface TcpNetworkOptions {
   readonly listenHost?: string;
   /** When both sides set one, they must match: catches a node pointed at another cluster. */
   readonly clusterName?: string;
+  /** The static member list this node started from, canonical; '' when it joins by seed (see HandshakeConfig). */
+  readonly bootstrap?: string;
   /** Reconnect delays (default 50 ms doubling to 250 ms, ±20%). */
   readonly backoff?: BackoffOptions;
   readonly logger?: TransportLogger;
 }
 
-/** One other member: its address, the current authenticated connection, and the dialing state when we dial it. */
+/**
+ * One other node: its address, the current authenticated connection, and the dialing state when we dial it. A node
+ * that is not (or not yet, as far as this one knows) a member has no address: it authenticated with the secret and
+ * dialed us (joining, or a leader reaching a learner that has not learned the configuration yet). Its connection
+ * carries Raft and calls like any other and is forgotten when it closes, unless the node became a member meanwhile.
+ */
 interface Peer {
-  readonly member: MemberAddress;
+  member: MemberAddress | null;
   /** The smaller id dials; the larger accepts. */
-  readonly weDial: boolean;
+  weDial: boolean;
   conn: PeerConnection | null;
   /** A dial in progress: the raw socket before it connects, then the connection in its handshake. */
   dialing: net.Socket | PeerConnection | null;
@@ -83,6 +90,7 @@ export class TcpNetwork implements Network {
   private readonly maxPendingHandshakes: number;
   private readonly listenHost: string;
   private readonly tls: TcpNetworkTlsOptions | undefined;
+  private readonly backoffOptions: BackoffOptions | undefined;
   private readonly logger: TransportLogger;
   private readonly server: net.Server;
   /** Accepted connections still in their handshake. */
@@ -99,6 +107,8 @@ export class TcpNetwork implements Network {
   private tickTimer: NodeJS.Timeout | null = null;
   private lastTick = 0;
   private readonly host: ConnectionHost;
+  /** Connections dialed by address (to a seed whose id is unknown), waiting to learn whom they reached. */
+  private readonly seedDials = new Map<PeerConnection, (id: NodeId | Error) => void>();
 
   constructor(options: TcpNetworkOptions) {
     this.nodeId = options.nodeId;
@@ -129,20 +139,10 @@ export class TcpNetwork implements Network {
       secret: options.secret,
       clusterName: options.clusterName ?? '',
       maxFrameBytes: this.maxFrameBytes,
+      bootstrap: options.bootstrap ?? '',
     };
-    for (const member of members) {
-      if (member.id === this.nodeId) continue;
-      this.peers.set(member.id, {
-        member,
-        weDial: this.nodeId < member.id,
-        conn: null,
-        dialing: null,
-        retryTimer: null,
-        lastDialError: '',
-        backoff: new Backoff(options.backoff),
-        counters: newCounters(),
-      });
-    }
+    this.backoffOptions = options.backoff;
+    for (const member of members) if (member.id !== this.nodeId) this.peers.set(member.id, this.newPeer(member.id, member));
     this.host = this.connectionHost();
     this.server = this.createServer();
   }
@@ -174,6 +174,70 @@ export class TcpNetwork implements Network {
     this.tickTimer = setInterval(() => this.tick(every), every);
     this.tickTimer.unref();
     for (const peer of this.peers.values()) if (peer.weDial) this.dial(peer);
+  }
+
+  /**
+   * The members as the configuration now says (this node's own entry is ignored): new ones are dialed, changed
+   * addresses are used from the next dial, and connections to nodes no longer listed are closed.
+   */
+  setMembers(members: readonly MemberInput[]): void {
+    if (this.closing !== null) return;
+    const next = new Map(parseMembers(members).filter((m) => m.id !== this.nodeId).map((m) => [m.id, m]));
+    for (const [id, peer] of this.peers) {
+      if (next.has(id) || peer.member === null) continue;
+      // Not dialed again; a live connection stays (as to any non-member) so that calls in flight, such as the removed
+      // node's own request to be removed, get their answers. It is forgotten when it closes.
+      peer.member = null;
+      peer.weDial = false;
+      if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
+      peer.retryTimer = null;
+      if (peer.dialing instanceof net.Socket) peer.dialing.destroy();
+      else peer.dialing?.fail('no longer a member', null, 'log');
+      peer.dialing = null;
+      if (peer.conn === null) this.peers.delete(id);
+      this.logger.log(`${id} is no longer a member`);
+    }
+    for (const [id, member] of next) {
+      const peer = this.peers.get(id);
+      if (peer === undefined) {
+        const fresh = this.newPeer(id, member);
+        this.peers.set(id, fresh);
+        if (this.listening && fresh.weDial) this.dial(fresh);
+        continue;
+      }
+      peer.member = member;
+      peer.weDial = this.nodeId < id;
+      if (this.listening && peer.weDial && peer.conn === null) this.dial(peer);
+    }
+  }
+
+  /**
+   * Calls whoever listens at `address` (a seed of a cluster this node joins, whose id it does not know yet). Rejects
+   * with NotSentError when no authenticated connection could be made there.
+   */
+  async callAddress(address: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
+    if (this.closing !== null) throw new NotSentError('the network is closed');
+    const { host, port } = parseMember({ id: 'seed', address }, 'join');
+    const socket = this.tls === undefined ? net.connect({ host, port }) : tls.connect({ ...this.tls, host, port });
+    const id = await new Promise<NodeId>((resolve, reject) => {
+      const timer = setTimeout(() => socket.destroy(new Error(`no authenticated connection within ${timeoutMs} ms`)), timeoutMs);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        reject(new NotSentError(`cannot reach ${address}: ${e.message}`));
+      };
+      socket.once('error', fail);
+      socket.once(this.tls === undefined ? 'connect' : 'secureConnect', () => {
+        socket.off('error', fail);
+        const conn = new PeerConnection(socket, address, 'dialer', new DialerHandshake(this.handshakeConfig, ''), this.host, this.anonymous, this.handshakeTimeoutMs);
+        this.sockets.add(conn);
+        this.seedDials.set(conn, (r) => {
+          clearTimeout(timer);
+          if (r instanceof Error) fail(r);
+          else resolve(r);
+        });
+      });
+    });
+    return this.call(id, payload, timeoutMs);
   }
 
   /** The bound address once listening (the real port when the member's port is 0). */
@@ -231,7 +295,7 @@ export class TcpNetwork implements Network {
   call(to: NodeId, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array> {
     if (this.closing !== null) return Promise.reject(new NotSentError('the network is closed'));
     const peer = this.peers.get(to);
-    if (peer === undefined) return Promise.reject(new NotSentError(`${JSON.stringify(to)} is not a member`));
+    if (peer === undefined) return Promise.reject(new NotSentError(`${JSON.stringify(to)} is not a member and has no connection here`));
     const conn = peer.conn;
     if (conn === null || conn.state !== 'open') return Promise.reject(new NotSentError(`no connection to ${to}`));
     const limit = conn.peer?.maxFrameBytes ?? 0;
@@ -350,16 +414,31 @@ export class TcpNetwork implements Network {
     this.sockets.add(conn);
   }
 
-  /** The listener's policy on a HELLO: a known member that, by the connection rule, dials us. */
+  /**
+   * The listener's policy on a HELLO: a member that, by the connection rule, dials us; or a node this one does not
+   * know as a member, which the secret (checked next) must authenticate.
+   */
   private admit(id: NodeId): string | null {
     const peer = this.peers.get(id);
-    if (peer === undefined) return `${id} is not a member of this cluster`;
-    if (peer.weDial) return `${this.nodeId} dials ${id}, not the other way round (the smaller id dials)`;
+    if (peer?.member && peer.weDial) return `${this.nodeId} dials ${id}, not the other way round (the smaller id dials)`;
     return null;
   }
 
+  private newPeer(id: NodeId, member: MemberAddress | null): Peer {
+    return {
+      member,
+      weDial: member !== null && this.nodeId < id,
+      conn: null,
+      dialing: null,
+      retryTimer: null,
+      lastDialError: '',
+      backoff: new Backoff(this.backoffOptions),
+      counters: newCounters(),
+    };
+  }
+
   private dial(peer: Peer): void {
-    if (this.closing !== null || peer.conn !== null || peer.dialing !== null) return;
+    if (this.closing !== null || peer.conn !== null || peer.dialing !== null || peer.member === null) return;
     const { id, host, port } = peer.member;
     // Resolving the host on every attempt (the default lookup) follows containers that come back on a new IP.
     const socket = this.tls === undefined ? net.connect({ host, port }) : tls.connect({ ...this.tls, host, port });
@@ -395,7 +474,8 @@ export class TcpNetwork implements Network {
   }
 
   private scheduleDial(peer: Peer): void {
-    if (this.closing !== null || !peer.weDial || peer.retryTimer !== null || peer.conn !== null) return;
+    if (this.closing !== null || !peer.weDial || peer.member === null || peer.retryTimer !== null || peer.conn !== null) return;
+    if (this.peers.get(peer.member.id) !== peer) return; // removed meanwhile
     peer.retryTimer = setTimeout(() => {
       peer.retryTimer = null;
       this.dial(peer);
@@ -438,7 +518,14 @@ export class TcpNetwork implements Network {
   private onOpen(conn: PeerConnection): Counters {
     this.pending.delete(conn);
     const id = conn.peerId;
-    const peer = this.peers.get(id) as Peer; // the handshake admitted only members
+    let peer = this.peers.get(id);
+    if (peer === undefined) {
+      peer = this.newPeer(id, null);
+      this.peers.set(id, peer);
+    }
+    const seed = this.seedDials.get(conn);
+    this.seedDials.delete(conn);
+    seed?.(id);
     if (peer.dialing === conn) peer.dialing = null;
     const old = peer.conn;
     peer.conn = conn;
@@ -446,7 +533,7 @@ export class TcpNetwork implements Network {
     peer.lastDialError = '';
     peer.counters.connects++;
     if (old !== null) old.fail('replaced by a newer connection from the same peer', null, 'log');
-    this.logger.log(`connected to ${id} (${conn.remote}, ${conn.role === 'dialer' ? 'dialed' : 'accepted'})`);
+    this.logger.log(`connected to ${id} (${conn.remote}, ${conn.role === 'dialer' ? 'dialed' : 'accepted'}${peer.member ? '' : ', not a member here yet'})`);
     return peer.counters;
   }
 
@@ -454,6 +541,9 @@ export class TcpNetwork implements Network {
     this.pending.delete(conn);
     void conn.closed.then(() => this.sockets.delete(conn));
     const id = conn.peer?.id;
+    const seed = this.seedDials.get(conn);
+    this.seedDials.delete(conn);
+    seed?.(new Error(`handshake ended: ${reason}`));
     if (id === undefined) {
       // Dialer connections know their peer before authentication: report and retry.
       for (const peer of this.peers.values()) {
@@ -465,17 +555,20 @@ export class TcpNetwork implements Network {
       if (conn.role === 'listener') this.logger.debug?.(`connection from ${conn.name} closed in the handshake: ${reason}`);
       return;
     }
-    const peer = this.peers.get(id) as Peer;
+    const peer = this.peers.get(id);
+    if (peer === undefined) return; // removed from the members
     if (peer.dialing === conn) peer.dialing = null;
     if (peer.conn === conn) {
       peer.conn = null;
       this.logger.log(`disconnected from ${id}: ${reason}`);
     }
-    this.scheduleDial(peer);
+    if (peer.member === null && peer.conn === null) this.peers.delete(id);
+    else this.scheduleDial(peer);
   }
 
   /** Logs a failed dial once per distinct reason, so a peer that stays down does not flood the log. */
   private noteDialFailure(peer: Peer, reason: string): void {
+    if (peer.member === null) return;
     const { id, host, port } = peer.member;
     if (reason !== peer.lastDialError) {
       peer.lastDialError = reason;

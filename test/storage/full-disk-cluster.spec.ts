@@ -4,6 +4,7 @@
  * committing, it catches up once space returns, and every acknowledged write survives a restart of all three.
  * test/e2e/disk.spec.ts does the same with node processes and a real tmpfs.
  */
+import { membershipOf } from '../../lib/raft/membership.js';
 import type { ClusterLogger } from '../../lib/cluster/logger.js';
 import { systemClock, systemTimers } from '../../lib/cluster/io.js';
 import { RaftRuntime } from '../../lib/cluster/raft-runtime.js';
@@ -64,7 +65,7 @@ async function start(id: Id, disk: Disk = new NodeDisk(`${tmp.dir}/${id}`)): Pro
   const log = new Log();
   const sm = new ClusterStateMachine();
   const runtime = new RaftRuntime(
-    { nodeId: id, voters: [...IDS], tickMs: 10, electionTick: 15, heartbeatTick: 5, compactionThreshold: 100_000 },
+    { nodeId: id, membership: membershipOf([...IDS]), tickMs: 10, electionTick: 15, heartbeatTick: 5, compactionThreshold: 100_000 },
     {
       storage: new FileStorage(disk),
       network: new TcpNetwork({ nodeId: id, members, secret: 'full-disk-test-secret', logger: { log() {}, warn() {} } }),

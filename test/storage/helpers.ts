@@ -1,3 +1,4 @@
+import { membershipOf } from '../../lib/raft/membership.js';
 import { Prng } from '../support/prng.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -29,7 +30,7 @@ export function hs(term: number, vote: string, commit: number): HardState {
 }
 
 export function snapshot(index: number, term: number, text = `state@${index}`): Snapshot {
-  return { meta: { index, term, voters: ['n1', 'n2', 'n3'] }, data: Buffer.from(text) };
+  return { meta: { index, term, membership: membershipOf(['n1', 'n2', 'n3']) }, data: Buffer.from(text) };
 }
 
 /** Plain objects for toEqual (Buffer vs Uint8Array do not compare equal). */

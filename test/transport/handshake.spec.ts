@@ -83,8 +83,23 @@ describe('handshake protocol', () => {
       /cluster name mismatch/,
     );
     const hello = Buffer.from(new DialerHandshake(config('a'), 'b').hello().subarray(5));
-    hello.writeUInt16LE(2, 0);
-    expect(refusal(() => l().receive(FrameKind.hello, hello)).tellPeer).toBe('protocol version 2 is not supported; this node speaks 1');
+    hello.writeUInt16LE(1, 0);
+    expect(refusal(() => l().receive(FrameKind.hello, hello)).tellPeer).toBe('protocol version 1 is not supported; this node speaks 2');
+  });
+
+  it('refuses a node started from another static member list, naming both lists', () => {
+    const withList = (id: string, bootstrap: string): HandshakeConfig => ({ ...config(id), bootstrap });
+    const e = refusal(() => handshake(new DialerHandshake(withList('a', 'a=h:1,b=h:2'), 'b'), new ListenerHandshake(withList('b', 'a=h:1,b=h:2,c=h:3'), admitAll)));
+    expect(e.message).toMatch(/a was started with members \[a=h:1,b=h:2\] \(hash [0-9a-f]{12}\), this node with \[a=h:1,b=h:2,c=h:3\]/);
+    expect(e.tellPeer).toMatch(/member lists differ: b was started with \[a=h:1,b=h:2,c=h:3\].*you with \[a=h:1,b=h:2\]/);
+    // A node that joins by seed has no list of its own: nothing to compare.
+    expect(handshake(new DialerHandshake(withList('a', ''), 'b'), new ListenerHandshake(withList('b', 'a=h:1'), admitAll)).listenerSaw.id).toBe('a');
+  });
+
+  it('a node joining through a seed address accepts whoever answers there, and learns its id', () => {
+    const r = handshake(new DialerHandshake(config('joiner'), ''), new ListenerHandshake(config('b'), admitAll));
+    expect(r.dialerSaw.id).toBe('b');
+    expect(r.listenerSaw.id).toBe('joiner');
   });
 
   it('the dialer refuses an answer from a member it did not dial', () => {

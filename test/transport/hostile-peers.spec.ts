@@ -76,11 +76,11 @@ describe('hostile and misconfigured peers', () => {
     expect(lb.warns.filter((w) => /a failed authentication/.test(w))).toHaveLength(2);
   });
 
-  it('refuses unknown ids, our own id, the wrong direction and a version mismatch', async () => {
-    const c = (cluster = await testCluster(['a', 'b', 'c'], {}, ['b']));
+  it('refuses another member list, our own id, the wrong direction and a version mismatch', async () => {
+    const c = (cluster = await testCluster(['a', 'b', 'c'], { bootstrap: 'a,b,c' }, ['b']));
     const port = portOf(c, 'b');
     const cases: [HandshakeConfig, string, RegExp][] = [
-      [as('mallory'), 'b', /mallory is not a member of this cluster/],
+      [{ ...as('mallory'), bootstrap: 'mallory' }, 'b', /\[a,b,c\].*\[mallory\]|\[mallory\].*\[a,b,c\]/],
       [as('b'), 'b', /this node's own id b|b is this node's own id/],
       [as('c'), 'b', /b dials c, not the other way round/],
       [as('a'), 'a', /this is node b, not a/],
@@ -117,7 +117,7 @@ describe('hostile and misconfigured peers', () => {
       Buffer.from([0, 0, 0, 0]),
       Buffer.from([3, 0, 0, 0, 42, 1, 2]),
       frame(FrameKind.raft, Buffer.from('before auth')),
-      frame(FrameKind.hello, Buffer.from([1, 0])), // truncated HELLO
+      frame(FrameKind.hello, Buffer.from([2, 0])), // truncated HELLO
       ...Array.from({ length: 20 }, () => randomBytes(64 + Math.floor(Math.random() * 2000))),
     ];
     const peers = await Promise.all(inputs.map(async (bytes) => {

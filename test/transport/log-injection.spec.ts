@@ -20,11 +20,11 @@ describe('peer text in the log', () => {
   });
 
   it('a claimed id or a REJECT reason with line breaks is logged on one line', async () => {
-    const c = (cluster = await testCluster(['a', 'b'], {}, ['b']));
+    const c = (cluster = await testCluster(['a', 'b'], { bootstrap: 'a,b' }, ['b']));
     const port = Number(c.members[1]!.split(':').pop());
     const forged = 'a\n[b] all peers authenticated';
     const hello = await RawPeer.connect(port);
-    hello.send(new DialerHandshake({ nodeId: forged, secret: 'test-secret-0123456789', clusterName: '', maxFrameBytes: 1 << 20 }, 'b').hello());
+    hello.send(new DialerHandshake({ nodeId: forged, secret: 'test-secret-0123456789', clusterName: '', maxFrameBytes: 1 << 20, bootstrap: 'x' }, 'b').hello());
     const reject = await RawPeer.connect(port);
     reject.send(frame(FrameKind.reject, Buffer.from('bye\r\n[b] connected to a (127.0.0.1:1, accepted)')));
     await hello.waitClosed();
@@ -32,7 +32,7 @@ describe('peer text in the log', () => {
     const warns = c.loggers.get('b')!.warns;
     await waitFor(() => warns.length >= 2, 'both refusals');
     expect(warns.filter((w) => /\n|\r/.test(w))).toEqual([]);
-    expect(warns.join('\n')).toContain('a\\u000a[b] all peers authenticated is not a member of this cluster');
+    expect(warns.join('\n')).toContain('a\\u000a[b] all peers authenticated was started with members [x]');
     expect(warns.join('\n')).toContain('the peer refused the handshake: bye\\u000d\\u000a[b] connected to a');
   });
 });

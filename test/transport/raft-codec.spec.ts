@@ -23,7 +23,16 @@ const messageArb: fc.Arbitrary<Message> = fc.record({
   fence: u64,
   snapshot: fc.option(
     fc.record({
-      meta: fc.record({ index: u64, term: u64, voters: fc.array(id, { maxLength: 7 }) }),
+      meta: fc.record({
+        index: u64,
+        term: u64,
+        membership: fc.record({
+          members: fc.uniqueArray(
+            fc.record({ id: id.filter((x) => x !== ''), address: fc.string({ maxLength: 20 }), role: fc.constantFrom('voter' as const, 'learner' as const) }),
+            { maxLength: 7, selector: (m) => m.id },
+          ),
+        }),
+      }),
       offset: u64,
       total: u64,
       data: bytes,
