@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 
 export * from './nest/index.js';
-export { ClusterCoordinator, type ClusterMember, type MemberView, type LeadershipState, type LeadershipChange } from './cluster/cluster-coordinator.js';
+export { ClusterCoordinator, type ClusterMember, type MemberView, type MemberList, type LeadershipState, type LeadershipChange } from './cluster/cluster-coordinator.js';
+export type { NewMember, MembershipEvent } from './cluster/cluster-membership.js';
+export type { MemberRole } from './raft/membership.js';
 export { createCluster } from './cluster/create-cluster.js';
 export { ClusterStore, type StoreEntry, type WriteResult, type CasResult, type ReadConsistency } from './cluster/cluster-store.js';
 export type { ClusterOptions } from './cluster/options.js';
@@ -15,6 +17,7 @@ export {
   ProposalOutcomeUnknownError,
   ClusterStoppedError,
   ForwardOutcomeUnknownException,
+  MembershipChangeError,
 } from './cluster/errors.js';
 export { LockTimeoutException, LockLostException } from './cluster/lock-errors.js';
 export { ClusterLocks, DistributedLock, type LockAcquireOptions } from './cluster/distributed-lock.js';

@@ -1,10 +1,11 @@
 import { setMaxListeners } from 'node:events';
 import { BehaviorSubject, type Observable } from 'rxjs';
-import type { NodeId } from '../raft/index.js';
+import type { MemberRole, NodeId } from '../raft/index.js';
 import { fromWire, type ClusterStore, type Proposer } from './cluster-store.js';
-import { ClusterStoppedError, NoLeaderException, NotLeaderException } from './errors.js';
+import { ClusterMembership, type MembershipEvent, type NewMember } from './cluster-membership.js';
+import { ClusterStoppedError, MembershipChangeError, NoLeaderException, NotLeaderException } from './errors.js';
 import type { Clock, Network, Timers } from './io.js';
-import type { LeadershipState, RaftRuntime, RuntimeStatus } from './raft-runtime.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, type LeadershipState, type RaftRuntime, type RuntimeStatus } from './raft-runtime.js';
 import type { AppRequestHandler, RequestRouter } from './request-handler.js';
 import { decodeReply, encodeRequest } from './rpc.js';
 import type { ClusterStateMachine } from './state/cluster-state-machine.js';
@@ -23,6 +24,47 @@ export interface ClusterMember {
 export interface MemberView extends ClusterMember {
   readonly isLeader: boolean;
   readonly isSelf: boolean;
+  /** A voter counts toward elections and commits; a learner replicates and serves reads. */
+  readonly membership: MemberRole;
+}
+
+/**
+ * `coordinator.members`: the members as this node knows them (a plain array of MemberView), plus the changes. Each
+ * change works from any node (a follower asks the leader), is one server at a time, and resolves once committed.
+ */
+export class MemberList extends Array<MemberView> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array; // map/filter give plain arrays
+  }
+
+  /** @internal Made by the coordinator. */
+  constructor(views: readonly MemberView[], ops: ClusterMembership) {
+    super();
+    this.push(...views);
+    Object.defineProperty(this, 'ops', { value: ops, enumerable: false });
+  }
+
+  private declare readonly ops: ClusterMembership;
+
+  /** Adds a node that is already running (started with `join`, or with no member list): a learner by default. */
+  add(member: NewMember): Promise<void> {
+    return this.ops.add(member);
+  }
+
+  /** Removes a member; the leader hands leadership over first when it is the one to go. */
+  remove(id: NodeId): Promise<void> {
+    return this.ops.remove(id);
+  }
+
+  /** Makes a caught-up learner a voter (waits, bounded, for it to catch up). */
+  promote(id: NodeId): Promise<void> {
+    return this.ops.promote(id);
+  }
+
+  /** Makes a voter a learner. */
+  demote(id: NodeId): Promise<void> {
+    return this.ops.demote(id);
+  }
 }
 
 /** A leadership change as this node saw it. */
@@ -46,7 +88,10 @@ export interface CoordinatorParts {
   readonly store: ClusterStore;
   readonly clock: Clock;
   readonly timers: Timers;
-  readonly members: readonly ClusterMember[];
+  /** Default: membership changes through the API only (no joining, no automatic replacement), 3 target voters. */
+  readonly membership?: ClusterMembership;
+  /** A graceful stop removes this node from the membership first. */
+  readonly leaveOnShutdown?: boolean;
   readonly electionTimeoutMs: number;
   /** Unique per process start (lock requests are told apart by it); default: node id and start time. */
   readonly clientId?: string;
@@ -76,6 +121,7 @@ export class ClusterCoordinator {
   /** Unique per process start: requests from this node are told apart by it. */
   readonly clientId: string;
   private readonly events: EventDelivery;
+  private readonly membership: ClusterMembership;
   private readonly subject: BehaviorSubject<LeadershipState>;
   /** Leadership changes, starting with the current state. */
   readonly leadership$: Observable<LeadershipState>;
@@ -100,6 +146,23 @@ export class ClusterCoordinator {
       term: () => parts.runtime.leadership.term,
       leaderSignal: () => this.leaderSignal(),
     });
+    this.membership =
+      parts.membership ??
+      new ClusterMembership({
+        runtime: parts.runtime,
+        network: parts.network,
+        clock: parts.clock,
+        timers: parts.timers,
+        logger: parts.logger ?? silentLogger,
+        electionTimeoutMs: parts.electionTimeoutMs,
+        requestTimeoutMs: parts.runtime.config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+        targetVoters: 3,
+        autoRemoveAfterMs: null,
+        self: { address: '', role: 'voter' },
+        join: [],
+        wallClock: parts.wallClock ?? Date.now,
+      });
+    parts.router.membership = this.membership.handle;
     this.events = new EventDelivery(parts.stateMachine.events, parts.eventCursor, parts.timers, parts.logger ?? silentLogger);
     this.subject = new BehaviorSubject(parts.runtime.leadership);
     this.leadership$ = this.subject.asObservable();
@@ -123,6 +186,12 @@ export class ClusterCoordinator {
   async start(): Promise<void> {
     await this.events.load();
     await this.parts.runtime.start();
+    this.membership.start();
+  }
+
+  /** Committed membership changes (joins, promotions, removals) as this node saw them, newest first. */
+  membershipHistory(): readonly MembershipEvent[] {
+    return this.membership.changes();
   }
 
   get nodeId(): NodeId {
@@ -131,6 +200,11 @@ export class ClusterCoordinator {
 
   get isLeader(): boolean {
     return this.parts.runtime.leadership.isLeader;
+  }
+
+  /** False once stop() was called, or once the node halted by itself (its storage failed). */
+  get isRunning(): boolean {
+    return !this.stopped && this.parts.runtime.isRunning;
   }
 
   /** The leader's id, or null while none is known. */
@@ -142,9 +216,12 @@ export class ClusterCoordinator {
     return this.parts.runtime.leadership.term;
   }
 
-  get members(): readonly MemberView[] {
+  get members(): MemberList {
     const leader = this.leaderId;
-    return this.parts.members.map((m) => ({ ...m, isLeader: m.id === leader, isSelf: m.id === this.nodeId }));
+    const views = this.membership.current.members.map(
+      (m): MemberView => ({ id: m.id, address: m.address, membership: m.role, isLeader: m.id === leader, isSelf: m.id === this.nodeId }),
+    );
+    return new MemberList(views, this.membership);
   }
 
   /** True while this node leads with a lease a quorum confirmed; no other node can be leading meanwhile. */
@@ -199,6 +276,8 @@ export class ClusterCoordinator {
   async transferLeadership(to?: NodeId): Promise<void> {
     const timeoutMs = this.parts.electionTimeoutMs * 4;
     const before = this.parts.runtime.leadership;
+    const learner = to ? this.membership.current.members.find((m) => m.id === to && m.role === 'learner') : undefined;
+    if (learner) throw new MembershipChangeError(`cannot transfer leadership to ${to}: it is a learner, which never leads; promote it first`);
     if (before.isLeader) {
       if (!this.parts.runtime.transferLeadership(to)) throw new Error(`cannot transfer leadership to ${to ?? 'a follower'}: not a voting member`);
     } else {
@@ -293,6 +372,8 @@ export class ClusterCoordinator {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.parts.leaveOnShutdown) await this.membership.leave();
+    this.membership.stop();
     await this.parts.runtime.stop();
     this.endTenure();
     await this.events.flush();

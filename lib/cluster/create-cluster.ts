@@ -3,7 +3,9 @@ import { FileStorage } from '../storage/file-storage.js';
 import { NodeDisk } from '../storage/node-disk.js';
 import { NumberFile } from '../storage/number-file.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
+import type { MemberAddress } from '../transport/member-address.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
+import { ClusterMembership } from './cluster-membership.js';
 import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
 import { ClusterStore, LogProposer } from './cluster-store.js';
 import { systemClock, systemTimers, type Clock, type Network } from './io.js';
@@ -31,6 +33,18 @@ function addressOf(m: { host: string; port: number }): string {
 }
 
 /**
+ * The static member list in one canonical form, compared in the handshake; '' for a node that joins by seed. Ids and
+ * roles only: they decide who votes. Addresses may differ from node to node for the same member (a host name here, an
+ * IP there, a proxy), and the handshake checks the peer's id at every dial anyway.
+ */
+function bootstrapList(members: readonly MemberAddress[]): string {
+  return members
+    .map((m) => `${m.id}${m.role === 'learner' ? '/learner' : ''}`)
+    .sort()
+    .join(',');
+}
+
+/**
  * @internal Seams, not part of the public API (not exported from lib/index.ts): the chaos test runs nodes whose
  * monotonic clock runs at a skewed rate (entry times, lock leases, stay on the machine's wall clock); the Nest module
  * plugs in its metrics.
@@ -53,21 +67,21 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   const o: ResolvedClusterOptions = resolveClusterOptions(options);
   const clock = internals.clock ?? systemClock;
   const logger = options.logger ?? consoleLogger(o.nodeId);
-  if (o.members.length > 1 && o.secret === undefined && !o.tls) {
+  if (o.networked && o.secret === undefined && !o.tls) {
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
   }
-  const tcp =
-    o.members.length === 1
-      ? null
-      : new TcpNetwork({
-          nodeId: o.nodeId,
-          members: o.members,
-          secret: o.secret,
-          tls: o.tls,
-          maxFrameBytes: o.maxFrameBytes,
-          listenHost: o.listenHost,
-          logger,
-        });
+  const tcp = !o.networked
+    ? null
+    : new TcpNetwork({
+        nodeId: o.nodeId,
+        members: o.members.length > 0 ? o.members : [o.self],
+        secret: o.secret,
+        tls: o.tls,
+        maxFrameBytes: o.maxFrameBytes,
+        listenHost: o.listenHost,
+        bootstrap: bootstrapList(o.members),
+        logger,
+      });
   const network: Network = tcp ?? new SoloNetwork();
   const { metrics } = internals;
   const disk = new NodeDisk(o.dataDir);
@@ -78,7 +92,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   const runtime = new RaftRuntime(
     {
       nodeId: o.nodeId,
-      voters: o.members.map((m) => m.id),
+      membership: { members: o.members.map((m) => ({ id: m.id, address: addressOf(m), role: m.role ?? 'voter' })) },
       tickMs: o.tickMs,
       electionTick: o.electionTick,
       heartbeatTick: o.heartbeatTick,
@@ -108,6 +122,21 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     requestTimeoutMs: o.requestTimeout,
   });
   const proposer = metrics ? countedProposer(logProposer, metrics) : logProposer;
+  const membership = new ClusterMembership({
+    runtime,
+    network,
+    clock,
+    timers: systemTimers,
+    logger,
+    electionTimeoutMs: o.electionTimeout,
+    requestTimeoutMs: o.requestTimeout,
+    targetVoters: o.targetVoters,
+    autoRemoveAfterMs: o.autoRemoveAfter,
+    self: { address: addressOf(o.self), role: o.role },
+    join: o.join,
+    localAddresses: new Map(o.members.map((m) => [m.id, addressOf(m)])),
+    wallClock,
+  });
   const coordinator = new ClusterCoordinator({
     runtime,
     network,
@@ -117,7 +146,8 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     store: new ClusterStore(proposer, runtime, stateMachine, o.requestTimeout),
     clock,
     timers: systemTimers,
-    members: o.members.map((m) => ({ id: m.id, address: addressOf(m) })),
+    membership,
+    leaveOnShutdown: o.leaveOnShutdown,
     electionTimeoutMs: o.electionTimeout,
     clientId,
     wallClock,
@@ -126,8 +156,13 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     ...(tcp && { connectedPeers: () => new Set(Object.entries(tcp.stats().peers).flatMap(([id, p]) => (p.connected ? [id] : []))) }),
   });
   await coordinator.start();
-  logger.log(
-    `node ${o.nodeId} started (${o.members.length === 1 ? 'single member, leads at once' : `members ${o.members.map((m) => m.id).join(', ')}`}; dataDir ${o.dataDir})`,
-  );
+  const members = coordinator.members;
+  const how =
+    members.length === 0
+      ? `joining through ${o.join.join(', ')}`
+      : members.length === 1 && members[0]!.isSelf
+        ? `single member, leads at once${tcp ? `; others may join at ${addressOf(o.self)}` : ''}`
+        : `members ${members.map((m) => `${m.id}${m.membership === 'learner' ? ' (learner)' : ''}`).join(', ')}`;
+  logger.log(`node ${o.nodeId} started (${how}; dataDir ${o.dataDir})`);
   return coordinator;
 }

@@ -41,3 +41,11 @@ export class ClusterStoppedError extends Error {
 export class ForwardOutcomeUnknownException extends Error {
   override name = 'ForwardOutcomeUnknownException';
 }
+
+/**
+ * A membership change was refused before it entered the log (an id that exists, the last voter, two changes at once,
+ * an unreachable new member…): nothing changed, and the message says why.
+ */
+export class MembershipChangeError extends Error {
+  override name = 'MembershipChangeError';
+}

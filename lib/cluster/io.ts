@@ -37,6 +37,13 @@ export interface Network {
    */
   call(to: NodeId, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
   close(): Promise<void>;
+  /** The configuration changed: whom to reach, and where. Absent on a network of fixed members. */
+  setMembers?(members: readonly { readonly id: NodeId; readonly address: string }[]): void;
+  /**
+   * A request to whoever listens at `address` (a seed to join through, a member about to be added), whose id is not
+   * known yet. Absent where addresses are not dialed.
+   */
+  callAddress?(address: string, payload: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
 }
 
 /** The request was never handed to a connection: the peer cannot have acted on it. */

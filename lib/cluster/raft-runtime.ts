@@ -1,14 +1,15 @@
-import { MessageType, RaftNode, type Message, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
+import { MessageType, RaftNode, isMembershipEntry, type Membership, type MemberRole, type Message, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
 import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
-import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
+import { ClusterStoppedError, MembershipChangeError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
 import type { Clock, Network, Timers, TimerHandle } from './io.js';
 import type { ClusterLogger } from './logger.js';
 import type { StateMachine } from './state/cluster-state-machine.js';
 
 export interface RuntimeConfig {
   readonly nodeId: NodeId;
-  readonly voters: readonly NodeId[];
+  /** The configuration to start from when storage holds none; empty for a node that waits to be added. */
+  readonly membership: Membership;
   /** Real ms per core tick; elections and heartbeats are counted in ticks. */
   readonly tickMs: number;
   readonly electionTick: number;
@@ -49,7 +50,9 @@ export interface LeadershipState {
 
 export interface MemberStatus {
   readonly id: NodeId;
+  readonly address: string;
   readonly role: 'leader' | 'follower' | 'self';
+  readonly membership: MemberRole;
   /** Highest log index known to be on that member (leader's view; null elsewhere). */
   readonly matchIndex: number | null;
   /** ms since a message from it arrived; null when never, 0 for this node. */
@@ -68,6 +71,8 @@ export interface RuntimeStatus {
   readonly lastIndex: number;
   readonly leaseValid: boolean;
   readonly members: readonly MemberStatus[];
+  /** A configuration change appended but not yet committed (as far as this node knows). */
+  readonly membershipChange: { readonly index: number } | null;
 }
 
 /** A proposal in the log, waiting to be applied here; `timer` settles it as unknown at its deadline. */
@@ -95,6 +100,8 @@ interface PendingRead {
 
 type LeadershipListener = (s: LeadershipState) => void;
 type LeaseListener = (valid: boolean) => void;
+/** `committedAt`: null when the configuration just came into force (appended), its log index once it commits. */
+type MembershipListener = (m: Membership, committedAt: number | null) => void;
 
 /** Backoff between retries of a write the full disk refused. */
 const DISK_FULL_RETRY_MS = { first: 100, max: 2000 } as const;
@@ -133,6 +140,11 @@ export class RaftRuntime {
   private readonly lastHeard = new Map<NodeId, number>();
   private readonly leadershipListeners = new Set<LeadershipListener>();
   private readonly leaseListeners = new Set<LeaseListener>();
+  private readonly membershipListeners = new Set<MembershipListener>();
+  /** The configuration listeners were last told of. */
+  private knownMembership: Membership | null = null;
+  /** A committed configuration listed this node (so one without it means it was removed). */
+  private wasMember = false;
   private failure: Error | null = null;
   /** Set while a write waits for disk space: nothing is acknowledged, proposed or taken in meanwhile. */
   private diskFull: DiskFullError | null = null;
@@ -168,7 +180,7 @@ export class RaftRuntime {
     this.node = new RaftNode(
       {
         id: c.nodeId,
-        voters: c.voters,
+        membership: c.membership,
         electionTick: c.electionTick,
         heartbeatTick: c.heartbeatTick,
         random: this.deps.random,
@@ -187,6 +199,8 @@ export class RaftRuntime {
     this.state = { isLeader: false, leaderId: '', term: recovered.hardState.term };
     this.durableVote = { term: recovered.hardState.term, vote: recovered.hardState.vote };
     this.running = true;
+    this.wasMember = this.node.core.membership.members.some((x) => x.id === c.nodeId);
+    this.syncMembership();
     await network.listen({
       raft: (m) => {
         if (!this.running || this.diskFull) return; // a node that cannot persist takes no part, as if cut off
@@ -207,7 +221,8 @@ export class RaftRuntime {
     this.tickStart = this.deps.clock.now();
     this.ticksDone = 0;
     this.scheduleTick();
-    if (c.voters.length === 1 && c.voters[0] === c.nodeId) this.node.campaign(); // a single member leads at once
+    const voters = this.node.core.voters;
+    if (voters.length === 1 && voters[0] === c.nodeId) this.node.campaign(); // a single member leads at once
     this.schedulePump();
   }
 
@@ -226,6 +241,40 @@ export class RaftRuntime {
       this.proposals.push({ data, resolve, reject, deadline: this.deps.clock.now() + timeoutMs });
       this.schedulePump();
     });
+  }
+
+  /**
+   * Changes the configuration (on the leader): resolves once the change is committed. Refused at once, with the
+   * reason, when it is not a single-server change, another change is in progress, or this leader has not committed an
+   * entry of its term yet; settles like propose() otherwise.
+   */
+  proposeMembership(next: Membership, timeoutMs: number = this.config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS): Promise<void> {
+    if (!this.running) return Promise.reject(this.failure ?? new ClusterStoppedError());
+    if (this.diskFull) return Promise.reject(new NotLeaderException('', `this node cannot take writes: ${this.diskFull.message}`));
+    if (!this.state.isLeader) return Promise.reject(new NotLeaderException(this.state.leaderId));
+    const at = this.node.core.proposeMembership(next);
+    if (typeof at === 'string') return Promise.reject(new MembershipChangeError(at));
+    this.syncMembership();
+    const now = this.deps.clock.now();
+    return new Promise<unknown>((resolve, reject) => {
+      this.addWaiter(at.index, at.term, { data: new Uint8Array(0), resolve, reject, deadline: now + timeoutMs }, now);
+      this.schedulePump();
+    }).then(() => undefined);
+  }
+
+  /** This node leads and has committed an entry of its term: it may propose a membership change. */
+  get leaderSettled(): boolean {
+    return this.state.isLeader && this.node.core.committedInTerm();
+  }
+
+  /** The configuration in force here: the newest in this node's log, committed or not. */
+  get membership(): Membership {
+    return this.node.core.membership;
+  }
+
+  onMembershipChange(fn: MembershipListener): () => void {
+    this.membershipListeners.add(fn);
+    return () => this.membershipListeners.delete(fn);
   }
 
   /**
@@ -288,11 +337,14 @@ export class RaftRuntime {
     const s = this.node.status();
     const now = this.deps.clock.now();
     const match = new Map(s.peers.map((p) => [p.id, p.match]));
-    const members = this.config.voters.map((id): MemberStatus => {
+    const core = this.node.core;
+    const members = core.membership.members.map(({ id, address, role: membership }): MemberStatus => {
       const heard = this.lastHeard.get(id);
       return {
         id,
+        address,
         role: id === this.config.nodeId ? 'self' : id === s.leader ? 'leader' : 'follower',
+        membership,
         matchIndex: match.get(id) ?? null,
         lastContactMs: id === this.config.nodeId ? 0 : heard === undefined ? null : Math.round(now - heard),
       };
@@ -309,6 +361,7 @@ export class RaftRuntime {
       lastIndex: s.lastIndex,
       leaseValid: this.running && this.state.isLeader && s.leaseValid,
       members,
+      membershipChange: this.pendingChange(),
     };
   }
 
@@ -319,7 +372,7 @@ export class RaftRuntime {
   async stop(opts: { transfer?: boolean; timeoutMs?: number } = {}): Promise<void> {
     if (!this.running) return;
     const timeoutMs = opts.timeoutMs ?? this.config.electionTick * this.config.tickMs * 2;
-    if (opts.transfer !== false && this.state.isLeader && this.config.voters.length > 1) {
+    if (opts.transfer !== false && this.state.isLeader && this.node.core.voters.length > 1) {
       const target = this.transferLeadership();
       if (target) {
         this.deps.logger.log(`handing leadership to ${target} before stopping`);
@@ -410,6 +463,8 @@ export class RaftRuntime {
 
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.updateLeadership(rd.softState);
+    // Before any message goes out: a message may be for a member the transport learns of only now.
+    this.syncMembership();
     // Raft thesis §10.2.1: a leader replicates while it writes its own copy, because it counts itself toward a commit
     // only once that write is durable (entriesStable on advance). Not in a Ready that changes term or vote: those must
     // be on disk before anything is said in the new term. Everything else still waits for the write.
@@ -437,6 +492,7 @@ export class RaftRuntime {
     for (const e of rd.committedEntries) {
       const result = sm.apply(e);
       this.appliedIndex = e.index;
+      if (isMembershipEntry(e.data)) this.membershipCommitted(e.index);
       const w = this.waiters.get(e.index);
       if (!w) continue;
       this.waiters.delete(e.index);
@@ -481,7 +537,7 @@ export class RaftRuntime {
     const term = core.log.term(index);
     // A snapshot from the leader, received but not yet installed here, already replaced the log past `index`.
     if (term === undefined) return;
-    const meta = { index, term, voters: core.voters };
+    const meta = { index, term, membership: core.membershipAt(index) };
     this.encoding = true;
     this.deps.stateMachine.snapshotInSlices(() => new Promise((r) => this.deps.timers.setImmediate(r))).then(
       (data) => {
@@ -520,6 +576,33 @@ export class RaftRuntime {
     else if (!next.leaderId && prev.leaderId) this.deps.logger.warn(`lost contact with leader ${prev.leaderId}; electing (term ${next.term})`);
     for (const fn of this.leadershipListeners) fn(next);
     this.checkLease();
+  }
+
+  // ---- membership -----------------------------------------------------------------------------------------------
+
+  /** Tells listeners (the transport first of all) of a configuration that came into force since the last call. */
+  private syncMembership(): void {
+    const m = this.node.core.membership;
+    if (m === this.knownMembership) return;
+    this.knownMembership = m;
+    for (const fn of this.membershipListeners) fn(m, null);
+  }
+
+  private membershipCommitted(index: number): void {
+    const m = this.node.core.membershipAt(index);
+    const member = m.members.some((x) => x.id === this.config.nodeId);
+    const removed = this.wasMember && !member;
+    this.wasMember ||= member;
+    this.deps.logger.log(
+      `membership committed at log index ${index}: ${m.members.map((x) => `${x.id}${x.role === 'learner' ? ' (learner)' : ''}`).join(', ')}` +
+        (removed ? '; this node is no longer a member' : ''),
+    );
+    for (const fn of this.membershipListeners) fn(m, index);
+  }
+
+  private pendingChange(): { index: number } | null {
+    const index = this.node.core.pendingMembershipIndex();
+    return index > 0 ? { index } : null;
   }
 
   // ---- time -----------------------------------------------------------------------------------------------------
@@ -566,8 +649,9 @@ export class RaftRuntime {
 
   private bestFollower(): NodeId | null {
     let best: { id: NodeId; match: number } | null = null;
+    const voters = this.node.core.voters;
     for (const p of this.node.status().peers) {
-      if (p.id === this.config.nodeId) continue;
+      if (p.id === this.config.nodeId || !voters.includes(p.id)) continue;
       if (!best || p.match > best.match) best = { id: p.id, match: p.match };
     }
     return best?.id ?? null;

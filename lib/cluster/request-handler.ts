@@ -1,7 +1,7 @@
 import type { NodeId } from '../raft/index.js';
 import { NotLeaderException } from './errors.js';
 import type { RaftRuntime } from './raft-runtime.js';
-import { decodeRequest, encodeReply, toWireError } from './rpc.js';
+import { decodeRequest, encodeReply, toWireError, type MemberRequest } from './rpc.js';
 import { encodePayload } from './state/entry-codec.js';
 import { ApplyError } from './state/cluster-state-machine.js';
 
@@ -14,6 +14,8 @@ export type AppRequestHandler = (body: unknown, from: NodeId) => Promise<unknown
  */
 export class RequestRouter {
   private readonly channels = new Map<string, AppRequestHandler>();
+  /** Membership requests; they may arrive at a follower (a joining node only knows seeds), which passes them on. */
+  membership: ((req: MemberRequest, from: NodeId) => Promise<unknown>) | null = null;
 
   constructor(
     private readonly runtime: RaftRuntime,
@@ -39,6 +41,10 @@ export class RequestRouter {
       const h = this.channels.get(req.channel);
       if (!h) throw new Error(`no handler for request channel "${req.channel}" on ${this.runtime.nodeId}`);
       return h(req.body, from);
+    }
+    if (req.kind === 'member') {
+      if (!this.membership) throw new Error(`${this.runtime.nodeId} takes no membership requests`);
+      return this.membership(req, from);
     }
     if (!this.runtime.leadership.isLeader) throw new NotLeaderException(this.runtime.leadership.leaderId);
     if (req.kind === 'transfer') return this.runtime.transferLeadership(req.to ?? undefined);

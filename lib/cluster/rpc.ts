@@ -1,5 +1,5 @@
 import { Packr } from 'msgpackr';
-import type { NodeId } from '../raft/index.js';
+import type { MemberRole, NodeId } from '../raft/index.js';
 import type { SessionId } from './state/session-table.js';
 
 /** Requests one member sends another over the cluster connection. */
@@ -7,8 +7,21 @@ export type ClusterRequest =
   /** `timeoutMs`: how long the caller still waits; the leader gives up on the write by then too. */
   | { readonly kind: 'propose'; readonly module: string; readonly command: unknown; readonly session: SessionId; readonly timeoutMs?: number }
   | { readonly kind: 'transfer'; readonly to: NodeId | null }
+  /** A membership change for the leader (see ClusterMembership), or 'ping' to a node about to be added. */
+  | MemberRequest
   /** A request for a handler registered by a higher layer (the Nest integration forwards commands this way). */
   | { readonly kind: 'app'; readonly channel: string; readonly body: unknown };
+
+export type MemberOp = 'add' | 'remove' | 'promote' | 'demote' | 'join' | 'ping';
+
+export interface MemberRequest {
+  readonly kind: 'member';
+  readonly op: MemberOp;
+  readonly id: NodeId;
+  readonly address?: string;
+  readonly role?: MemberRole;
+  readonly pinned?: boolean;
+}
 
 /** An error carried back to the caller: enough to rethrow something meaningful there. */
 export interface WireError {
@@ -28,7 +41,7 @@ export function encodeRequest(r: ClusterRequest): Uint8Array {
 
 export function decodeRequest(data: Uint8Array): ClusterRequest {
   const r = packr.unpack(data) as ClusterRequest;
-  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app')) throw new Error('malformed cluster request');
+  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app' && r.kind !== 'member')) throw new Error('malformed cluster request');
   return r;
 }
 

@@ -69,6 +69,11 @@ export class MemNetwork {
         });
       },
       close: async () => void this.handlers.delete(id),
+      setMembers: () => undefined, // every node reaches every other by id
+      // Addresses here are 'mem:<id>'.
+      callAddress(address, payload, timeoutMs) {
+        return this.call(address.replace(/^mem:/, ''), payload, timeoutMs);
+      },
     };
   }
 }
@@ -98,6 +103,8 @@ export interface MemClusterOptions {
   readonly requestTimeoutMs?: number;
   readonly compactionThreshold?: number;
   readonly eventRetention?: number;
+  /** Nodes that start with an empty membership (waiting to be added, at address 'mem:<id>'). */
+  readonly spares?: readonly NodeId[];
 }
 
 export async function startMemCluster(o: MemClusterOptions = {}) {
@@ -119,7 +126,7 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
     const network = net.endpoint(id);
     let router!: RequestRouter;
     const runtime = new RaftRuntime(
-      { nodeId: id, voters: ids, tickMs: TICK_MS, electionTick: ELECTION_TICK, heartbeatTick: 5, compactionThreshold: o.compactionThreshold ?? 100_000, requestTimeoutMs },
+      { nodeId: id, membership: o.spares?.includes(id) ? { members: [] } : { members: ids.map((m) => ({ id: m, address: `mem:${m}`, role: 'voter' as const })) }, tickMs: TICK_MS, electionTick: ELECTION_TICK, heartbeatTick: 5, compactionThreshold: o.compactionThreshold ?? 100_000, requestTimeoutMs },
       { storage, network, clock, timers: systemTimers, random: Math.random, stateMachine: sm, logger: silentLogger, onCall: (f, p) => router.handle(f, p) },
     );
     router = new RequestRouter(runtime, Date.now);
@@ -135,7 +142,6 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
       store,
       clock,
       timers: systemTimers,
-      members: ids.map((m) => ({ id: m, address: `mem:${m}` })),
       electionTimeoutMs: ELECTION_TICK * TICK_MS,
       clientId,
       eventCursor: cursor,
@@ -146,7 +152,7 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
     return node;
   };
 
-  await Promise.all(ids.map(boot));
+  await Promise.all([...ids, ...(o.spares ?? [])].map(boot));
   const node = (id: NodeId): MemNode => {
     const n = nodes.get(id);
     if (!n) throw new Error(`${id} is not running`);

@@ -4,6 +4,7 @@
  * count; the catch-up that followed made that contact look an election timeout old, and it granted a vote right
  * after acknowledging the leader, whose lease rested on that acknowledgement.
  */
+import { membershipOf } from '../../lib/raft/membership.js';
 import { NotSentError, type InboundHandler, type Network, type TimerHandle, type Timers } from '../../lib/cluster/io.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime } from '../../lib/cluster/raft-runtime.js';
@@ -48,7 +49,7 @@ async function follower() {
     close: async () => undefined,
   };
   const runtime = new RaftRuntime(
-    { nodeId: 'b', voters: ['a', 'b', 'c'], tickMs: TICK_MS, electionTick: ELECTION_TICK, heartbeatTick: 5, compactionThreshold: 1000 },
+    { nodeId: 'b', membership: membershipOf(['a', 'b', 'c']), tickMs: TICK_MS, electionTick: ELECTION_TICK, heartbeatTick: 5, compactionThreshold: 1000 },
     { storage: new MemoryStorage(), network, clock: { now: () => time.now }, timers: time, random: () => 0.5, stateMachine: new ClusterStateMachine(), logger: silentLogger },
   );
   await runtime.start();

@@ -1,3 +1,4 @@
+import { isMembershipEntry } from '../../raft/membership.js';
 import type { Entry } from '../../raft/index.js';
 import { ApplyError } from './apply-error.js';
 import { decodeImage, decodePayload, encodeImage } from './entry-codec.js';
@@ -67,7 +68,8 @@ export class ClusterStateMachine implements StateMachine {
       this.appliedTerm = entry.term;
       this.tasks.termBegins(entry.term);
     }
-    if (entry.data.length === 0) return undefined; // a leader's no-op
+    // A leader's no-op, or a configuration change: the core and the runtime act on those.
+    if (entry.data.length === 0 || isMembershipEntry(entry.data)) return undefined;
     let payload;
     try {
       payload = decodePayload(entry.data);
