@@ -1,4 +1,16 @@
-import { CAMPAIGN_TRANSFER, MessageType, Raft, type Message, type RaftConstructor } from '../../lib/raft/index.js';
+import {
+  CAMPAIGN_TRANSFER,
+  invalidChange,
+  MessageType,
+  Raft,
+  votersOf,
+  type InitialState,
+  type Membership,
+  type Message,
+  type RaftConfig,
+  type RaftConstructor,
+} from '../../lib/raft/index.js';
+import { majorityValue } from '../../lib/raft/quorum.js';
 
 /**
  * Deliberately broken cores for the checker self-test: each drops one safety rule. The simulator must catch every
@@ -53,4 +65,70 @@ export const BROKEN_CORES: Readonly<Record<string, RaftConstructor>> = {
   'skips-up-to-date-check': SkipsUpToDateCheck,
   'assumes-lease': AssumesLease,
   'ignores-transfer-fence': IgnoresTransferFence,
+};
+
+/**
+ * Broken membership rules, for the self-test of the membership simulation (`--membership`). Each keeps the core's
+ * other refusals and drops one, recognised by its message: should that wording change, the broken core turns correct
+ * and the self-test fails rather than passing unseen.
+ */
+
+/**
+ * A new leader changes the configuration before it has committed an entry of its term (the single-server change bug,
+ * thesis §4.1): it cannot see that an earlier leader's change, which it never received, may still win.
+ */
+class SkipsOwnTermCommit extends Raft {
+  protected override membershipChangeRefusal(next: Membership): string | null {
+    const refusal = super.membershipChangeRefusal(next);
+    if (refusal === null || !refusal.includes('not yet committed an entry of its term')) return refusal;
+    // The rules the core checks after that one.
+    const pending = this.pendingMembershipIndex();
+    if (pending > 0) return `another membership change (log index ${pending}) is still in progress`;
+    const problem = invalidChange(this.membership, next);
+    if (problem) return problem;
+    return votersOf(next).includes(this.id) ? null : 'the leader cannot remove or demote itself';
+  }
+}
+
+/** Accepts a change of two voters at once (a replace in one step, say): old and new majorities need not overlap. */
+class ChangesTwoVoters extends Raft {
+  protected override membershipChangeRefusal(next: Membership): string | null {
+    const refusal = super.membershipChangeRefusal(next);
+    if (refusal === null || !refusal.includes('voters at once')) return refusal;
+    return votersOf(next).includes(this.id) ? null : 'the leader cannot remove or demote itself';
+  }
+}
+
+/** Replaces a private method of `core` (the rules below live in private methods); a rename fails here, loudly. */
+function replacePrivate<T extends object>(core: T, name: string, fn: (...args: never[]) => unknown): void {
+  const self = core as unknown as Record<string, unknown>;
+  if (typeof self[name] !== 'function') throw new Error(`broken core: the core has no method ${name} to replace`);
+  self[name] = fn;
+}
+
+/** A learner campaigns like a voter (it is promotable whenever it is a member at all). */
+class LearnerCampaigns extends Raft {
+  constructor(config: RaftConfig, state: InitialState) {
+    super(config, state);
+    replacePrivate(this, 'promotable', () => this.membership.members.some((x) => x.id === this.id));
+  }
+}
+
+/** Counts learners toward the commit quorum: a majority of all members, not of the voters. */
+class CountsLearners extends Raft {
+  constructor(config: RaftConfig, state: InitialState) {
+    super(config, state);
+    replacePrivate(this, 'maybeCommit', () => {
+      const index = majorityValue([...this.prs.values()].map((p) => p.match));
+      if (index <= this.log.committed || !this.canCommit(index)) return false;
+      return this.log.commitTo(index);
+    });
+  }
+}
+
+export const BROKEN_MEMBERSHIP_CORES: Readonly<Record<string, RaftConstructor>> = {
+  'skips-own-term-commit': SkipsOwnTermCommit,
+  'changes-two-voters': ChangesTwoVoters,
+  'learner-campaigns': LearnerCampaigns,
+  'counts-learners': CountsLearners,
 };

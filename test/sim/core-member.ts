@@ -1,8 +1,11 @@
 import {
   EMPTY_HARD_STATE,
+  isMembershipEntry,
+  membershipOf,
   RaftNode,
   type Entry,
   type HardState,
+  type Membership,
   type Message,
   type RaftConfig,
   type RaftConstructor,
@@ -13,7 +16,7 @@ import {
 import type { EventQueue } from './event-queue.js';
 import { decodeCommand, encodeCommand, KvMachine } from './kv-machine.js';
 import type { KvInput, KvOutput } from './kv-model.js';
-import type { MemberHooks, SimMember } from './member.js';
+import { logHolds, newestMembership, type MemberHooks, type SimMember } from './member.js';
 import type { Prng } from '../support/prng.js';
 
 /** What survives a crash. */
@@ -79,6 +82,24 @@ export class CoreMember implements SimMember {
 
   hasValidLease(): boolean {
     return this.raft?.hasValidLease() ?? false;
+  }
+
+  durableMembership(): Membership {
+    const d = this.durable;
+    const c = this.opts.config;
+    return newestMembership(d.snapshot?.meta ?? null, d.entries, c.membership ?? membershipOf(c.voters ?? []));
+  }
+
+  durableHolds(index: number, term: number): boolean {
+    return logHolds(this.durable.snapshot?.meta ?? null, this.durable.entries, index, term);
+  }
+
+  proposeMembership(next: Membership): boolean {
+    const r = this.raft;
+    if (!r) return false;
+    const at = r.core.proposeMembership(next);
+    this.pump();
+    return typeof at !== 'string';
   }
 
   step(m: Message): void {
@@ -176,6 +197,7 @@ export class CoreMember implements SimMember {
     this.persist(rd, rd.entries.length);
     for (const m of rd.messages) this.send(m);
     if (rd.snapshot) {
+      this.hooks.snapshot?.(this, rd.snapshot.meta, 'installed');
       this.kv = KvMachine.restore(rd.snapshot.data);
       this.appliedIndex = rd.snapshot.meta.index;
       for (const [i, p] of this.writes) {
@@ -198,7 +220,7 @@ export class CoreMember implements SimMember {
     this.appliedIndex = e.index;
     const mine = this.writes.get(e.index);
     if (mine) this.writes.delete(e.index);
-    if (e.data.length === 0) {
+    if (e.data.length === 0 || isMembershipEntry(e.data)) {
       mine?.done(null);
       return;
     }
@@ -242,9 +264,10 @@ export class CoreMember implements SimMember {
     const applied = this.appliedIndex;
     if (applied - core.log.snapshotIndex() < this.opts.snapshotEvery) return;
     const snap: Snapshot = {
-      meta: { index: applied, term: core.log.term(applied)!, voters: core.voters },
+      meta: { index: applied, term: core.log.term(applied)!, membership: core.membershipAt(applied) },
       data: this.kv.snapshot(),
     };
+    this.hooks.snapshot?.(this, snap.meta, 'made');
     this.durable.snapshot = snap;
     this.durable.entries = this.durable.entries.filter((e) => e.index > applied);
     this.raft!.compact(snap);

@@ -2,6 +2,7 @@ import { between, firstAbove } from '../support/sorted.js';
 import type { EventGap } from '../../lib/cluster/event-delivery.js';
 import type { CommittedEvent } from '../../lib/cluster/state/event-log-module.js';
 import { decodePayload } from '../../lib/cluster/state/entry-codec.js';
+import { isMembershipEntry } from '../../lib/raft/index.js';
 import type { Prng } from '../support/prng.js';
 import type { EventQueue } from './event-queue.js';
 import type { LogLedger, Violation } from './invariants.js';
@@ -133,7 +134,7 @@ export class EventWatch {
     for (; log.next <= index; log.next++) {
       const e = this.ledger.entryAt(log.next);
       if (e === undefined) return; // not applied anywhere yet
-      if (e.data.length === 0) continue;
+      if (e.data.length === 0 || isMembershipEntry(e.data)) continue; // a no-op, or a configuration
       const p = decodePayload(e.data);
       if (p.session) {
         const key = `${p.session.client}:${p.session.seq}`;

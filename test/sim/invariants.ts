@@ -58,17 +58,29 @@ export class LogLedger {
 }
 
 /**
- * Checks run after every simulated event; `full` adds the quadratic Log Matching check. `seenCommit` remembers each
- * node's commit index so a commit is examined once, when it happens.
+ * Who may campaign and who may vote. With a fixed configuration every node votes; with membership changes a node
+ * campaigns with the voters of its own configuration (its live log's, or its durable log's while it is down), and a
+ * node stopped for good votes no more.
  */
-export function checkInvariants(nodes: readonly SimMember[], full: boolean, seenCommit: Map<string, number>): Violation | null {
+export interface VoterView {
+  /** The voters `n` would campaign with, or null when it cannot campaign (not a voter of its configuration, gone). */
+  candidacy(n: SimMember): readonly string[] | null;
+  /** The node with this id, if it may still vote. */
+  voter(id: string): SimMember | undefined;
+}
+
+/**
+ * Checks run after every simulated event; `full` adds the quadratic Log Matching check. `seenCommit` remembers each
+ * node's commit index so a commit is examined once, when it happens. Without `view` every node is a voter.
+ */
+export function checkInvariants(nodes: readonly SimMember[], full: boolean, seenCommit: Map<string, number>, view?: VoterView): Violation | null {
   for (const n of nodes) {
     const core = n.raft?.core;
     if (!core || core.role !== 'leader') continue;
     const commit = core.log.committed;
     if (commit > (seenCommit.get(n.id) ?? 0)) {
       seenCommit.set(n.id, commit);
-      const v = commitIsSafe(nodes, n, commit);
+      const v = commitIsSafe(nodes, n, commit, view);
       if (v) return v;
     }
   }
@@ -94,21 +106,25 @@ export function checkInvariants(nodes: readonly SimMember[], full: boolean, seen
  * A committed entry must survive every future election (Leader Completeness, looked at from the commit): no node that
  * lacks it may collect a majority of votes, counting each voter by its durable log. Correct Raft guarantees this
  * because the commit quorum holds the entry on disk and is at least as up to date. Catches the Figure 8 mistake the
- * moment it commits, not only in the rare runs where a later leader goes on to overwrite the entry.
+ * moment it commits, not only in the rare runs where a later leader goes on to overwrite the entry. With membership
+ * changes the majority is of the candidate's own voters: single-server steps make it overlap the commit quorum.
  */
-function commitIsSafe(nodes: readonly SimMember[], leader: SimMember, commit: number): Violation | null {
+function commitIsSafe(nodes: readonly SimMember[], leader: SimMember, commit: number, view?: VoterView): Violation | null {
   const term = leader.raft!.core.log.term(commit);
   if (term === undefined) return null;
   for (const n of nodes) {
+    const electorate = view ? view.candidacy(n) : null;
+    if (view && !electorate) continue;
     const log = n.raft?.core.log;
     const cand = log ? { index: log.lastIndex(), term: log.lastTerm() } : n.durableLast();
     const has = log ? log.snapshotIndex() >= commit || log.term(commit) === term : cand.index >= commit;
     if (has) continue;
-    const voters = nodes.filter((v) => {
+    const pool = electorate ? electorate.map((id) => view!.voter(id)).filter((v): v is SimMember => v !== undefined) : nodes;
+    const voters = pool.filter((v) => {
       const d = v === n ? cand : v.durableLast();
       return cand.term > d.term || (cand.term === d.term && cand.index >= d.index);
     });
-    if (voters.length >= Math.floor(nodes.length / 2) + 1) {
+    if (voters.length >= Math.floor((electorate ?? nodes).length / 2) + 1) {
       return {
         kind: 'commit-safety',
         detail: `${leader.id} committed index ${commit} (term ${term}), yet ${n.id} lacks it and could win votes from ${voters.map((v) => v.id)}`,

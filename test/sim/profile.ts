@@ -92,3 +92,49 @@ export function describeLeaderWork(w: LeaderWorkProfile): string {
   const targeted = t ? `${t.target}(drop=${t.drop},hold=${t.hold}/${Math.round(t.holdMs)}ms)` : 'none';
   return `targeted=${targeted} eventRetention=${w.eventRetention} forwardClients=${w.forwardClients} fireEvery=${w.fireEvery} eventClients=${w.eventClients}`;
 }
+
+/**
+ * A membership seed's profile (`--membership`), drawn from a stream of its own: how many spare nodes wait to be added
+ * and how many fresh incarnations can replace removed ones, how often the leader changes the configuration, how few
+ * voters it may go down to, and the nemeses aimed at changes.
+ */
+export interface MembershipProfile {
+  /** Nodes started with an empty configuration, waiting to be added. */
+  readonly spares: number;
+  /** Fresh nodes (new id, empty disk) that may join the spare pool when a removed node is stopped for good. */
+  readonly reserves: number;
+  /** Mean ms between the leader's change attempts. */
+  readonly changeEvery: number;
+  /** Removals and demotions stop at this many voters. */
+  readonly minVoters: number;
+  /** Chance that a new leader tries a change at once, before its no-op commits (it must be refused). */
+  readonly eagerNewLeader: number;
+  /** Chance that a leader which just proposed a voter change is cut off together with the node the change is about. */
+  readonly isolateAfterChange: number;
+  /** Chance that an attempt is a change of two voters at once (it must be refused). */
+  readonly twoVoters: number;
+  /** How long a removed node keeps running before it is stopped for good (Infinity: it keeps running). */
+  readonly lingerMs: number;
+}
+
+export function drawMembership(rng: Prng): MembershipProfile {
+  // A third of the seeds race changes: leaders cut off right after proposing, successors changing at once.
+  const race = rng.chance(1 / 3);
+  return {
+    spares: rng.int(1, 4),
+    reserves: rng.int(0, 3),
+    changeEvery: rng.pick([30, 80, 200]),
+    minVoters: rng.pick([1, 2, 2, 3]),
+    eagerNewLeader: race ? 0.9 : rng.pick([0, 0.3]),
+    isolateAfterChange: race ? 0.6 : rng.pick([0, 0, 0.1]),
+    twoVoters: rng.pick([0, 0.05]),
+    lingerMs: rng.pick([Infinity, 200, 800]),
+  };
+}
+
+export function describeMembership(p: MembershipProfile): string {
+  return (
+    `spares=${p.spares} reserves=${p.reserves} changeEvery=${p.changeEvery} minVoters=${p.minVoters} eager=${p.eagerNewLeader} ` +
+    `isolateAfterChange=${p.isolateAfterChange} twoVoters=${p.twoVoters} linger=${p.lingerMs}`
+  );
+}

@@ -5,8 +5,11 @@ import { runSimulation } from './simulation';
 jest.setTimeout(120_000);
 
 describe('simulator regression seeds', () => {
-  test.each(REGRESSION_SEEDS.map((r) => [r.seed, r.nodes, r.level ?? 'core', r.bug] as const))('seed %i (%i nodes, %s): %s', async (seed, nodes, level) => {
-    const r = await runSimulation({ seed, nodes, level });
-    expect(r.violation).toBeNull();
-  });
+  test.each(REGRESSION_SEEDS.map((r) => [r.seed, r.nodes, `${r.level ?? 'core'}${r.membership ? ', membership' : ''}`, r.bug, r] as const))(
+    'seed %i (%i nodes, %s): %s',
+    async (seed, nodes, _what, _bug, r) => {
+      const result = await runSimulation({ seed, nodes, level: r.level ?? 'core', membership: r.membership });
+      expect(result.violation).toBeNull();
+    },
+  );
 });

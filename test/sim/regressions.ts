@@ -1,5 +1,5 @@
 /**
- * Seeds that once exposed a bug, each replayable with `npm run sim -- --seed S --nodes N [--level runtime]`. They are found by putting
+ * Seeds that once exposed a bug, each replayable with `npm run sim -- --seed S --nodes N [--level runtime] [--membership]`. They are found by putting
  * the bug back and running the current generator, so they keep testing the fix while the generator stays as it is;
  * when the generator changes, find new ones the same way.
  */
@@ -7,6 +7,8 @@ export interface RegressionSeed {
   readonly seed: number;
   readonly nodes: number;
   readonly level?: 'core' | 'runtime';
+  /** A membership simulation (`--membership`). */
+  readonly membership?: boolean;
   readonly bug: string;
 }
 
@@ -46,5 +48,12 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     nodes: 3,
     level: 'runtime',
     bug: 'a retry loop paused for the sliver of time left before its deadline, which did not move the clock: the same instant forever',
+  },
+  {
+    seed: 1,
+    nodes: 3,
+    level: 'runtime',
+    membership: true,
+    bug: 'harness: the event check read a configuration entry of the log as an event payload and threw',
   },
 ];

@@ -1,14 +1,15 @@
 import { availableParallelism } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { BROKEN_CORES } from './broken-cores.js';
+import { BROKEN_CORES, BROKEN_MEMBERSHIP_CORES } from './broken-cores.js';
 import { BROKEN_LEADER_WORK } from './broken-leader-work.js';
 import { BROKEN_LOCKS } from './broken-locks.js';
 import { runSimulation, type LeaderWorkStats, type SimLevel, type SimResult } from './simulation.js';
 
 /**
- * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--level core|runtime] [--workers W] [--variant NAME]` runs
- * seeds S..S+N-1 across worker threads; `--seed S` replays one seed with its trace. The last line printed is a JSON
- * summary.
+ * `npm run sim -- --seeds N [--start S] [--nodes 3,5] [--level core|runtime] [--membership] [--workers W] [--variant NAME]`
+ * runs seeds S..S+N-1 across worker threads; `--seed S` replays one seed with its trace. `--membership` runs only the
+ * membership simulations (random configuration changes; `--nodes` is then the number of voters to start with). The
+ * last line printed is a JSON summary.
  */
 interface Args {
   seeds: number;
@@ -18,6 +19,8 @@ interface Args {
   workers: number;
   variant: string | null;
   level: SimLevel;
+  membership: boolean;
+  strictSnapshots: boolean;
   faultMs?: number;
   calmMs?: number;
 }
@@ -29,15 +32,30 @@ interface Job {
 
 type Summary = Pick<
   SimResult,
-  'seed' | 'nodes' | 'violation' | 'steps' | 'elections' | 'commits' | 'ops' | 'lockGrants' | 'taskRuns' | 'leaderWork' | 'targeted' | 'leaseAfterHealMs' | 'profile'
+  | 'seed'
+  | 'nodes'
+  | 'violation'
+  | 'steps'
+  | 'elections'
+  | 'commits'
+  | 'ops'
+  | 'lockGrants'
+  | 'taskRuns'
+  | 'leaderWork'
+  | 'targeted'
+  | 'leaseAfterHealMs'
+  | 'membership'
+  | 'profile'
 >;
-const VARIANTS = [...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_LOCKS), ...Object.keys(BROKEN_LEADER_WORK)];
+const VARIANTS = [...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_MEMBERSHIP_CORES), ...Object.keys(BROKEN_LOCKS), ...Object.keys(BROKEN_LEADER_WORK)];
+/** Flags that take no value. */
+const SWITCHES = new Set(['--membership', '--strict-snapshots']);
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core' };
+  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core', membership: false, strictSnapshots: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
-    const value = argv[++i];
+    const value = SWITCHES.has(flag) ? undefined : argv[++i];
     const num = () => {
       const n = Number(value);
       if (!Number.isInteger(n) || n < 0) throw new Error(`${flag} expects a whole number, got ${value}`);
@@ -50,6 +68,8 @@ function parseArgs(argv: string[]): Args {
       case '--workers': a.workers = Math.max(1, num()); break;
       case '--fault-ms': a.faultMs = num(); break;
       case '--calm-ms': a.calmMs = num(); break;
+      case '--membership': a.membership = true; break;
+      case '--strict-snapshots': a.strictSnapshots = true; break;
       case '--nodes':
         a.nodes = (value ?? '').split(',').map(Number);
         if (a.nodes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes expects e.g. 3 or 3,5, got ${value}`);
@@ -60,7 +80,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case '--variant':
         if (!value || !VARIANTS.includes(value)) {
-          throw new Error(`--variant expects one of ${VARIANTS.join(', ')} (all but the core ones need --level runtime)`);
+          throw new Error(
+            `--variant expects one of ${VARIANTS.join(', ')} (the lock and leader-work ones need --level runtime, the membership ones --membership)`,
+          );
         }
         a.variant = value;
         break;
@@ -68,6 +90,7 @@ function parseArgs(argv: string[]): Args {
         throw new Error(`unknown option ${flag}; see test/sim/run.ts`);
     }
   }
+  if (a.variant && a.variant in BROKEN_MEMBERSHIP_CORES && !a.membership) throw new Error(`--variant ${a.variant} needs --membership`);
   return a;
 }
 
@@ -80,7 +103,9 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
     seed,
     nodes: nodesFor(seed, args),
     level: args.level,
-    core: args.variant ? BROKEN_CORES[args.variant] : undefined,
+    membership: args.membership,
+    strictSnapshots: args.strictSnapshots,
+    core: args.variant ? (BROKEN_CORES[args.variant] ?? BROKEN_MEMBERSHIP_CORES[args.variant]) : undefined,
     lockModule: args.variant ? BROKEN_LOCKS[args.variant] : undefined,
     broken: args.variant ? BROKEN_LEADER_WORK[args.variant] : undefined,
     faultMs: args.faultMs,
@@ -90,14 +115,16 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
 }
 
 function summarize(r: SimResult): Summary {
-  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, profile } = r;
-  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, profile };
+  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile } = r;
+  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile };
 }
 
 function replayHint(seed: number, args: Args): string {
   const extra = [
     `--nodes ${nodesFor(seed, args)}`,
     args.level !== 'core' ? `--level ${args.level}` : '',
+    args.membership ? '--membership' : '',
+    args.strictSnapshots ? '--strict-snapshots' : '',
     args.variant ? `--variant ${args.variant}` : '',
     args.faultMs !== undefined ? `--fault-ms ${args.faultMs}` : '',
     args.calmMs !== undefined ? `--calm-ms ${args.calmMs}` : '',
@@ -140,6 +167,18 @@ async function main(): Promise<void> {
       targetedDropped: results.reduce((s, r) => s + r.targeted.dropped, 0),
       targetedHeld: results.reduce((s, r) => s + r.targeted.held, 0),
       maxLeaseAfterHealMs: worst((r) => r.leaseAfterHealMs),
+      ...(args.membership
+        ? {
+            changesProposed: results.reduce((s, r) => s + (r.membership?.proposed ?? 0), 0),
+            changesRefused: results.reduce((s, r) => s + (r.membership?.refused ?? 0), 0),
+            changesCommitted: results.reduce((s, r) => s + (r.membership?.committed ?? 0), 0),
+            twoVoterTries: results.reduce((s, r) => s + (r.membership?.twoVoterTries ?? 0), 0),
+            retired: results.reduce((s, r) => s + (r.membership?.retired ?? 0), 0),
+            joinerGaps: results.reduce((s, r) => s + (r.membership?.joinerGaps ?? 0), 0),
+            joinerGapSeeds: results.filter((r) => (r.membership?.joinerGaps ?? 0) > 0).length,
+            maxFinalVoters: worst((r) => r.membership?.finalVoters),
+          }
+        : {}),
       ...(args.level === 'runtime'
         ? {
             lockGrants: sum('lockGrants'),
@@ -156,6 +195,7 @@ async function main(): Promise<void> {
         : {}),
       ms: Date.now() - started,
       level: args.level,
+      ...(args.membership ? { membership: true } : {}),
       ...(args.variant ? { variant: args.variant } : {}),
       ...(failed.length ? { failedSeeds: failed.slice(0, 50).map((f) => f.seed) } : {}),
     }),

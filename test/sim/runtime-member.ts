@@ -8,7 +8,7 @@ import { ClusterStateMachine, type StateMachineOptions } from '../../lib/cluster
 import { LeaderForwarding, type ForwardedRun } from '../../lib/cluster/leader-forwarding.js';
 import type { BrokenLeaderWork } from './broken-leader-work.js';
 import type { LockModule } from '../../lib/cluster/state/lock-module.js';
-import type { Entry, Message, RaftConstructor, RaftNode, Snapshot } from '../../lib/raft/index.js';
+import type { Entry, Membership, Message, RaftConstructor, RaftNode, Snapshot, SnapshotMeta } from '../../lib/raft/index.js';
 import type { AppendFile, Disk } from '../../lib/storage/disk.js';
 import { FileStorage } from '../../lib/storage/file-storage.js';
 import { NumberFile } from '../../lib/storage/number-file.js';
@@ -16,7 +16,7 @@ import type { PersistBatch, RaftStorage, RecoveredState } from '../../lib/storag
 import { SimDisk } from '../support/sim-disk.js';
 import type { EventQueue } from './event-queue.js';
 import type { KvInput, KvOutput } from './kv-model.js';
-import type { MemberHooks, SimMember } from './member.js';
+import { logHolds, newestMembership, type MemberHooks, type SimMember } from './member.js';
 import type { Prng } from '../support/prng.js';
 import type { SimNetwork } from './sim-network.js';
 
@@ -64,6 +64,8 @@ export class RuntimeMember implements SimMember {
   private handler: InboundHandler | null = null;
   private incarnation = 0;
   private durable = { index: 0, term: 0 };
+  /** What completed writes made durable (the snapshot and the entries after it), for the membership checks. */
+  private durableLog: { snapshot: SnapshotMeta | null; entries: Entry[] } = { snapshot: null, entries: [] };
   /** fdatasyncs in flight: a crash before their delay ends loses (part of) what they were to make durable. */
   private readonly syncing = new Set<AppendFile>();
   private readonly outstanding = new Set<(out: KvOutput | null) => void>();
@@ -137,6 +139,23 @@ export class RuntimeMember implements SimMember {
     return this.handler !== null && this.runtime!.hasValidLease();
   }
 
+  durableMembership(): Membership {
+    return newestMembership(this.durableLog.snapshot, this.durableLog.entries, this.opts.config.membership);
+  }
+
+  durableHolds(index: number, term: number): boolean {
+    return logHolds(this.durableLog.snapshot, this.durableLog.entries, index, term);
+  }
+
+  proposeMembership(next: Membership): boolean {
+    const rt = this.runtime;
+    if (!rt || !this.handler) return false;
+    const before = rt.raft.core.log.lastIndex();
+    // Refusals and outcomes show in the logs the checks read; the promise only reports them.
+    rt.proposeMembership(next).catch(() => undefined);
+    return rt.raft.core.log.lastIndex() > before;
+  }
+
   boot(): void {
     const inc = ++this.incarnation;
     const rate = this.opts.rate;
@@ -205,7 +224,6 @@ export class RuntimeMember implements SimMember {
       store: this.store,
       clock: { now: () => this.queue.now * this.opts.leaseClockRate },
       timers,
-      members: [],
       electionTimeoutMs: this.opts.config.electionTick * this.opts.config.tickMs,
       clientId: `${this.id}#${inc}`,
       eventCursor: new NumberFile(disk, 'events.cursor'),
@@ -369,11 +387,13 @@ export class RuntimeMember implements SimMember {
   /** Records what each completed persist made durable, for the commit-safety check. */
   private track(storage: FileStorage): RaftStorage {
     const d = (v: { index: number; term: number }) => (this.durable = v);
+    const log = () => this.durableLog;
     return {
       open: async (): Promise<RecoveredState> => {
         const r = await storage.open();
         const last = r.entries[r.entries.length - 1];
         d(last ? { index: last.index, term: last.term } : { index: r.snapshot?.meta.index ?? 0, term: r.snapshot?.meta.term ?? 0 });
+        this.durableLog = { snapshot: r.snapshot?.meta ?? null, entries: [...r.entries] };
         return r;
       },
       persist: async (b: PersistBatch) => {
@@ -381,8 +401,19 @@ export class RuntimeMember implements SimMember {
         const last = b.entries[b.entries.length - 1];
         if (last) d({ index: last.index, term: last.term });
         else if (b.snapshot) d({ index: b.snapshot.meta.index, term: b.snapshot.meta.term });
+        if (b.snapshot) {
+          this.durableLog = { snapshot: b.snapshot.meta, entries: [] };
+          this.hooks.snapshot?.(this, b.snapshot.meta, 'installed');
+        }
+        const first = b.entries[0];
+        if (first) this.durableLog.entries = log().entries.filter((e) => e.index < first.index).concat(b.entries);
       },
-      saveSnapshot: (s: Snapshot) => storage.saveSnapshot(s),
+      saveSnapshot: async (s: Snapshot) => {
+        this.hooks.snapshot?.(this, s.meta, 'made');
+        await storage.saveSnapshot(s);
+        const l = log();
+        if (s.meta.index > (l.snapshot?.index ?? 0)) this.durableLog = { snapshot: s.meta, entries: l.entries.filter((e) => e.index > s.meta.index) };
+      },
       close: () => storage.close(),
     };
   }

@@ -1,4 +1,4 @@
-import { BROKEN_CORES } from './broken-cores';
+import { BROKEN_CORES, BROKEN_MEMBERSHIP_CORES } from './broken-cores';
 import { BROKEN_LEADER_WORK } from './broken-leader-work';
 import { BROKEN_LOCKS } from './broken-locks';
 import { runSimulation } from './simulation';
@@ -72,6 +72,51 @@ describe('simulator self-test', () => {
       const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5 });
       expect(r.violation).toBeNull();
     }
+  });
+
+  // The membership simulation (`--membership`): a new leader that changes the configuration before committing an entry
+  // of its term is caught when the change an earlier, cut-off leader still holds could win too (commit safety, judged
+  // with each candidate's own voters); a change of two voters at once by the check on committed configurations; a
+  // learner that campaigns by the check on vote requests; learners counted toward commits by the commit-quorum check.
+  const MEMBERSHIP_EXPECTED: Record<string, string> = {
+    'skips-own-term-commit': 'commit-safety',
+    'changes-two-voters': 'config-step',
+    'learner-campaigns': 'learner-campaign',
+    'counts-learners': 'commit-quorum',
+  };
+  test.each(Object.keys(BROKEN_MEMBERSHIP_CORES))('the membership simulation catches "%s"', async (name) => {
+    let caught: { seed: number; kind: string } | null = null;
+    for (let seed = 1; seed <= MAX_SEEDS && !caught; seed++) {
+      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, membership: true, core: BROKEN_MEMBERSHIP_CORES[name] });
+      if (r.violation) caught = { seed, kind: r.violation.kind };
+    }
+    expect(caught).not.toBeNull();
+    expect(caught!.kind).toBe(MEMBERSHIP_EXPECTED[name]);
+  });
+
+  test('every broken membership core has an expected check', () => {
+    expect(Object.keys(MEMBERSHIP_EXPECTED).sort()).toEqual(Object.keys(BROKEN_MEMBERSHIP_CORES).sort());
+  });
+
+  test('the correct core passes membership runs, which change the configuration and retire removed nodes', async () => {
+    let committed = 0;
+    let retired = 0;
+    for (let seed = 1; seed <= 20; seed++) {
+      const r = await runSimulation({ seed, nodes: seed % 2 === 0 ? 3 : 5, membership: true });
+      expect(r.violation).toBeNull();
+      committed += r.membership!.committed;
+      retired += r.membership!.retired;
+    }
+    expect(committed).toBeGreaterThan(100);
+    expect(retired).toBeGreaterThan(0);
+  });
+
+  test('a membership seed replays exactly', async () => {
+    const a = await runSimulation({ seed: 3, nodes: 5, membership: true, trace: true });
+    const b = await runSimulation({ seed: 3, nodes: 5, membership: true, trace: true });
+    expect(b.steps).toBe(a.steps);
+    expect(b.trace).toEqual(a.trace);
+    expect(a.membership!.committed).toBeGreaterThan(0);
   });
 
   test('a seed replays exactly', async () => {

@@ -53,6 +53,8 @@ function aimedAt(target: FaultTarget, m: Message): { drop: boolean; hold: boolea
 export class SimNetwork {
   faults: NetworkFaults = CALM;
   private readonly cut = new Set<string>();
+  /** Links cut by `cutUntilReleased`: heal() leaves them, calm() ends them. Counted, as cuts may overlap. */
+  private readonly held = new Map<string, number>();
   private targeted: { fault: TargetedFault; rng: Prng } | null = null;
   sent = 0;
   /** Messages the targeted fault dropped or held back. */
@@ -134,9 +136,31 @@ export class SimNetwork {
     this.cut.clear();
   }
 
+  /**
+   * Cuts the links from each of `froms` to each of `tos` until the returned function is called; the nemesis's heals
+   * leave them be (a fault aimed at one moment must last its time), calm() ends them.
+   */
+  cutUntilReleased(froms: readonly NodeId[], tos: readonly NodeId[]): () => void {
+    const links: string[] = [];
+    for (const a of froms) for (const b of tos) if (a !== b) links.push(`${a}>${b}`);
+    for (const l of links) this.held.set(l, (this.held.get(l) ?? 0) + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      for (const l of links) {
+        const n = this.held.get(l);
+        if (n === undefined) continue; // calm() ended it already
+        if (n <= 1) this.held.delete(l);
+        else this.held.set(l, n - 1);
+      }
+    };
+  }
+
   /** Ends every fault: partitions, loss, delay spread, the targeted fault. */
   calm(): void {
     this.heal();
+    this.held.clear();
     this.faults = CALM;
     this.targeted = null;
   }
@@ -146,6 +170,6 @@ export class SimNetwork {
   }
 
   private isCut(a: NodeId, b: NodeId): boolean {
-    return this.cut.size > 0 && this.cut.has(`${a}>${b}`);
+    return (this.cut.size > 0 && this.cut.has(`${a}>${b}`)) || (this.held.size > 0 && this.held.has(`${a}>${b}`));
   }
 }

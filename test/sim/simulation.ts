@@ -1,12 +1,24 @@
-import { MessageType, type Entry, type Message, type RaftConstructor, type SoftState } from '../../lib/raft/index.js';
+import { membershipOf } from '../../lib/raft/membership.js';
+import { MessageType, Raft, votersOf, type Entry, type Membership, type Message, type RaftConstructor, type SoftState } from '../../lib/raft/index.js';
 import { CoreMember } from './core-member.js';
 import { EventQueue } from './event-queue.js';
-import { checkInvariants, LogLedger, type Violation } from './invariants.js';
+import { checkInvariants, LogLedger, type Violation, type VoterView } from './invariants.js';
+import { MembershipChecks, watchCore } from './membership-invariants.js';
+import { MembershipWorkload } from './membership-workload.js';
 import { checkLinearizability, type Operation } from './linearizability.js';
 import { kvModel, type KvInput, type KvOutput } from './kv-model.js';
 import type { MemberHooks, SimMember } from './member.js';
 import { Prng } from '../support/prng.js';
-import { describeLeaderWork, describeProfile, drawLeaderWork, drawProfile, type LeaderWorkProfile } from './profile.js';
+import {
+  describeLeaderWork,
+  describeMembership,
+  describeProfile,
+  drawLeaderWork,
+  drawMembership,
+  drawProfile,
+  type LeaderWorkProfile,
+  type MembershipProfile,
+} from './profile.js';
 import type { LockModule } from '../../lib/cluster/state/lock-module.js';
 import { LockWorkload } from './lock-workload.js';
 import { RuntimeMember } from './runtime-member.js';
@@ -34,6 +46,13 @@ export interface SimOptions {
   /** Simulated ms of faults, then ms of calm in which the cluster must recover. */
   readonly faultMs?: number;
   readonly calmMs?: number;
+  /**
+   * Random membership changes (`--membership`): `nodes` voters plus spare nodes waiting to be added, and the
+   * membership checks (membership-invariants.ts).
+   */
+  readonly membership?: boolean;
+  /** Membership runs: fail the known gap of snapshots a joiner makes below the first configuration entry too. */
+  readonly strictSnapshots?: boolean;
   /** Keep a readable trace of the run (slower); a failing seed is replayed with it. */
   readonly trace?: boolean;
   /** How many trace lines to keep (the last ones). */
@@ -58,7 +77,22 @@ export interface SimResult {
   readonly targeted: { readonly dropped: number; readonly held: number };
   /** Simulated ms from the last heal until some node held a valid lease (null: never). */
   readonly leaseAfterHealMs: number | null;
+  /** Membership runs: the changes proposed, refused and committed, and removed nodes stopped for good. */
+  readonly membership: MembershipStats | null;
   readonly profile: string;
+}
+
+export interface MembershipStats {
+  readonly proposed: number;
+  readonly refused: number;
+  readonly committed: number;
+  readonly twoVoterTries: number;
+  readonly retired: number;
+  /** Snapshots that carried `{}` below the first configuration entry (the known gap, tolerated unless strict). */
+  readonly joinerGaps: number;
+  /** Voters and learners of the last committed configuration. */
+  readonly finalVoters: number;
+  readonly finalLearners: number;
 }
 
 export interface LeaderWorkStats {
@@ -117,7 +151,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     log(() => `VIOLATION ${v.kind}: ${v.detail}`);
   };
 
-  const ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  // Membership runs draw from a stream of their own too; the other runs never touch it.
+  const memRng = opts.membership ? new Prng(Math.imul(opts.seed ^ 0x1b873593, 0x85ebca6b) >>> 0) : null;
+  const mem: MembershipProfile | null = memRng ? drawMembership(memRng.fork()) : null;
+  const voterIds = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+  /** Spares start with an empty configuration; reserves are fresh nodes that start only when a removed node retires. */
+  const spareIds = Array.from({ length: mem?.spares ?? 0 }, (_, i) => `n${opts.nodes + i + 1}`);
+  const reserveIds = Array.from({ length: mem?.reserves ?? 0 }, (_, i) => `n${opts.nodes + spareIds.length + i + 1}`);
+  const ids = [...voterIds, ...spareIds, ...reserveIds];
+  const initialMembership = membershipOf(voterIds);
+  const dormant = new Set(reserveIds);
+  const retired = new Set<string>();
+  const inactive = (n: SimMember) => dormant.has(n.id) || retired.has(n.id);
+  const checks = mem ? new MembershipChecks(initialMembership, opts.strictSnapshots) : null;
   // Leader work draws from a stream of its own, seeded apart from the main one, so the older draws keep their values.
   const workRng = new Prng(Math.imul(opts.seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0);
   const work: LeaderWorkProfile = drawLeaderWork(workRng.fork());
@@ -139,18 +185,37 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   let onNewLeader: (m: SimMember) => void = () => {};
   const hooks: MemberHooks = {
     applied: (member: SimMember, e: Entry) => {
-      const v = ledger.applied(member.id, e);
+      const v = checks?.applied(member.id, e) ?? ledger.applied(member.id, e);
       if (v) fail(v);
     },
     softState: (member: SimMember, s: SoftState) => {
       log(() => `${member.id} is ${s.role} term ${s.term} leader ${s.leader || '-'}`);
       if (s.role !== 'leader') return;
       elections++;
-      const v = ledger.leaderElected(member.id, s.term, member.raft!.core.log);
+      const v = ledger.leaderElected(member.id, s.term, member.raft!.core.log) ?? checks?.leaderElected(member);
       if (v) fail(v);
       onNewLeader(member);
     },
+    ...(checks && {
+      snapshot: (member: SimMember, meta, how) => {
+        const v = checks.snapshot(member.id, meta, how);
+        if (v) fail(v);
+      },
+    }),
   };
+  // The membership checks watch each core at the moments a Ready does not show: a leader's commit, a vote request.
+  const core: RaftConstructor | undefined = checks
+    ? watchCore(opts.core ?? Raft, {
+        committing: (c, index) => {
+          const v = checks.committing(c, index, (id) => byId.get(id));
+          if (v) fail(v);
+        },
+        sending: (c, m) => {
+          const v = checks.sending(c, m);
+          if (v) fail(v);
+        },
+      })
+    : opts.core;
 
   const memberRng = rng.fork();
   for (const id of ids) {
@@ -163,11 +228,18 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       maxSizePerMsg: profile.maxSizePerMsg,
       maxInflightMsgs: profile.maxInflightMsgs,
     };
+    // Without membership changes every node is a voter from the start (the `voters` shorthand, as before).
+    const membership: Membership | undefined = mem ? (voterIds.includes(id) ? initialMembership : { members: [] }) : undefined;
     const member: SimMember =
       level === 'core'
         ? new CoreMember(
             id,
-            { config: { id, voters: ids, ...raftOptions }, core: opts.core, tickMs: TICK_MS * (1 + skew), snapshotEvery: profile.snapshotEvery },
+            {
+              config: membership ? { id, membership, ...raftOptions } : { id, voters: ids, ...raftOptions },
+              core,
+              tickMs: TICK_MS * (1 + skew),
+              snapshotEvery: profile.snapshotEvery,
+            },
             queue,
             memberRng.fork(),
             (m) => network.send(m),
@@ -176,8 +248,14 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         : new RuntimeMember(
             id,
             {
-              config: { voters: ids, tickMs: TICK_MS, compactionThreshold: profile.snapshotEvery, requestTimeoutMs: OP_TIMEOUT_MS, ...raftOptions },
-              core: opts.core,
+              config: {
+                membership: membership ?? membershipOf(ids),
+                tickMs: TICK_MS,
+                compactionThreshold: profile.snapshotEvery,
+                requestTimeoutMs: OP_TIMEOUT_MS,
+                ...raftOptions,
+              },
+              core,
               rate: 1 / (1 + skew),
               leaseClockRate: 1 + memberRng.range(-LEASE_CLOCK_DRIFT, LEASE_CLOCK_DRIFT),
               wallOffsetMs: memberRng.range(-WALL_OFFSET_MS, WALL_OFFSET_MS),
@@ -196,8 +274,19 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     byId.set(id, member);
   }
   const members = [...byId.values()];
-  for (const m of members) m.boot();
+  for (const m of members) if (!inactive(m)) m.boot();
   const leaderOf = () => members.find((x) => x.alive && x.raft?.core.role === 'leader');
+  /** Membership runs: a node campaigns with its own configuration's voters; a node stopped for good votes no more. */
+  const voterView: VoterView | undefined = checks
+    ? {
+        candidacy: (n) => {
+          if (retired.has(n.id)) return null;
+          const voters = n.raft ? n.raft.core.voters : votersOf(n.durableMembership());
+          return voters.includes(n.id) ? voters : null;
+        },
+        voter: (id) => (retired.has(id) ? undefined : byId.get(id)),
+      }
+    : undefined;
 
   // ---- clients ------------------------------------------------------------------------------------------------
   const history: Operation<KvInput, KvOutput>[] = [];
@@ -257,7 +346,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     log(() => `CRASH ${n.id}${afterSync ? ' after sync' : ''}`);
     n.crash(afterSync);
     queue.schedule(nem.range(20, 600), () => {
-      if (n.alive || queue.now >= faultMs) return;
+      if (n.alive || queue.now >= faultMs || retired.has(n.id)) return;
       log(() => `RESTART ${n.id}`);
       n.boot();
     });
@@ -294,7 +383,8 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   every(aimsAtTransfers ? Math.min(profile.transferEvery, 450) : profile.transferEvery, () => {
     const leader = leaderOf();
     if (!leader) return;
-    const to = nem.pick(ids.filter((i) => i !== leader.id));
+    const to = nem.pick((mem ? leader.raft!.core.voters : ids).filter((i) => i !== leader.id));
+    if (to === undefined) return;
     log(() => `TRANSFER ${leader.id} -> ${to}`);
     leader.transferLeader(to);
   });
@@ -333,6 +423,54 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     if (nem.chance(profile.crashNewLeader)) queue.schedule(nem.range(0, 4), () => crash(member));
   };
 
+  // ---- membership changes -------------------------------------------------------------------------------------
+  let changes: MembershipWorkload | null = null;
+  if (mem && memRng && checks) {
+    const cutRng = memRng.fork();
+    // Changes go on for a while into the calm: a proposal must commit, and the cluster settle, with changes under way.
+    changes = new MembershipWorkload(queue, memRng.fork(), mem, spareIds, faultMs + calmMs / 3, {
+      leader: leaderOf,
+      removed: () => checks.removed,
+      isolate: (group) => {
+        if (queue.now >= faultMs) return;
+        const rest = ids.filter((i) => !group.includes(i));
+        const release = [network.cutUntilReleased(group, rest), network.cutUntilReleased(rest, group)];
+        log(() => `ISOLATE ${group} after a membership change`);
+        // Long enough, mostly, for the others to elect a leader of their own.
+        queue.schedule(cutRng.range(400, 1000), () => {
+          log(() => `HEAL ${group} (membership)`);
+          for (const r of release) r();
+        });
+      },
+      cutOneWay: (from, to) => {
+        if (queue.now >= faultMs) return;
+        const release = network.cutUntilReleased([from], [to]);
+        log(() => `CUT ${from}->${to} after a membership change`);
+        queue.schedule(cutRng.range(20, 200), () => {
+          log(() => `HEAL ${from}->${to} (membership)`);
+          release();
+        });
+      },
+      retire: (id) => {
+        const n = byId.get(id)!;
+        retired.add(id);
+        n.crash();
+        const fresh = reserveIds.find((r) => dormant.has(r));
+        if (!fresh) return null;
+        dormant.delete(fresh);
+        byId.get(fresh)!.boot();
+        return fresh;
+      },
+      log,
+    });
+    changes.start();
+    const before = onNewLeader;
+    onNewLeader = (member) => {
+      changes!.newLeader(member);
+      before(member);
+    };
+  }
+
   // ---- leader work (runtime level: it needs the coordinator) ---------------------------------------------------
   const lockRng = rng.fork();
   network.target(work.targeted, workRng.fork());
@@ -362,7 +500,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   queue.schedule(faultMs, () => {
     log(() => 'CALM: heal, restart all');
     network.calm();
-    for (const n of members) if (!n.alive) n.boot();
+    for (const n of members) if (!n.alive && !inactive(n)) n.boot();
     const probe = () => {
       if (probeIndex > 0) return;
       const leader = leaderOf();
@@ -375,7 +513,22 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   });
   /** When a node first held a valid lease after the last heal. */
   let leaseAfterHeal: number | null = null;
+  /** Membership runs: the members of the newest committed configuration that still run (all but retired ones). */
+  const finalMembers = () => {
+    if (!checks) return members;
+    const m = checks.latest().membership;
+    return members.filter((n) => !inactive(n) && m.members.some((x) => x.id === n.id));
+  };
   queue.schedule(faultMs + LIVENESS_MS, () => {
+    if (checks) {
+      // The promise holds only while a majority of the current voters runs (a removed node is never a voter again).
+      const voters = votersOf(checks.latest().membership);
+      const up = voters.filter((v) => !retired.has(v) && !dormant.has(v));
+      if (up.length < Math.floor(voters.length / 2) + 1) {
+        log(() => `no liveness check: only ${up} of the voters ${voters} run`);
+        return;
+      }
+    }
     const missing = [leaseAfterHeal === null ? 'no node held a valid lease' : '', probeIndex === 0 ? 'no write committed' : ''].filter(Boolean);
     if (missing.length > 0) fail({ kind: 'liveness', detail: `${LIVENESS_MS} ms after the last heal: ${missing.join(' and ')}` });
   });
@@ -393,17 +546,17 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     sameInstant = queue.now === instant ? sameInstant + 1 : 0;
     instant = queue.now;
     if (sameInstant > SAME_INSTANT_LIMIT) fail({ kind: 'livelock', detail: `${SAME_INSTANT_LIMIT} events in a row at ${instant.toFixed(3)} ms` });
-    const v = checkInvariants(members, steps % 64 === 0, seenCommit);
+    const v = checkInvariants(members, steps % 64 === 0, seenCommit, voterView);
     if (v) fail(v);
     const down = members.find((m) => m.startFailure);
     if (down) fail({ kind: 'recovery', detail: down.startFailure! });
     if (leaseAfterHeal === null && queue.now >= faultMs && members.some((m) => m.hasValidLease())) leaseAfterHeal = queue.now - faultMs;
   }
   if (!violation) {
-    const v = checkInvariants(members, true, seenCommit);
+    const v = checkInvariants(members, true, seenCommit, voterView);
     if (v) fail(v);
   }
-  const behind = members.filter((n) => probeIndex === 0 || n.appliedIndex < probeIndex);
+  const behind = finalMembers().filter((n) => probeIndex === 0 || n.appliedIndex < probeIndex);
   if (!violation && behind.length > 0) {
     const states = members.map((n) => {
       const c = n.raft?.core;
@@ -446,7 +599,20 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
         : null,
     targeted: { ...network.targetedHits },
     leaseAfterHealMs: leaseAfterHeal === null ? null : Math.round(leaseAfterHeal),
-    profile: `${level} ${describeProfile(profile)} ${describeLeaderWork(work)}`,
+    membership:
+      changes && checks
+        ? {
+            proposed: changes.stats.proposed,
+            refused: changes.stats.refused,
+            committed: checks.changes,
+            twoVoterTries: changes.stats.twoVoterTries,
+            retired: changes.stats.retired,
+            joinerGaps: checks.joinerGaps,
+            finalVoters: votersOf(checks.latest().membership).length,
+            finalLearners: checks.latest().membership.members.length - votersOf(checks.latest().membership).length,
+          }
+        : null,
+    profile: `${level} ${describeProfile(profile)} ${describeLeaderWork(work)}${mem ? ` ${describeMembership(mem)}` : ''}`,
   };
 }
 
