@@ -19,12 +19,18 @@ import {
 import type { ClusterModuleOptions, ClusterRouteOptions } from './interfaces/cluster-module-options.interface.js';
 import { ClusterHealthIndicator } from './ops/cluster-health.indicator.js';
 import { ClusterStatusService } from './ops/cluster-status.service.js';
+import { watchFirstLeader, type FirstLeaderWatch } from './ops/first-leader.js';
 import { CLUSTER_ROUTES, opsControllers, resolveRoutes, ROUTE_OPTION_KEYS, type ResolvedRoutes } from './ops/ops-routes.js';
 import { CLUSTER_METRICS, type NodeMetrics } from './ops/node-metrics.js';
 import { createNodeMetrics } from './ops/prometheus-metrics.js';
 import { ClusterEventBridge } from './services/cluster-event-bridge.service.js';
 import { CommandForwarder } from './services/command-forwarder.service.js';
 import { SingletonTaskRunner } from './services/singleton-task-runner.service.js';
+
+/** See ClusterModuleOptions.startupTimeout. */
+const DEFAULT_STARTUP_TIMEOUT_MS = 10_000;
+/** Bound on a single member's own election at bootstrap (it takes one fsync). */
+const SOLO_ELECTION_WAIT_MS = 10_000;
 
 /**
  * Turns this app instance into a member of a Raft cluster. Global by default, so ClusterCoordinator and the
@@ -34,8 +40,9 @@ import { SingletonTaskRunner } from './services/singleton-task-runner.service.js
  *   CatgaClusterModule.forRoot()            // CATGA_* environment, or a single-member cluster for development
  *   CatgaClusterModule.forRootAsync({ imports, inject, useFactory })
  *
- * It also serves GET /cluster/status (JSON) and /cluster (a live page), provides ClusterHealthIndicator, and feeds
- * catga_* metrics to prom-client when that is installed; see ClusterRouteOptions and the `metrics` option.
+ * It also serves GET /cluster/status (JSON), /cluster (a live page) and /cluster/health/ready and /live (probes),
+ * provides ClusterHealthIndicator, and feeds catga_* metrics to prom-client when that is installed; see
+ * ClusterRouteOptions and the `metrics` option.
  */
 @Module({
   imports: [DiscoveryModule],
@@ -64,6 +71,7 @@ import { SingletonTaskRunner } from './services/singleton-task-runner.service.js
 })
 export class CatgaClusterModule extends ClusterConfigurableModule implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('CatgaCluster');
+  private startup: FirstLeaderWatch | null = null;
 
   constructor(
     private readonly cluster: ClusterCoordinator,
@@ -74,33 +82,35 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
   }
 
   static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE & ClusterRouteOptions = {}): DynamicModule {
-    const { statusPath, pagePath, metricsPath, ...rest } = options;
-    return withRoutes(super.forRoot(rest), { statusPath, pagePath, metricsPath });
+    const { statusPath, pagePath, metricsPath, healthPath, ...rest } = options;
+    return withRoutes(super.forRoot(rest), { statusPath, pagePath, metricsPath, healthPath });
   }
 
   static override forRootAsync(options: typeof CLUSTER_ASYNC_OPTIONS_TYPE & ClusterRouteOptions): DynamicModule {
-    const { statusPath, pagePath, metricsPath, ...rest } = options;
-    return withRoutes(super.forRootAsync(rest), { statusPath, pagePath, metricsPath });
+    const { statusPath, pagePath, metricsPath, healthPath, ...rest } = options;
+    return withRoutes(super.forRootAsync(rest), { statusPath, pagePath, metricsPath, healthPath });
   }
 
-  /** Waits (bounded) for a leader, so the app reports ready as part of a working cluster. */
+  /**
+   * Returns without waiting for a leader: `app.listen` must not depend on the other members, or pods started one at a
+   * time (a Kubernetes StatefulSet) never get past the first. Readiness is the `/ready` probe's business; here the
+   * first leader is logged when it appears, and a warning comes after `startupTimeout` if none has.
+   */
   async onApplicationBootstrap(): Promise<void> {
-    const timeout = this.options.startupTimeout ?? 10_000;
-    if (timeout <= 0) return;
-    try {
-      const leader = await this.cluster.waitForLeader({ timeout });
-      const who = leader === this.cluster.nodeId ? 'this node leads' : `the leader is ${leader}`;
-      this.logger.log(`cluster ready: ${who} (term ${this.cluster.term}; members ${this.cluster.members.map((m) => m.id).join(', ')})`);
-    } catch {
-      this.logger.warn(
-        `no leader after ${timeout} ms; starting anyway. Commands wait for one; check that a majority of members ` +
-          `(${this.cluster.members.map((m) => `${m.id}@${m.address}`).join(', ')}) can reach each other and share the secret`,
-      );
-    }
+    this.startup = watchFirstLeader(this.cluster, this.options.startupTimeout ?? DEFAULT_STARTUP_TIMEOUT_MS, {
+      ready: (message) => this.logger.log(message),
+      late: (message) => this.logger.warn(message),
+    });
+    // A node that is the only member elects itself within milliseconds, with no peer to wait for: waiting keeps it
+    // leading once the app is up, which development setups and unit tests rely on. (A node joining by seed knows no
+    // members yet and does not wait.)
+    const members = this.cluster.members;
+    if (members.length === 1 && members[0]!.isSelf) await this.cluster.waitForLeader({ timeout: SOLO_ELECTION_WAIT_MS }).catch(() => undefined);
   }
 
   /** A leader hands over before closing, so writes pause for a round trip rather than an election. */
   async onApplicationShutdown(): Promise<void> {
+    this.startup?.stop(); // no log line, and no timer holding the process, after shutdown
     await this.cluster.stop();
     this.metrics?.detach();
   }

@@ -8,7 +8,12 @@ export type { LeaderTask, SingletonTaskOptions } from './decorators/singleton-ta
 export { eventIndex } from './services/cluster-event-bridge.service.js';
 export { ClusterEventsMissed } from './services/cluster-events-missed.js';
 export { RemoteHandlerError } from './error-codec.js';
-export { ClusterHealthIndicator, type ClusterHealthResult, type ClusterHealthDetails } from './ops/cluster-health.indicator.js';
+export {
+  ClusterHealthIndicator,
+  type ClusterHealthResult,
+  type ClusterHealthDetails,
+  type ClusterReadinessDetails,
+} from './ops/cluster-health.indicator.js';
 export { ClusterStatusService } from './ops/cluster-status.service.js';
 export type { ClusterStatusReport, MemberReport } from './ops/status-report.js';
 export type {

@@ -3,7 +3,11 @@ import type { ClusterOptions } from '../../cluster/options.js';
 
 /** `CatgaClusterModule.forRoot()` options: the cluster's own, plus how the module behaves inside Nest. */
 export interface ClusterModuleOptions extends ClusterOptions {
-  /** ms to wait for a leader during bootstrap before the app reports ready; 0 = do not wait. Default 10000. */
+  /**
+   * ms after which a warning says no leader is known yet; 0 = no warning. Default 10000. Bootstrap does not wait for a
+   * leader (so `app.listen` never depends on the other members); the first leader is logged when it appears, and
+   * readiness is served at `${healthPath}/ready`. A single-member cluster elects itself during bootstrap all the same.
+   */
   readonly startupTimeout?: number;
   /**
    * Error classes that forwarded commands may throw, so a follower rethrows the same class. JS built-ins, Nest's
@@ -48,6 +52,11 @@ export interface ClusterRouteOptions {
    * catga_* metrics are in it), so the module adds an endpoint only when asked.
    */
   readonly metricsPath?: string | false;
+  /**
+   * GET `${healthPath}/ready` and `${healthPath}/live`: probes for Kubernetes and load balancers, JSON, 200 when up and
+   * 503 when down (see ClusterHealthIndicator.isReady / isLive). false: not served. Default '/cluster/health'.
+   */
+  readonly healthPath?: string | false;
 }
 
 export interface ForwardToLeaderOptions {
