@@ -7,7 +7,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 /**
  * The /cluster live page in a real headless Chromium against the built sample (three processes): it names the
  * leader the status endpoint names, and after kill -9 of the leader it shows the new one and the dead member as
- * unreachable, then "no leader" once a quorum is gone. Screenshots go to test-artifacts/.
+ * unreachable, then "no leader" once a quorum is gone; a learner that joins by seed appears in the members and the
+ * membership history. Screenshots go to test-artifacts/.
  */
 
 const MAIN = resolve(__dirname, '../../dist/sample/main.js');
@@ -16,6 +17,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const HTTP = [18850, 18851, 18852];
 const CLUSTER = [18853, 18854, 18855];
 const ids = ['p1', 'p2', 'p3'];
+const LEARNER = { http: 18856, cluster: 18857 };
 
 jest.setTimeout(180_000);
 
@@ -66,24 +68,29 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     ensureChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
     const members = ids.map((id, i) => `${id}=127.0.0.1:${CLUSTER[i]}`).join(',');
-    for (const n of nodes) {
-      const proc = spawn(process.execPath, [MAIN], {
-        env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'page-e2e-secret', PORT: String(n.http) },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
-      proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
-      n.proc = proc;
-    }
+    for (const n of nodes) start(n, { CATGA_MEMBERS: members });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
     });
   });
 
+  /** A learner that joins through p1 during the test. */
+  const learner: Node = { id: 'p4', http: LEARNER.http, proc: null, out: '' };
+
+  function start(n: Node, env: Record<string, string>): void {
+    const proc = spawn(process.execPath, [MAIN], {
+      env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'page-e2e-secret', PORT: String(n.http), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
+    proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
+    n.proc = proc;
+  }
+
   afterAll(async () => {
     await browser?.close();
-    for (const n of nodes) n.proc?.kill('SIGKILL');
+    for (const n of [...nodes, learner]) n.proc?.kill('SIGKILL');
     rmSync(dataRoot, { recursive: true, force: true });
   });
 
@@ -136,6 +143,16 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     expect(await page.locator(`#members tbody tr[data-member="${viewer.id}"]`).getAttribute('data-reachable')).toBe('null'); // itself
     // The sample's expireUnpaidOrders runs every 5 s on the leader; its runs come from the replicated ledger.
     await waitFor('a task run in the table', 15_000, async () => ((await page.locator('#tasks tbody tr').count()) > 0 ? true : undefined));
+    for (const n of nodes) expect(await page.locator(`#members tbody tr[data-member="${n.id}"]`).getAttribute('data-membership')).toBe('voter');
+
+    // A fourth node joins by seed as a learner: the members table and the membership history show it.
+    start(learner, { CATGA_JOIN: `127.0.0.1:${CLUSTER[0]}`, CATGA_ADVERTISE: `127.0.0.1:${LEARNER.cluster}`, CATGA_ROLE: 'learner' });
+    await waitFor('p4 shown as a learner', 20_000, async () =>
+      (await page.locator('#members tbody tr[data-member="p4"]').getAttribute('data-membership').catch(() => null)) === 'learner' ? true : undefined,
+    );
+    await waitFor('the join in the membership history', 10_000, async () =>
+      (await page.locator('#membership li').allInnerTexts()).some((t) => t.includes('p4 joined as learner')) ? true : undefined,
+    );
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-page.png'), fullPage: true });
 
     leader.proc!.kill('SIGKILL');
@@ -158,7 +175,8 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     expect(history.some((h) => h.includes(`${leader.id} leads`))).toBe(true);
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-page-after-failover.png'), fullPage: true });
 
-    // With two of three members gone, no quorum is left: the page says so rather than showing a stale leader.
+    // With two of three voters gone, no quorum is left (the learner p4 counts toward none): the page says so rather
+    // than showing a stale leader.
     const second = rest.find((n) => n !== viewer)!;
     second.proc!.kill('SIGKILL');
     await waitFor('the page to show no leader', 15_000, async () => ((await shownLeader(page)) === 'No leader' ? true : undefined));

@@ -35,7 +35,7 @@ test('defaults: status at /cluster/status, page at /cluster, no metrics endpoint
   expect(s.headers.get('cache-control')).toBe('no-store');
   expect(s.json).toMatchObject({ nodeId: 'solo', isLeader: true, leaderId: 'solo', viewFrom: 'solo' });
   expect(s.json.members).toEqual([
-    { id: 'solo', address: '127.0.0.1:7001', isSelf: true, role: 'leader', connected: null, matchIndex: expect.any(Number), lag: 0, lastContactMs: 0, reachable: null },
+    { id: 'solo', address: '127.0.0.1:7001', isSelf: true, role: 'leader', membership: 'voter', connected: null, matchIndex: expect.any(Number), lag: 0, lastContactMs: 0, reachable: null },
   ]);
   expect((await a.get('/cluster')).text).toContain('data-status="status"');
   expect((await a.get('/metrics')).status).toBe(404);

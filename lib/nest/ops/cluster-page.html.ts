@@ -50,6 +50,7 @@ td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12.5px; color: var(--muted); }
 tr.self td:first-child { font-weight: 600; }
 .you { color: var(--muted); font-weight: 400; font-size: 12px; margin-left: 6px; }
+[hidden] { display: none !important; }
 .pill { display: inline-flex; align-items: center; gap: 6px; padding: 1px 9px; border-radius: 999px; font-size: 12px; font-weight: 500; background: var(--soft); color: var(--muted); }
 .pill::before { content: ""; width: 7px; height: 7px; border-radius: 50%; background: currentColor; }
 .pill.ok { background: var(--accent-soft); color: var(--accent); }
@@ -137,6 +138,7 @@ const SCRIPT = `
       tr.dataset.member = m.id;
       tr.dataset.role = m.role;
       tr.dataset.reachable = String(m.reachable);
+      tr.dataset.membership = m.membership;
       const name = el('td');
       name.append(el('span', '', m.id));
       if (m.isSelf) name.append(el('span', 'you', '(this page)'));
@@ -146,6 +148,7 @@ const SCRIPT = `
         name,
         el('td', 'mono', m.address),
         el('td', m.role === 'leader' ? 'role-leader' : '', m.role === 'unknown' ? '—' : m.role),
+        el('td', '', m.membership),
         state,
         el('td', 'num', m.matchIndex === null ? '—' : m.matchIndex.toLocaleString()),
         lagCell(m, maxLag),
@@ -169,6 +172,19 @@ const SCRIPT = `
       return li;
     }));
     $('changes-empty').hidden = r.leadershipChanges.length > 0;
+  }
+
+  function renderMembership(r) {
+    const list = $('membership');
+    list.replaceChildren(...r.membershipChanges.map((c) => {
+      const li = el('li');
+      li.append(el('span', 'term', 'index ' + c.index.toLocaleString()), el('span', 'what', c.change), el('span', 'when', ago(r, c.at)));
+      return li;
+    }));
+    $('membership-empty').hidden = r.membershipChanges.length > 0;
+    const pending = $('membership-pending');
+    pending.hidden = !r.membershipChange;
+    pending.textContent = r.membershipChange ? 'change in progress (log index ' + r.membershipChange.index.toLocaleString() + ')' : '';
   }
 
   const OUTCOME = { ok: 'ok', error: 'bad', running: 'info', skipped: '', abandoned: 'warn' };
@@ -214,6 +230,7 @@ const SCRIPT = `
     $('self-sub').textContent = r.isLeader ? (r.leaseValid ? 'lease valid' : 'lease not confirmed') : 'last index ' + r.lastIndex.toLocaleString();
     renderMembers(r);
     renderChanges(r);
+    renderMembership(r);
     renderTasks(r);
     if (!r.leaderId) banner('warn', 'No leader. An election is running, or a quorum of members cannot be reached; writes wait until a leader is elected.');
     else banner(null, null);
@@ -261,7 +278,7 @@ const BODY = `
   <section class="panel">
     <h2>Members <span class="hint" id="view"></span></h2>
     <table id="members">
-      <thead><tr><th>Node</th><th>Cluster address</th><th>Role</th><th>State</th><th class="num">Match index</th><th>Lag (entries)</th><th class="num">Last contact</th></tr></thead>
+      <thead><tr><th>Node</th><th>Cluster address</th><th>Role</th><th>Membership</th><th>State</th><th class="num">Match index</th><th>Lag (entries)</th><th class="num">Last contact</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>
@@ -280,6 +297,11 @@ const BODY = `
       <p class="empty" id="tasks-empty">No runs recorded.</p>
     </section>
   </div>
+  <section class="panel">
+    <h2>Membership changes <span class="hint">joins, promotions, removals, as this node saw them</span> <span class="pill info" id="membership-pending" hidden></span></h2>
+    <ol class="timeline" id="membership"></ol>
+    <p class="empty" id="membership-empty">None since this node started.</p>
+  </section>
 </main>
 <footer>Refreshes every second from <code id="source"></code></footer>
 `;

@@ -20,14 +20,12 @@ const TASK_RUNS_SHOWN = 20;
 @Injectable()
 export class ClusterStatusService {
   private readonly electionTimeoutMs: number;
-  private readonly addresses: ReadonlyMap<string, string>;
 
   constructor(
     private readonly cluster: ClusterCoordinator,
     @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
   ) {
     this.electionTimeoutMs = resolveClusterOptions(options).electionTimeout;
-    this.addresses = new Map(cluster.members.map((m) => [m.id, m.address]));
     cluster.onRequest(REPLICATION_CHANNEL, async () => {
       const s = cluster.status();
       if (!s.isLeader) throw new NotLeaderException(s.leaderId);
@@ -41,10 +39,10 @@ export class ClusterStatusService {
     return buildStatusReport({
       status: c.status(),
       view,
-      addresses: this.addresses,
       connected: (id) => c.isConnectedTo(id),
       electionTimeoutMs: this.electionTimeoutMs,
       leadershipChanges: c.leadershipHistory(),
+      membershipChanges: c.membershipHistory(),
       tasks: c.tasks.runs().slice(0, TASK_RUNS_SHOWN),
       time: Date.now(),
     });

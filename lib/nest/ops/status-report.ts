@@ -1,4 +1,5 @@
 import type { LeadershipChange } from '../../cluster/cluster-coordinator.js';
+import type { MembershipEvent } from '../../cluster/cluster-membership.js';
 import type { RuntimeStatus } from '../../cluster/raft-runtime.js';
 import type { TaskRun } from '../../cluster/task-ledger.js';
 
@@ -10,6 +11,8 @@ export interface MemberReport {
   readonly isSelf: boolean;
   /** This node's own role for itself; for others 'leader' or 'follower' by who leads, 'unknown' while no one does. */
   readonly role: string;
+  /** Whether it votes: a learner replicates and serves reads, but never votes, counts toward no quorum, never leads. */
+  readonly membership: 'voter' | 'learner';
   /** This node has a live, authenticated connection to it; null for itself and in a single-member cluster. */
   readonly connected: boolean | null;
   /** Highest log index known to be on it (see `viewFrom`); null when no leader's view is available. */
@@ -46,6 +49,10 @@ export interface ClusterStatusReport {
    */
   readonly viewFrom: string;
   readonly members: readonly MemberReport[];
+  /** A membership change appended to the log and not yet committed (its log index), or null. */
+  readonly membershipChange: { readonly index: number } | null;
+  /** Committed membership changes (joins, promotions, removals), newest first, as this node saw them. */
+  readonly membershipChanges: readonly MembershipEvent[];
   /** Newest first, as this node saw them. */
   readonly leadershipChanges: readonly LeadershipChange[];
   /** Latest singleton task runs from the replicated ledger, newest first. */
@@ -73,10 +80,10 @@ export interface ReportInputs {
   readonly status: RuntimeStatus;
   /** The leader's view; null when this node follows and the leader did not answer (or none is known). */
   readonly view: ReplicationView | null;
-  readonly addresses: ReadonlyMap<string, string>;
   readonly connected: (id: string) => boolean | null;
   readonly electionTimeoutMs: number;
   readonly leadershipChanges: readonly LeadershipChange[];
+  readonly membershipChanges: readonly MembershipEvent[];
   readonly tasks: readonly TaskRun[];
   readonly time: number;
 }
@@ -94,9 +101,10 @@ export function buildStatusReport(i: ReportInputs): ClusterStatusReport {
     const silent = view !== null && (lastContactMs === null || lastContactMs > i.electionTimeoutMs);
     return {
       id: m.id,
-      address: i.addresses.get(m.id) ?? '',
+      address: m.address,
       isSelf,
       role: isSelf ? s.role : !s.leaderId ? 'unknown' : m.id === s.leaderId ? 'leader' : 'follower',
+      membership: m.membership,
       connected,
       matchIndex,
       lag: i.view && matchIndex !== null ? Math.max(0, i.view.lastIndex - matchIndex) : null,
@@ -117,6 +125,8 @@ export function buildStatusReport(i: ReportInputs): ClusterStatusReport {
     lastIndex: s.lastIndex,
     viewFrom: i.view?.leaderId ?? s.nodeId,
     members,
+    membershipChange: s.membershipChange,
+    membershipChanges: i.membershipChanges,
     leadershipChanges: i.leadershipChanges,
     tasks: i.tasks,
     time: i.time,
