@@ -22,6 +22,7 @@ import {
   type NodeReply,
   type NodeRequest,
   type ProbeResult,
+  type ProbesResult,
   type ReadKeysResult,
   type LockLoadResult,
   type MemoryResult,
@@ -110,8 +111,37 @@ async function handle(served: Served, r: NodeRequest): Promise<unknown> {
       return leaderWork(served, r.op).publish(r.n);
     case 'eventPosition':
       return { position: cluster.eventPosition } satisfies EventPositionResult;
+    case 'members':
+      return cluster.members.map((m) => ({ ...m }));
+    case 'memberChange':
+      return memberChange(cluster, r);
+    case 'membershipHistory':
+      return cluster.membershipHistory();
+    case 'publishEvent':
+      return cluster.publishEvent(r.name, r.payload);
+    case 'deliveredEvents':
+      return delivered;
+    case 'probes':
+      return probes(cluster);
   }
 }
+
+async function memberChange(cluster: ClusterCoordinator, r: Req<'memberChange'>): Promise<true> {
+  const m = cluster.members;
+  if (r.change === 'add') await m.add({ id: r.member, address: r.address ?? '', role: r.role });
+  else await m[r.change](r.member);
+  return true;
+}
+
+/** The Nest health indicator's answers, loaded on first use (Nest takes a moment to load). */
+async function probes(cluster: ClusterCoordinator): Promise<ProbesResult> {
+  const { ClusterHealthIndicator } = await import('../../lib/nest/ops/cluster-health.indicator.js');
+  const h = new ClusterHealthIndicator(cluster);
+  return { ready: h.isReady().cluster, live: h.isLive().cluster };
+}
+
+/** Cluster events delivered here (without Nest), as `index:name`, in delivery order. */
+const delivered: string[] = [];
 
 function leaderWork(served: Served, op: string): LeaderWork {
   if (!served.work) throw new Error(`${op}: this node runs without the leader-work app (start it with CATGA_TEST_APP=leader-work)`);
@@ -320,6 +350,8 @@ async function main(): Promise<void> {
     compactionThreshold: num('CATGA_COMPACTION'),
     electionTimeout: num('CATGA_ELECTION_TIMEOUT'),
     heartbeatInterval: num('CATGA_HEARTBEAT'),
+    autoRemoveAfter: num('CATGA_AUTO_REMOVE_AFTER'),
+    leaveOnShutdown: process.env.CATGA_LEAVE_ON_SHUTDOWN === '1' || undefined,
     logger: { log: log('log'), warn: log('warn'), error: log('error') },
   };
   const resolved = resolveClusterOptions(options);
@@ -329,6 +361,10 @@ async function main(): Promise<void> {
   if (app !== undefined) throw new Error(`CATGA_TEST_APP must be leader-work or unset, got ${app}`);
   const cluster = await createCluster(options, { clock: testClock() });
   bootStatus = cluster.status();
+  cluster.deliverEvents({
+    deliver: (e) => void delivered.push(`${e.index}:${e.name}`),
+    missed: (g) => void delivered.push(`missed:${g.after}-${g.upTo}`),
+  });
   const served: Served = { cluster, stop: () => cluster.stop(), work: null };
   process.on('message', (r: NodeRequest) => answer(r, handle(served, r)));
   process.on('SIGTERM', () => void cluster.stop().then(() => process.exit(0)));

@@ -42,7 +42,7 @@ const CATEGORIES: readonly [RegExp, (m: RegExpExecArray) => string][] = [
   [/protocol version mismatch/, () => 'protocol version mismatch'],
   [/unknown auth mode/, () => 'unknown auth mode'],
   [/requires a secret and the peer has none/, () => 'peer without a secret'],
-  [/is not a member of this cluster/, () => 'not a member'],
+  [/was started with members \[/, () => 'a different static member list'],
   [/not the other way round/, () => 'wrong dialing direction'],
   [/this node's own id/, () => 'claims the node\'s own id'],
   [/^this is node \S+, not/, () => 'meant for another member'],

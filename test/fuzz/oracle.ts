@@ -26,14 +26,16 @@ export interface Identity {
 
 /**
  * Reads `bytes` as the target's listener would before authentication: frames up to 4 KiB, each handed to a real
- * ListenerHandshake with the target's policy (a known member with a smaller id may dial). The nonce differs from the
+ * ListenerHandshake with the target's policy (a known member with a smaller id may dial, a non-member may try). The nonce differs from the
  * node's, which changes nothing: no fuzz input carries a MAC made for either.
  */
 export function expectBeforeAuth(id: Identity, bytes: Buffer): Expectation {
-  const handshake = new ListenerHandshake({ nodeId: id.target, secret: id.secret, clusterName: '', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES }, (peer) => {
-    if (!id.members.includes(peer)) return `${peer} is not a member of this cluster`;
-    return id.target < peer ? 'wrong direction' : null;
-  });
+  // The static list as createCluster canonicalizes it (voter ids, sorted); a non-member may go on to authenticate
+  // (a node joining by seed), a member only in the connection rule's direction.
+  const bootstrap = [...id.members].sort().join(',');
+  const handshake = new ListenerHandshake({ nodeId: id.target, secret: id.secret, clusterName: '', maxFrameBytes: DEFAULT_MAX_FRAME_BYTES, bootstrap }, (peer) =>
+    id.members.includes(peer) && id.target < peer ? 'wrong direction' : null,
+  );
   const reader = new FrameReader(PRE_AUTH_MAX_FRAME_BYTES);
   try {
     reader.push(bytes);

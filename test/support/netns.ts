@@ -8,6 +8,7 @@
  * Every name created (namespaces, bridge, veth ends) starts with `<root><pid base 36>-<seq base 36>`, so runs never
  * collide and `cleanupStale` can tell a crashed run's leftovers (its pid is gone) from a live run's.
  */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { alive, freeSubnet, linkNames, namespaceNames, probe, run, runAsync, tryRun } from './netns-host.js';
 
 /** Chains of our own in each namespace: flushing them removes exactly the rules this file added. */
@@ -42,6 +43,9 @@ export class NetnsLab {
   /** iptables changes run one at a time, so a cut's delete never overtakes its add. */
   private queue: Promise<void> = Promise.resolve();
   private destroyed = false;
+  /** Addresses moved by moveAddress(), by node index. */
+  private readonly moved = new Map<number, number>();
+  private hosts: Readonly<Record<string, string>> | null = null;
 
   /** Creates the bridge, one namespace per id and the veth pairs; on a failure removes what it made and throws. */
   constructor(ids: readonly string[], prefixRoot = DEFAULT_ROOT) {
@@ -87,7 +91,34 @@ export class NetnsLab {
 
   /** The node's private address. */
   address(id: string): string {
-    return `${this.subnet}.${this.index(id) + 1}`;
+    const i = this.index(id);
+    return `${this.subnet}.${this.moved.get(i) ?? i + 1}`;
+  }
+
+  /**
+   * Gives every namespace a hosts file naming each node by `names[id]` (e.g. StatefulSet pod names): `ip netns exec`
+   * bind-mounts /etc/netns/<ns>/hosts over /etc/hosts for the processes it starts. Rewritten in place by
+   * moveAddress(), so running processes see the change at their next lookup.
+   */
+  writeHosts(names: Readonly<Record<string, string>>): void {
+    this.hosts = names;
+    const text = ['127.0.0.1 localhost', ...Object.entries(names).map(([id, name]) => `${this.address(id)} ${name}`), ''].join('\n');
+    for (const ns of this.namespaces) {
+      mkdirSync(`/etc/netns/${ns}`, { recursive: true });
+      writeFileSync(`/etc/netns/${ns}/hosts`, text); // truncates in place: the bind mounts keep the same inode
+    }
+  }
+
+  /** The node gets a new address in the subnet (a pod rescheduled with a new IP); the hosts files follow. */
+  moveAddress(id: string): string {
+    const i = this.index(id);
+    const from = this.address(id);
+    this.moved.set(i, 100 + i);
+    const inner = this.ifname('n', i);
+    run('ip', ['-n', this.nsName(i), 'addr', 'del', `${from}/24`, 'dev', inner]);
+    run('ip', ['-n', this.nsName(i), 'addr', 'add', `${this.address(id)}/24`, 'dev', inner]);
+    if (this.hosts) this.writeHosts(this.hosts);
+    return this.address(id);
   }
 
   namespace(id: string): string {
@@ -143,6 +174,7 @@ export class NetnsLab {
     for (const h of this.hostEnds) if (links.has(h) && !tryRun('ip', ['link', 'del', h])) failed.push(h);
     if (this.bridge && links.has(this.bridge) && !tryRun('ip', ['link', 'del', this.bridge])) failed.push(this.bridge);
     for (const ns of this.namespaces) if (namespaces.has(ns) && !tryRun('ip', ['netns', 'del', ns])) failed.push(ns);
+    if (this.hosts) for (const ns of this.namespaces) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
     if (failed.length > 0) throw new Error(`netns lab ${this.prefix}: could not remove ${failed.join(', ')}`);
   }
 

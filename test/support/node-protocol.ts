@@ -63,6 +63,24 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'command'; readonly commandId: string }
   /** Leader-work mode only: publishes the cluster event with number `n` on the EventBus; answers its log index. */
   | { readonly op: 'publish'; readonly n: number }
+  /** The members as this node knows them (coordinator.members, as plain objects). */
+  | { readonly op: 'members' }
+  /** coordinator.members.add/remove/promote/demote. */
+  | {
+      readonly op: 'memberChange';
+      readonly change: 'add' | 'remove' | 'promote' | 'demote';
+      readonly member: string;
+      readonly address?: string;
+      readonly role?: 'voter' | 'learner';
+    }
+  /** coordinator.membershipHistory(). */
+  | { readonly op: 'membershipHistory' }
+  /** coordinator.publishEvent(name, payload) without Nest. */
+  | { readonly op: 'publishEvent'; readonly name: string; readonly payload: unknown }
+  /** The cluster events this node delivered so far (delivery starts at boot), as `index:name` in delivery order. */
+  | { readonly op: 'deliveredEvents' }
+  /** ClusterHealthIndicator.isReady() and isLive(), as the probes of `${healthPath}/ready` and `/live` answer them. */
+  | { readonly op: 'probes' }
   /** ClusterCoordinator.eventPosition: the index of the last cluster event this node delivered (or gave up on). */
   | { readonly op: 'eventPosition' }
 );
@@ -195,4 +213,10 @@ export interface PublishResult {
 
 export interface EventPositionResult {
   readonly position: number;
+}
+
+/** The readiness and liveness answers of ClusterHealthIndicator: status 'up' or 'down', with the reason when down. */
+export interface ProbesResult {
+  readonly ready: { readonly status: 'up' | 'down'; readonly message?: string };
+  readonly live: { readonly status: 'up' | 'down'; readonly message?: string };
 }

@@ -137,7 +137,9 @@ function spawnThrough(launcher: Launcher, env: NodeJS.ProcessEnv, stdio: ['ignor
 
 export interface ProcessClusterOptions {
   readonly ids?: readonly string[];
-  readonly basePort: number;
+  /** Ports basePort, basePort + 1, …; or `ports`, one per id (free ones, say). */
+  readonly basePort?: number;
+  readonly ports?: readonly number[];
   readonly secret?: string;
   readonly env?: Record<string, string>;
   /** Where the temp dataDirs go (default: the system temp dir). */
@@ -161,7 +163,10 @@ export class ProcessCluster {
     this.dataRoot = mkdtempSync(join(opts.dataParent ?? tmpdir(), 'catga-e2e-'));
     const ids = opts.ids ?? ['n1', 'n2', 'n3'];
     const lab = opts.netns;
-    this.members = ids.map((id, i) => `${id}=${lab ? lab.address(id) : '127.0.0.1'}:${opts.basePort + i}`);
+    const port = (i: number) => opts.ports?.[i] ?? (opts.basePort ?? 0) + i;
+    this.members = ids.map((id, i) => `${id}=${lab ? lab.address(id) : '127.0.0.1'}:${port(i)}`);
+    this.secret = opts.secret ?? 'e2e-test-secret';
+    this.baseEnv = opts.env ?? {};
     const launcher = (id: string): Launcher | undefined => (lab ? (command, args) => lab.wrap(id, command, args) : undefined);
     this.nodes = ids.map(
       (id) =>
@@ -171,7 +176,7 @@ export class ProcessCluster {
             CATGA_NODE_ID: id,
             CATGA_MEMBERS: this.members.join(','),
             CATGA_DATA_DIR: join(this.dataRoot, id),
-            CATGA_SECRET: opts.secret ?? 'e2e-test-secret',
+            CATGA_SECRET: this.secret,
             CATGA_QUIET: '1',
             ...opts.env,
             ...opts.nodeEnv?.[id],
@@ -179,6 +184,35 @@ export class ProcessCluster {
           launcher(id),
         ),
     );
+  }
+
+  private readonly secret: string;
+  private readonly baseEnv: Record<string, string>;
+
+  /**
+   * A new node process on 127.0.0.1:`port` that joins through `seeds` (host:port) instead of a member list; added to
+   * `nodes` and started. Its dataDir is fresh unless a node of that id ran before.
+   */
+  async join(id: string, port: number, seeds: readonly string[], env: Record<string, string> = {}): Promise<NodeProcess> {
+    const n = new NodeProcess(id, {
+      CATGA_NODE_ID: id,
+      CATGA_JOIN: seeds.join(','),
+      CATGA_ADVERTISE: `127.0.0.1:${port}`,
+      CATGA_DATA_DIR: join(this.dataRoot, id),
+      CATGA_SECRET: this.secret,
+      CATGA_QUIET: '1',
+      ...this.baseEnv,
+      ...env,
+    });
+    this.nodes.push(n);
+    await n.start();
+    return n;
+  }
+
+  /** Forgets a node (after it was killed for good), so leader() and destroy() pass it over. */
+  forget(n: NodeProcess): void {
+    const i = this.nodes.indexOf(n);
+    if (i >= 0) this.nodes.splice(i, 1);
   }
 
   node(id: string): NodeProcess {
