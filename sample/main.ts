@@ -3,13 +3,14 @@ import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
 import { ClusterErrorsFilter } from './cluster-errors.filter.js';
 
-/** One node of the sample: `node dist/sample/main.js` with CATGA_* and PORT set (sample/cluster.ts starts three). */
+/** One node of the sample: `node dist/sample/main.js` with CATGA_*, PORT and HOST set (sample/cluster.ts starts three). */
 async function bootstrap(): Promise<void> {
   const app = await NestFactory.create(AppModule, { logger: ['log', 'warn', 'error'] });
   app.useGlobalFilters(new ClusterErrorsFilter());
   app.enableShutdownHooks(); // on SIGTERM/SIGINT a leader hands over before the process exits
   const port = Number(process.env.PORT ?? 3000);
-  await app.listen(port, '127.0.0.1');
+  // Loopback by default (the three-node sample on one machine); HOST=0.0.0.0 in a container.
+  await app.listen(port, process.env.HOST ?? '127.0.0.1');
 }
 
 void bootstrap();
