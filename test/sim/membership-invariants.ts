@@ -42,20 +42,7 @@ export class MembershipChecks {
   readonly removed = new Set<string>();
   /** Committed configuration entries seen (the initial one not counted). */
   changes = 0;
-  /** Snapshots that hit the known gap and were let through (see the constructor). */
-  joinerGaps = 0;
-
-  /**
-   * @param strictSnapshots also fail the known lib/raft gap (reported, not fixed in the core yet): the initial
-   * configuration comes from start-up options and is in no log entry, so a node that joined and received the log from
-   * index 1 does not know the configuration below the first configuration entry. `membershipAt()` answers its own
-   * empty start-up configuration there, and a snapshot it makes at such an index carries `{}` (seed 1008, 3 voters,
-   * `--membership --strict-snapshots`). Only that case is tolerated otherwise.
-   */
-  constructor(
-    initial: Membership,
-    private readonly strictSnapshots = false,
-  ) {
+  constructor(initial: Membership) {
     this.configs.set(0, initial);
   }
 
@@ -116,11 +103,6 @@ export class MembershipChecks {
   snapshot(node: string, meta: SnapshotMeta, how: 'made' | 'installed'): Violation | null {
     const want = this.at(meta.index);
     if (sameMembership(want, meta.membership)) return null;
-    const joinerGap = meta.membership.members.length === 0 && want === this.configs.get(0);
-    if (joinerGap && !this.strictSnapshots) {
-      this.joinerGaps++;
-      return null;
-    }
     return {
       kind: 'snapshot-membership',
       detail: `${node} ${how} a snapshot at index ${meta.index} carrying ${describe(meta.membership)}, but ${describe(want)} was in force there`,

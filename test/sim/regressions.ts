@@ -56,4 +56,10 @@ export const REGRESSION_SEEDS: readonly RegressionSeed[] = [
     membership: true,
     bug: 'harness: the event check read a configuration entry of the log as an event payload and threw',
   },
+  {
+    seed: 1008,
+    nodes: 3,
+    membership: true,
+    bug: 'a node that joined and replicated from index 1 did not know the configuration below the entry that added it, so its snapshots carried none',
+  },
 ];

@@ -20,7 +20,6 @@ interface Args {
   variant: string | null;
   level: SimLevel;
   membership: boolean;
-  strictSnapshots: boolean;
   faultMs?: number;
   calmMs?: number;
 }
@@ -49,10 +48,10 @@ type Summary = Pick<
 >;
 const VARIANTS = [...Object.keys(BROKEN_CORES), ...Object.keys(BROKEN_MEMBERSHIP_CORES), ...Object.keys(BROKEN_LOCKS), ...Object.keys(BROKEN_LEADER_WORK)];
 /** Flags that take no value. */
-const SWITCHES = new Set(['--membership', '--strict-snapshots']);
+const SWITCHES = new Set(['--membership']);
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core', membership: false, strictSnapshots: false };
+  const a: Args = { seeds: 100, start: 1, single: null, nodes: [3, 5], workers: availableParallelism(), variant: null, level: 'core', membership: false };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     const value = SWITCHES.has(flag) ? undefined : argv[++i];
@@ -69,7 +68,6 @@ function parseArgs(argv: string[]): Args {
       case '--fault-ms': a.faultMs = num(); break;
       case '--calm-ms': a.calmMs = num(); break;
       case '--membership': a.membership = true; break;
-      case '--strict-snapshots': a.strictSnapshots = true; break;
       case '--nodes':
         a.nodes = (value ?? '').split(',').map(Number);
         if (a.nodes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--nodes expects e.g. 3 or 3,5, got ${value}`);
@@ -104,7 +102,6 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
     nodes: nodesFor(seed, args),
     level: args.level,
     membership: args.membership,
-    strictSnapshots: args.strictSnapshots,
     core: args.variant ? (BROKEN_CORES[args.variant] ?? BROKEN_MEMBERSHIP_CORES[args.variant]) : undefined,
     lockModule: args.variant ? BROKEN_LOCKS[args.variant] : undefined,
     broken: args.variant ? BROKEN_LEADER_WORK[args.variant] : undefined,
@@ -124,7 +121,6 @@ function replayHint(seed: number, args: Args): string {
     `--nodes ${nodesFor(seed, args)}`,
     args.level !== 'core' ? `--level ${args.level}` : '',
     args.membership ? '--membership' : '',
-    args.strictSnapshots ? '--strict-snapshots' : '',
     args.variant ? `--variant ${args.variant}` : '',
     args.faultMs !== undefined ? `--fault-ms ${args.faultMs}` : '',
     args.calmMs !== undefined ? `--calm-ms ${args.calmMs}` : '',
@@ -174,8 +170,6 @@ async function main(): Promise<void> {
             changesCommitted: results.reduce((s, r) => s + (r.membership?.committed ?? 0), 0),
             twoVoterTries: results.reduce((s, r) => s + (r.membership?.twoVoterTries ?? 0), 0),
             retired: results.reduce((s, r) => s + (r.membership?.retired ?? 0), 0),
-            joinerGaps: results.reduce((s, r) => s + (r.membership?.joinerGaps ?? 0), 0),
-            joinerGapSeeds: results.filter((r) => (r.membership?.joinerGaps ?? 0) > 0).length,
             maxFinalVoters: worst((r) => r.membership?.finalVoters),
           }
         : {}),

@@ -51,8 +51,6 @@ export interface SimOptions {
    * membership checks (membership-invariants.ts).
    */
   readonly membership?: boolean;
-  /** Membership runs: fail the known gap of snapshots a joiner makes below the first configuration entry too. */
-  readonly strictSnapshots?: boolean;
   /** Keep a readable trace of the run (slower); a failing seed is replayed with it. */
   readonly trace?: boolean;
   /** How many trace lines to keep (the last ones). */
@@ -88,8 +86,6 @@ export interface MembershipStats {
   readonly committed: number;
   readonly twoVoterTries: number;
   readonly retired: number;
-  /** Snapshots that carried `{}` below the first configuration entry (the known gap, tolerated unless strict). */
-  readonly joinerGaps: number;
   /** Voters and learners of the last committed configuration. */
   readonly finalVoters: number;
   readonly finalLearners: number;
@@ -163,7 +159,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   const dormant = new Set(reserveIds);
   const retired = new Set<string>();
   const inactive = (n: SimMember) => dormant.has(n.id) || retired.has(n.id);
-  const checks = mem ? new MembershipChecks(initialMembership, opts.strictSnapshots) : null;
+  const checks = mem ? new MembershipChecks(initialMembership) : null;
   // Leader work draws from a stream of its own, seeded apart from the main one, so the older draws keep their values.
   const workRng = new Prng(Math.imul(opts.seed ^ 0x5bd1e995, 0x27d4eb2d) >>> 0);
   const work: LeaderWorkProfile = drawLeaderWork(workRng.fork());
@@ -607,7 +603,6 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
             committed: checks.changes,
             twoVoterTries: changes.stats.twoVoterTries,
             retired: changes.stats.retired,
-            joinerGaps: checks.joinerGaps,
             finalVoters: votersOf(checks.latest().membership).length,
             finalLearners: checks.latest().membership.members.length - votersOf(checks.latest().membership).length,
           }
