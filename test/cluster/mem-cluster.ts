@@ -105,6 +105,8 @@ export interface MemClusterOptions {
   readonly eventRetention?: number;
   /** Nodes that start with an empty membership (waiting to be added, at address 'mem:<id>'). */
   readonly spares?: readonly NodeId[];
+  /** Nodes whose graceful stop removes them from the membership. */
+  readonly leaveOnShutdown?: readonly NodeId[];
 }
 
 export async function startMemCluster(o: MemClusterOptions = {}) {
@@ -145,6 +147,7 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
       electionTimeoutMs: ELECTION_TICK * TICK_MS,
       clientId,
       eventCursor: cursor,
+      leaveOnShutdown: o.leaveOnShutdown?.includes(id),
     });
     await cluster.start();
     const node: MemNode = { id, runtime, sm, store, cluster, jump: (ms) => void (offset += ms) };
@@ -181,6 +184,12 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
       await n?.runtime.stop({ transfer: false });
     },
     restart: boot,
+    /** A graceful stop of one node (hand-over, leaveOnShutdown). */
+    stopNode: async (id: NodeId) => {
+      const n = nodes.get(id);
+      nodes.delete(id);
+      await n?.cluster.stop();
+    },
     stop: () => Promise.all([...nodes.values()].map((n) => n.cluster.stop())),
   };
 }

@@ -92,3 +92,19 @@ test('the leader promotes caught-up learners while voters are fewer than targetV
   await a.members.demote('e');
   await c.until('e demoted', () => roles(c!, 'a') === 'a:voter,d:voter,e:learner');
 });
+
+test('leaveOnShutdown: a graceful stop removes the node, the leader after handing leadership over', async () => {
+  c = await startMemCluster({ ids: ['a', 'b', 'c', 'd', 'e'], leaveOnShutdown: ['a', 'b', 'c', 'd', 'e'] });
+  const leader = await c.leader();
+  await c.node(leader).store.put('k', 1);
+  await c.stopNode(leader);
+  const rest = c.ids.filter((id) => id !== leader);
+  const next = await c.leader(rest);
+  await c.until('the old leader removed', () => roles(c!, next) === rest.map((id) => `${id}:voter`).join(','));
+  const follower = rest.find((id) => id !== next)!;
+  await c.stopNode(follower);
+  const three = rest.filter((id) => id !== follower);
+  await c.until('the follower removed', () => roles(c!, next) === three.map((id) => `${id}:voter`).join(','));
+  // Three voters left, all running: the cluster keeps committing.
+  expect(await c.node(three[0]!).store.get('k', { consistency: 'linearizable' })).toMatchObject({ value: 1 });
+});
