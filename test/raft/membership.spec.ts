@@ -5,6 +5,8 @@ import {
   isMembershipEntry,
   MembershipError,
   MessageType,
+  message,
+  type Entry,
   type Member,
   type Membership,
 } from '../../lib/raft/index.js';
@@ -272,21 +274,6 @@ describe('membership changes (thesis §4.1)', () => {
   });
 });
 
-function msgApp(from: string, to: string, term: number, index: number, logTerm: number, entries: { term: number; index: number; data: Uint8Array }[]) {
-  return {
-    type: MessageType.App,
-    from,
-    to,
-    term,
-    logTerm,
-    index,
-    commit: 0,
-    entries,
-    reject: false,
-    rejectHint: 0,
-    context: '',
-    stamp: 0,
-    fence: 0,
-    snapshot: null,
-  };
+function msgApp(from: string, to: string, term: number, index: number, logTerm: number, entries: Entry[]) {
+  return message({ type: MessageType.App, from, to, term, logTerm, index, entries });
 }
