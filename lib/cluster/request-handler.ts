@@ -1,7 +1,7 @@
 import type { NodeId } from '../raft/index.js';
 import { NotLeaderException } from './errors.js';
 import type { RaftRuntime } from './raft-runtime.js';
-import { decodeRequest, encodeReply, toWireError, type MemberRequest } from './rpc.js';
+import { decodeRequest, encodeReply, toWireError, type MemberRequest, type SnapshotRequest } from './rpc.js';
 import { encodePayload } from './state/entry-codec.js';
 import { ApplyError } from './state/cluster-state-machine.js';
 
@@ -16,6 +16,8 @@ export class RequestRouter {
   private readonly channels = new Map<string, AppRequestHandler>();
   /** Membership requests; they may arrive at a follower (a joining node only knows seeds), which passes them on. */
   membership: ((req: MemberRequest, from: NodeId) => Promise<unknown>) | null = null;
+  /** Snapshot exports (SnapshotExporter), served on any member: a follower exports at a ReadIndex point too. */
+  snapshots: ((req: SnapshotRequest, from: NodeId) => Promise<unknown>) | null = null;
 
   constructor(
     private readonly runtime: RaftRuntime,
@@ -45,6 +47,10 @@ export class RequestRouter {
     if (req.kind === 'member') {
       if (!this.membership) throw new Error(`${this.runtime.nodeId} takes no membership requests`);
       return this.membership(req, from);
+    }
+    if (req.kind === 'snapshot') {
+      if (!this.snapshots) throw new Error(`${this.runtime.nodeId} does not export snapshots`);
+      return this.snapshots(req, from);
     }
     if (!this.runtime.leadership.isLeader) throw new NotLeaderException(this.runtime.leadership.leaderId);
     if (req.kind === 'transfer') return this.runtime.transferLeadership(req.to ?? undefined);

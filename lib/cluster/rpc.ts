@@ -10,7 +10,18 @@ export type ClusterRequest =
   /** A membership change for the leader (see ClusterMembership), or 'ping' to a node about to be added. */
   | MemberRequest
   /** A request for a handler registered by a higher layer (the Nest integration forwards commands this way). */
-  | { readonly kind: 'app'; readonly channel: string; readonly body: unknown };
+  | { readonly kind: 'app'; readonly channel: string; readonly body: unknown }
+  /** A consistent snapshot of the replicated state, fetched in chunks (`catga-cluster snapshot save`; SnapshotExporter). */
+  | SnapshotRequest;
+
+/**
+ * `begin` starts an export and answers `{ id, node }` (the exporting node's id); `read` answers `{ state: 'pending' }` until the image is ready, then
+ * `{ state: 'ready', index, term, total, data }` with `data` the bytes of the snapshot file at `offset`; `end` frees it.
+ */
+export type SnapshotRequest =
+  | { readonly kind: 'snapshot'; readonly op: 'begin' }
+  | { readonly kind: 'snapshot'; readonly op: 'read'; readonly id: string; readonly offset: number; readonly length: number }
+  | { readonly kind: 'snapshot'; readonly op: 'end'; readonly id: string };
 
 export type MemberOp = 'add' | 'remove' | 'promote' | 'demote' | 'join' | 'ping';
 
@@ -41,7 +52,9 @@ export function encodeRequest(r: ClusterRequest): Uint8Array {
 
 export function decodeRequest(data: Uint8Array): ClusterRequest {
   const r = packr.unpack(data) as ClusterRequest;
-  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app' && r.kind !== 'member')) throw new Error('malformed cluster request');
+  if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app' && r.kind !== 'member' && r.kind !== 'snapshot')) {
+    throw new Error('malformed cluster request');
+  }
   return r;
 }
 

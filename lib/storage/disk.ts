@@ -35,3 +35,18 @@ export interface AppendFile {
 export interface DiskLock {
   release(): Promise<void>;
 }
+
+/**
+ * Writes `bytes` as the whole content of `path` and syncs it: the first half of a durable replace (rename it into
+ * place next). A file left by a write that a crash interrupted is emptied first.
+ */
+export async function writeWholeFile(disk: Disk, path: string, bytes: Uint8Array): Promise<void> {
+  const file = await disk.openAppend(path);
+  try {
+    if (file.size > 0) await file.truncate(0);
+    await file.append(bytes);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}

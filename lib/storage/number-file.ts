@@ -1,4 +1,4 @@
-import type { Disk } from './disk.js';
+import { writeWholeFile, type Disk } from './disk.js';
 
 /**
  * One number kept in a small file of the dataDir, replaced atomically: written to a temp file, synced, renamed over
@@ -26,14 +26,7 @@ export class NumberFile {
 
   async write(value: number): Promise<void> {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`NumberFile ${this.name}: a whole number >= 0, got ${value}`);
-    const f = await this.disk.openAppend(this.temp);
-    try {
-      if (f.size > 0) await f.truncate(0); // left by a write a crash interrupted
-      await f.append(new TextEncoder().encode(`${value}\n`));
-      await f.sync();
-    } finally {
-      await f.close();
-    }
+    await writeWholeFile(this.disk, this.temp, new TextEncoder().encode(`${value}\n`));
     await this.disk.rename(this.temp, this.name);
   }
 }

@@ -1,5 +1,5 @@
 import type { Snapshot } from '../raft/types.js';
-import type { Disk } from './disk.js';
+import { writeWholeFile, type Disk } from './disk.js';
 import { settleFailedWrite } from './disk-full.js';
 import { errnoCode } from './errors.js';
 import { decodeSnapshot, encodeSnapshot } from './snapshot-file.js';
@@ -78,14 +78,7 @@ export class SnapshotStore {
     const tmp = path + TMP_SUFFIX;
     const bytes = encodeSnapshot(snapshot);
     try {
-      const file = await this.disk.openAppend(tmp);
-      try {
-        if (file.size > 0) await file.truncate(0);
-        await file.append(bytes);
-        await file.sync();
-      } finally {
-        await file.close();
-      }
+      await writeWholeFile(this.disk, tmp, bytes);
     } catch (err) {
       throw await settleFailedWrite(err, () =>
         this.disk.unlink(tmp).catch((e: unknown) => {

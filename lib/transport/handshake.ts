@@ -22,6 +22,10 @@ import { FRAME_HEADER_BYTES, FrameKind, PRE_AUTH_MAX_FRAME_BYTES, allocFrame, fr
  * a listener's MAC from being usable as a dialer's. Each side picks a fresh nonce per connection, so a recorded AUTH
  * fails on a new connection. Either side may send REJECT with a reason before closing. Without a secret the same
  * frames carry empty MACs: ids are exchanged, nothing is proven. See docs/transport.md for what this does not protect.
+ *
+ * Several secrets (rotation): a listener proves and requires its first; a dialer accepts a listener that proves any of
+ * its secrets and answers with that one. The frames are the same, so nodes with one secret and nodes with a list
+ * interoperate.
  */
 
 /** 2: Raft messages carry the transfer fence, snapshots a configuration, HELLO the bootstrap list. */
@@ -36,8 +40,12 @@ const MAX_REJECT_CHARS = 500;
 
 export interface HandshakeConfig {
   readonly nodeId: NodeId;
-  /** Undefined: development mode, ids are exchanged but not authenticated. */
-  readonly secret: string | undefined;
+  /**
+   * Undefined: development mode, ids are exchanged but not authenticated. A list rotates secrets without downtime: the
+   * first is the one this node proves as a listener and requires from dialers; as a dialer it accepts a listener that
+   * proves any of them, and answers with that one (see secretsOf and docs/deploy.md).
+   */
+  readonly secret: string | readonly string[] | undefined;
   /** Checked only when both sides set one; '' = unset. */
   readonly clusterName: string;
   /** This node's frame limit after authentication, told to the peer so it never sends more. */
@@ -118,6 +126,19 @@ export function listHash(list: string): string {
   return createHash('sha256').update(list).digest('hex').slice(0, 12);
 }
 
+/**
+ * The secrets of a config, the current one first; undefined without any. The listener signs and verifies with the first
+ * only; the dialer accepts a listener's MAC made with any of them and answers with the same secret. A rolling change
+ * from S1 to S2 therefore goes [S1] → [S1, S2] → [S2, S1] → [S2] one node at a time, every pair of neighbouring steps
+ * sharing a secret that the listener uses and the dialer accepts.
+ */
+export function secretsOf(secret: string | readonly string[] | undefined): readonly string[] | undefined {
+  if (secret === undefined) return undefined;
+  const list = typeof secret === 'string' ? [secret] : secret;
+  if (list.length === 0) throw new RangeError('secret: an empty list; give at least one secret, or none at all');
+  return list;
+}
+
 function hmac(secret: string, label: Buffer, ...parts: Buffer[]): Buffer {
   const h = createHmac('sha256', secret).update(label);
   for (const p of parts) h.update(p);
@@ -164,7 +185,7 @@ export class DialerHandshake {
     this.listenerId = target;
     this.helloPayload = encodeHello({
       version: PROTOCOL_VERSION,
-      authMode: cfg.secret === undefined ? AUTH_NONE : AUTH_HMAC,
+      authMode: secretsOf(cfg.secret) === undefined ? AUTH_NONE : AUTH_HMAC,
       dialerId: cfg.nodeId,
       listenerId: target,
       clusterName: cfg.clusterName,
@@ -203,17 +224,17 @@ export class DialerHandshake {
       );
     }
     checkPeerLimit(maxFrameBytes, this.listenerId);
-    const secret = this.cfg.secret;
+    const secrets = secretsOf(this.cfg.secret);
     let macA: Buffer = Buffer.alloc(0);
-    if (secret === undefined) {
+    if (secrets === undefined) {
       if (macB.length !== 0) throw new HandshakeError(`${this.listenerId} sent a MAC but this node has no secret configured`);
     } else {
-      const expected = hmac(secret, LISTENER_LABEL, this.helloPayload, payload.subarray(0, signedUpTo));
-      if (!macMatches(expected, macB)) {
-        throw new HandshakeError(
-          `${this.listenerId} failed authentication (its MAC does not match: are the secrets the same?)`,
-          'authentication failed',
-        );
+      // Any secret this node accepts; the answer is made with the one the listener proved, which it requires.
+      const signed = payload.subarray(0, signedUpTo);
+      const secret = secrets.find((s) => macMatches(hmac(s, LISTENER_LABEL, this.helloPayload, signed), macB));
+      if (secret === undefined) {
+        const which = secrets.length === 1 ? 'its MAC does not match' : `its MAC matches none of this node's ${secrets.length} secrets`;
+        throw new HandshakeError(`${this.listenerId} failed authentication (${which}: are the secrets the same?)`, 'authentication failed');
       }
       macA = hmac(secret, DIALER_LABEL, this.helloPayload, payload);
     }
@@ -254,7 +275,7 @@ export class ListenerHandshake {
     const h = decodeHello(payload);
     this.claimed = h.dialerId;
     const me = this.cfg.nodeId;
-    const hasSecret = this.cfg.secret !== undefined;
+    const hasSecret = secretsOf(this.cfg.secret) !== undefined;
     if (h.authMode !== AUTH_NONE && h.authMode !== AUTH_HMAC) throw new HandshakeError(`unknown auth mode ${h.authMode}`);
     if ((h.authMode === AUTH_HMAC) !== hasSecret) {
       const reason = hasSecret ? 'this node requires a secret and the peer has none' : 'the peer uses a secret and this node has none';
@@ -285,13 +306,14 @@ export class ListenerHandshake {
     this.hello = h;
     this.helloPayload = Buffer.from(payload); // kept past this chunk for the MACs
     const unsigned = str16Size(me, 'node id') + 4 + NONCE_BYTES;
-    const macLen = this.cfg.secret === undefined ? 0 : MAC_BYTES;
+    const secret = secretsOf(this.cfg.secret)?.[0]; // the current one: listeners prove and require only this
+    const macLen = secret === undefined ? 0 : MAC_BYTES;
     const out = allocFrame(FrameKind.challenge, unsigned + 1 + macLen);
     let o = putStr16(out, FRAME_HEADER_BYTES, me);
     o = out.writeUInt32LE(this.cfg.maxFrameBytes, o);
     o += this.nonce.copy(out, o);
-    if (this.cfg.secret !== undefined) {
-      const macB = hmac(this.cfg.secret, LISTENER_LABEL, this.helloPayload, out.subarray(FRAME_HEADER_BYTES, o));
+    if (secret !== undefined) {
+      const macB = hmac(secret, LISTENER_LABEL, this.helloPayload, out.subarray(FRAME_HEADER_BYTES, o));
       o = out.writeUInt8(MAC_BYTES, o);
       macB.copy(out, o);
     } else {
@@ -303,7 +325,7 @@ export class ListenerHandshake {
 
   private onAuth(macA: Buffer): HandshakeStep {
     const h = this.hello as Hello;
-    const secret = this.cfg.secret;
+    const secret = secretsOf(this.cfg.secret)?.[0];
     if (secret === undefined) {
       if (macA.length !== 0) throw new HandshakeError(`${h.dialerId} sent a MAC but this node has no secret configured`);
     } else {

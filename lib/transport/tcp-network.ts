@@ -1,12 +1,12 @@
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { NotSentError, type InboundHandler, type Network } from '../cluster/io.js';
+import { NotSentError, type InboundHandler, type Network } from '../io/network.js';
 import type { Message, NodeId } from '../raft/index.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { errorReplyFrame, okReplyFrame } from './call-frames.js';
 import { ListenError } from './errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, FrameKind, PRE_AUTH_MAX_FRAME_BYTES } from './frame.js';
-import { DialerHandshake, ListenerHandshake, type HandshakeConfig } from './handshake.js';
+import { DialerHandshake, ListenerHandshake, secretsOf, type HandshakeConfig } from './handshake.js';
 import { consoleLogger, type TransportLogger } from './logger.js';
 import { parseMember, parseMembers, type MemberAddress, type MemberInput } from './member-address.js';
 import { CLOSE_GRACE_MS, PeerConnection, type ConnectionHost } from './peer-connection.js';
@@ -23,8 +23,11 @@ export interface TcpNetworkOptions {
   readonly nodeId: NodeId;
   /** Every member, this node included: its own entry says where to listen. */
   readonly members: readonly MemberInput[];
-  /** Shared secret for the HMAC handshake; undefined = ids exchanged but not authenticated (development). */
-  readonly secret?: string;
+  /**
+   * Shared secret for the HMAC handshake; undefined = ids exchanged but not authenticated (development). A list rotates
+   * secrets: the first is proved and required when accepting, any is accepted when dialing (see secretsOf).
+   */
+  readonly secret?: string | readonly string[];
   readonly tls?: TcpNetworkTlsOptions;
   /** Largest frame accepted once authenticated (default 16 MiB); peers are told and never send more. */
   readonly maxFrameBytes?: number;
@@ -136,7 +139,7 @@ export class TcpNetwork implements Network {
     this.logger = options.logger ?? consoleLogger(options.nodeId);
     this.handshakeConfig = {
       nodeId: options.nodeId,
-      secret: options.secret,
+      secret: secretsOf(options.secret), // an empty list fails here rather than at the first connection
       clusterName: options.clusterName ?? '',
       maxFrameBytes: this.maxFrameBytes,
       bootstrap: options.bootstrap ?? '',
