@@ -1,15 +1,24 @@
 import * as common from '@nestjs/common';
 import type { Type } from '@nestjs/common';
 import * as clusterErrors from '../cluster/errors.js';
+import * as lockErrors from '../cluster/lock-errors.js';
+import type { ClusterLogger } from '../cluster/logger.js';
+import { clusterErrorClass } from './decorators/cluster-error.decorator.js';
 
 /** An error as it travels back from the leader. */
 export interface EncodedError {
+  /** Its class's name: the caller rebuilds it as that class when it knows it. */
+  readonly type: string;
+  /** Its `name`; its class's name when it never set one (`class Declined extends Error {}` still says 'Error'). */
   readonly name: string;
   readonly message: string;
   readonly fields: Record<string, unknown>;
 }
 
-/** A forwarded handler failed on the leader with an error class this node does not know. */
+/**
+ * A forwarded handler failed on the leader with an error class this node does not know (not marked with
+ * @ClusterError(), not in `errorTypes`): it keeps the original's name, message and plain own fields.
+ */
 export class RemoteHandlerError extends Error {
   constructor(
     readonly remoteName: string,
@@ -22,8 +31,10 @@ export class RemoteHandlerError extends Error {
   }
 }
 
+const BUILT_IN: readonly Type<Error>[] = [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];
+
 export function encodeError(e: unknown): EncodedError {
-  if (!(e instanceof Error)) return { name: 'Error', message: String(e), fields: {} };
+  if (!(e instanceof Error)) return { type: 'Error', name: 'Error', message: String(e), fields: {} };
   const fields: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(e)) {
     if (k === 'stack' || k === 'message') continue;
@@ -33,10 +44,15 @@ export function encodeError(e: unknown): EncodedError {
       // a field that cannot be encoded stays behind
     }
   }
-  return { name: e.name, message: e.message, fields };
+  return { type: e.constructor.name, name: nameOf(e), message: e.message, fields };
 }
 
-const BUILT_IN: readonly Type<Error>[] = [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError];
+/** `e.name`, unless it is only inherited from a built-in's prototype: then the class's own name says more. */
+function nameOf(e: Error): string {
+  let holder: object | null = e;
+  while (holder !== null && !Object.hasOwn(holder, 'name')) holder = Object.getPrototypeOf(holder) as object | null;
+  return BUILT_IN.some((b) => b.prototype === holder) ? e.constructor.name || e.name : e.name;
+}
 
 function errorClasses(from: Record<string, unknown>): Type<Error>[] {
   return Object.values(from).filter(
@@ -44,16 +60,30 @@ function errorClasses(from: Record<string, unknown>): Type<Error>[] {
   );
 }
 
-/** Rebuilds errors as their own class when it is known here: built-ins, Nest's, this library's, and the app's. */
-export class ErrorTypes {
-  private readonly byName = new Map<string, Type<Error>>();
+/** Classes every node knows without being told: JS built-ins, Nest's exceptions, this library's. */
+const KNOWN = new Map<string, Type<Error>>(
+  [...BUILT_IN, ...errorClasses(common), ...errorClasses(clusterErrors), ...errorClasses(lockErrors)].map((c) => [c.name, c]),
+);
 
-  constructor(extra: readonly Type<Error>[] = []) {
-    for (const cls of [...BUILT_IN, ...errorClasses(common), ...errorClasses(clusterErrors), ...extra]) this.byName.set(cls.name, cls);
+/**
+ * Rebuilds errors as their own class when this node knows it: the app's (errorTypes, @ClusterError()) before the
+ * known ones, so an app class may share a name with one of those. Any other class becomes a RemoteHandlerError, with
+ * one warning per class saying how to register it.
+ */
+export class ErrorTypes {
+  private readonly listed: ReadonlyMap<string, Type<Error>>;
+  private readonly warned = new Set<string>();
+
+  constructor(
+    listed: readonly Type<Error>[],
+    private readonly logger: ClusterLogger,
+  ) {
+    this.listed = new Map(listed.map((c) => [c.name, c]));
   }
 
   rebuild(e: EncodedError, leaderId: string): Error {
-    const cls = this.byName.get(e.name);
+    const cls = this.listed.get(e.type) ?? clusterErrorClass(e.type) ?? KNOWN.get(e.type);
+    if (!cls) this.warnUnknown(e, leaderId);
     const err = cls ? (Object.create(cls.prototype) as Error) : new RemoteHandlerError(e.name, e.message, e.fields);
     Object.assign(err, e.fields);
     Object.defineProperty(err, 'message', { value: e.message, writable: true, configurable: true });
@@ -63,5 +93,14 @@ export class ErrorTypes {
       configurable: true,
     });
     return err;
+  }
+
+  private warnUnknown(e: EncodedError, leaderId: string): void {
+    if (this.warned.has(e.type)) return;
+    this.warned.add(e.type);
+    this.logger.warn(
+      `a @ForwardToLeader handler on ${leaderId} threw ${e.type}, a class this node does not know: it is rethrown here as ` +
+        `RemoteHandlerError (name "${e.name}"). To rethrow it as ${e.type}, mark the class with @ClusterError() or list it in the errorTypes option`,
+    );
   }
 }

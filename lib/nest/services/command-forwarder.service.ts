@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type Type } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationBootstrap, type Type } from '@nestjs/common';
 import { DiscoveryService, ModuleRef } from '@nestjs/core';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
@@ -42,7 +42,7 @@ export class CommandForwarder implements OnApplicationBootstrap {
     @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
     @Inject(CLUSTER_METRICS) metrics: NodeMetrics | null,
   ) {
-    this.errors = new ErrorTypes(options.errorTypes);
+    this.errors = new ErrorTypes(options.errorTypes ?? [], options.logger ?? new Logger('CatgaCluster'));
     this.requestTimeout = options.requestTimeout ?? 5000;
     this.forwarding = new LeaderForwarding(cluster, {
       channel: FORWARD_CHANNEL,
