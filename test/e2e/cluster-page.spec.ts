@@ -5,10 +5,12 @@ import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
 /**
- * The /cluster live page in a real headless Chromium against the built sample (three processes): it names the
- * leader the status endpoint names, and after kill -9 of the leader it shows the new one and the dead member as
- * unreachable, then "no leader" once a quorum is gone; a learner that joins by seed appears in the members and the
- * membership history. Screenshots go to test-artifacts/.
+ * The /cluster live page in a real headless Chromium against the built sample (three processes; the sample opts in to
+ * the page and status): it names the leader the status endpoint names, plots commits per second after writes, each
+ * member's lag and the leaders over the last minutes, and after kill -9 of the leader it shows the new one and the dead
+ * member as unreachable, then "no leader" once a quorum is gone; a learner that joins by seed appears in the members,
+ * the lag chart and the membership history. No console errors, nothing loaded from elsewhere. Screenshots go to
+ * test-artifacts/.
  */
 
 const MAIN = resolve(__dirname, '../../dist/sample/main.js');
@@ -118,6 +120,8 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
   };
 
   const shownLeader = (page: Page) => page.locator('[data-testid=leader]').innerText();
+  /** A number the page's chart `#chart-<name>` publishes as data-<attr> (points drawn, max, series, changes…). */
+  const chart = async (page: Page, name: string, attr: string) => Number(await page.locator(`#chart-${name}`).getAttribute(`data-${attr}`));
 
   test('shows the leader, the failover after kill -9, and the loss of quorum', async () => {
     const leader = await settledLeader(nodes);
@@ -145,6 +149,31 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     await waitFor('a task run in the table', 15_000, async () => ((await page.locator('#tasks tbody tr').count()) > 0 ? true : undefined));
     for (const n of nodes) expect(await page.locator(`#members tbody tr[data-member="${n.id}"]`).getAttribute('data-membership')).toBe('voter');
 
+    // The charts of the last minutes, drawn by the page from its own polls: writes through the sample's /kv route
+    // show as commits per second (the sample's own background writes stay well below 5/s), each member gets a lag
+    // line, and the leader band covers the window.
+    let writes = 0;
+    for (const until = Date.now() + 3000; Date.now() < until; writes++) {
+      const r = await fetch(`http://127.0.0.1:${viewer.http}/kv/chart-${writes}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ value: writes }),
+        signal: AbortSignal.timeout(5000),
+      });
+      expect(r.status).toBe(200);
+    }
+    await waitFor('at least 5 commits/s in the chart', 10_000, async () => ((await chart(page, 'commits', 'max')) >= 5 ? true : undefined), pageState);
+    expect(await chart(page, 'commits', 'points')).toBeGreaterThanOrEqual(3);
+    expect(await page.locator('#chart-commits path.rate').getAttribute('d')).toMatch(/^M[\d.]+ [\d.]+( L[\d.]+ [\d.]+){2,}/);
+    expect(await page.locator('#rate-now').innerText()).toMatch(/\/s$/);
+    await waitFor('a lag line per member', 10_000, async () => ((await chart(page, 'lag', 'series')) === 3 ? true : undefined), pageState);
+    expect(await page.locator('#chart-lag path[data-member]').count()).toBe(3);
+    expect(await chart(page, 'lag', 'points')).toBeGreaterThanOrEqual(6);
+    expect(await page.locator('#lag-legend span').count()).toBe(3);
+    expect(await chart(page, 'leaders', 'segments')).toBeGreaterThanOrEqual(1);
+    expect(await page.locator('#chart-leaders rect').count()).toBeGreaterThanOrEqual(1);
+    const changesBefore = await chart(page, 'leaders', 'changes');
+
     // A fourth node joins by seed as a learner: the members table and the membership history show it.
     start(learner, { CATGA_JOIN: `127.0.0.1:${CLUSTER[0]}`, CATGA_ADVERTISE: `127.0.0.1:${LEARNER.cluster}`, CATGA_ROLE: 'learner' });
     await waitFor('p4 shown as a learner', 20_000, async () =>
@@ -153,6 +182,7 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     await waitFor('the join in the membership history', 10_000, async () =>
       (await page.locator('#membership li').allInnerTexts()).some((t) => t.includes('p4 joined as learner')) ? true : undefined,
     );
+    await waitFor('a lag line for p4', 10_000, async () => ((await page.locator('#chart-lag path[data-member="p4"]').count()) === 1 ? true : undefined));
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-page.png'), fullPage: true });
 
     leader.proc!.kill('SIGKILL');
@@ -170,6 +200,8 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     await waitFor(`${leader.id}'s outbox run shown as abandoned`, 15_000, async () =>
       (await page.locator(`#tasks tbody tr[data-task="outbox"][data-node="${leader.id}"][data-outcome="abandoned"]`).count()) > 0 ? true : undefined,
     );
+    await waitFor('the failover in the leader chart', 10_000, async () => ((await chart(page, 'leaders', 'changes')) > changesBefore ? true : undefined));
+    expect(await page.locator('#chart-commits line.mark').count()).toBeGreaterThan(0);
     const history = await page.locator('#changes li').allInnerTexts();
     expect(history[0]).toContain(`${next.id} leads`);
     expect(history.some((h) => h.includes(`${leader.id} leads`))).toBe(true);

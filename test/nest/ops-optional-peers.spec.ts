@@ -102,7 +102,7 @@ for (const name of ${JSON.stringify(ABSENT)}) {
 
 async function main() {
   const quiet = { log() {}, warn() {}, error() {} };
-  const options = { nodeId: 'solo', dataDir: process.env.DATA, logger: quiet };
+  const options = { nodeId: 'solo', dataDir: process.env.DATA, logger: quiet, statusPath: true, pagePath: true };
   if (process.argv[2] === 'true') options.metrics = true;
   class AppModule {}
   Module({ imports: [CqrsModule.forRoot(), lib.CatgaClusterModule.forRoot(options)] })(AppModule);

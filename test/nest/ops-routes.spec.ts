@@ -28,8 +28,9 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-test('defaults: status at /cluster/status, page at /cluster, no metrics endpoint', async () => {
-  const a = await start(CatgaClusterModule.forRoot(solo()), 18806);
+// Off by default (nothing is served unless asked for): test/nest/ops-access.spec.ts.
+test('opted in with true: status at /cluster/status, page at /cluster, no metrics endpoint', async () => {
+  const a = await start(CatgaClusterModule.forRoot(solo({ statusPath: true, pagePath: true })), 18806);
   const s = await a.get('/cluster/status');
   expect(s.status).toBe(200);
   expect(s.headers.get('cache-control')).toBe('no-store');
@@ -56,13 +57,13 @@ test('false turns a route off', async () => {
   const a = await start(CatgaClusterModule.forRoot(solo({ statusPath: false, pagePath: false })), 18808);
   expect((await a.get('/cluster/status')).status).toBe(404);
   expect((await a.get('/cluster')).status).toBe(404);
-  const b = await start(CatgaClusterModule.forRoot(solo({ pagePath: false })), 18809);
+  const b = await start(CatgaClusterModule.forRoot(solo({ statusPath: true, pagePath: false })), 18809);
   expect((await b.get('/cluster/status')).status).toBe(200);
   expect((await b.get('/cluster')).status).toBe(404);
 });
 
 test('behind a global prefix both routes move together', async () => {
-  const a = await start(CatgaClusterModule.forRoot(solo()), 18810, { prefix: 'api' });
+  const a = await start(CatgaClusterModule.forRoot(solo({ pagePath: true })), 18810, { prefix: 'api' });
   expect((await a.get('/api/cluster/status')).json).toMatchObject({ nodeId: 'solo' });
   expect((await a.get('/api/cluster')).text).toContain('data-status="status"');
 });
@@ -74,7 +75,7 @@ test('forRootAsync takes the routes next to the factory', async () => {
 });
 
 test('the module boots and serves with metrics off; no catga_* metric is registered', async () => {
-  const a = await start(CatgaClusterModule.forRoot(solo({ metrics: false })), 18812);
+  const a = await start(CatgaClusterModule.forRoot(solo({ metrics: false, statusPath: true })), 18812);
   expect((await a.get('/cluster/status')).json).toMatchObject({ isLeader: true });
   expect(await register.metrics()).not.toContain('catga_'); // earlier apps were closed, which takes theirs out
 });
@@ -85,7 +86,7 @@ describe('bad route and metrics options fail at bootstrap, naming the option', (
     ['a route parameter', { pagePath: '/cluster/:id' }, /option pagePath: expected a path like '\/cluster'/],
     ['not a string', { metricsPath: 42 as unknown as string }, /option metricsPath: expected a path like '\/metrics'/],
     ['the same path twice', { pagePath: '/cluster/status' }, /expected different paths, got \/cluster\/status, \/cluster\/status/],
-    ['a page without a status', { statusPath: false }, /option pagePath: the page polls statusPath, which is false/],
+    ['a page without a status', { statusPath: false, pagePath: true }, /option pagePath: the page polls statusPath, which is false/],
   ])('%s', (_name, routes, message) => {
     expect(() => CatgaClusterModule.forRoot(solo(routes))).toThrow(ClusterOptionsError);
     expect(() => CatgaClusterModule.forRoot(solo(routes))).toThrow(message);

@@ -10,7 +10,7 @@ describe('status endpoint and page, three nodes', () => {
   const status = async (n: { get: (p: string) => Promise<{ json: unknown }> }) => (await n.get('/cluster/status')).json as ClusterStatusReport;
 
   beforeAll(async () => {
-    c = await startHttpCluster(18800, 18803);
+    c = await startHttpCluster(18800, 18803, () => ({ statusPath: true, pagePath: true }));
   });
   afterAll(() => c.close());
 

@@ -181,14 +181,14 @@ describe('the healthPath route option', () => {
     expect((await moved.get('/k8s/live')).json).toMatchObject({ status: 'up', nodeId: 'solo', leaderId: 'solo' });
     expect((await moved.get('/cluster/health/ready')).status).toBe(404);
 
-    const off = await soloApp({ healthPath: false });
+    const off = await soloApp({ healthPath: false, statusPath: true });
     expect((await off.get('/cluster/health/ready')).status).toBe(404);
     expect((await off.get('/cluster/health/live')).status).toBe(404);
     expect((await off.get('/cluster/status')).status).toBe(200);
   });
 
   test.each([
-    ['the same path as another route', { healthPath: '/cluster/status' }, /options statusPath, healthPath: expected different paths, got \/cluster\/status, \/cluster\/status/],
+    ['the same path as another route', { statusPath: true, healthPath: '/cluster/status' }, /options statusPath, healthPath: expected different paths, got \/cluster\/status, \/cluster\/status/],
     ['another route on a probe', { metricsPath: '/cluster/health/live' }, /options metricsPath, healthPath \+ '\/live': expected different paths/],
     ['a root healthPath whose probe is another route', { healthPath: '/', statusPath: '/live', pagePath: false }, /options statusPath, healthPath \+ '\/live': expected different paths, got \/live, \/live/],
     ['not a path', { healthPath: '/cluster/:probe' }, /option healthPath: expected a path like '\/cluster\/health'/],

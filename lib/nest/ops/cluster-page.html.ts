@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 
 /**
  * The /cluster live page: one self-contained document (inline CSS and JS, no external requests, no build step) that
- * polls the status endpoint every second. Everything from the status is put in the page with textContent, never as
+ * polls the status endpoint every second and plots the last minutes (leader, commits per second, each member's lag) as
+ * inline SVG from its own ring buffer of those polls. Everything from the status is put in the page with textContent, never as
  * markup, and the Content-Security-Policy admits only these exact inline blocks (by hash) and same-origin fetches.
  */
 
@@ -11,6 +12,7 @@ const STYLE = `
   --bg: #f5f7fa; --panel: #ffffff; --ink: #1f2933; --muted: #66788a; --line: #e3e8ee; --soft: #eef2f6;
   --accent: #0f766e; --accent-soft: #e0f2ef; --warn: #b45309; --warn-soft: #fdf3e1; --bad: #b42318; --bad-soft: #fdecea;
   --info: #1d4ed8; --info-soft: #e6edfd;
+  --s0: #0f766e; --s1: #1d4ed8; --s2: #9333ea; --s3: #c2410c; --s4: #be185d; --s5: #4d7c0f;
   color-scheme: light dark;
 }
 @media (prefers-color-scheme: dark) {
@@ -18,6 +20,7 @@ const STYLE = `
     --bg: #11161c; --panel: #182028; --ink: #e4e9ee; --muted: #93a1b0; --line: #2a3540; --soft: #202a34;
     --accent: #5eead4; --accent-soft: #123b37; --warn: #fbbf24; --warn-soft: #3b2f12; --bad: #f87171; --bad-soft: #3d1b1b;
     --info: #93b4ff; --info-soft: #1c2a4a;
+    --s0: #5eead4; --s1: #93b4ff; --s2: #d8b4fe; --s3: #fdba74; --s4: #f9a8d4; --s5: #bef264;
   }
 }
 * { box-sizing: border-box; }
@@ -70,6 +73,29 @@ ol.timeline .term { color: var(--muted); font-variant-numeric: tabular-nums; min
 ol.timeline .what { flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; }
 ol.timeline .when { color: var(--muted); font-size: 12.5px; }
 .empty { color: var(--muted); padding: 10px 18px 12px; margin: 0; border-top: 1px solid var(--line); }
+.charts { padding: 2px 18px 12px; border-top: 1px solid var(--line); }
+.chart h3 { display: flex; justify-content: space-between; gap: 12px; margin: 10px 0 4px; font-size: 12px; font-weight: 500; color: var(--muted); }
+.chart h3 b { color: var(--ink); font-weight: 600; font-variant-numeric: tabular-nums; }
+.chart svg { display: block; width: 100%; height: 110px; overflow: visible; }
+.chart svg.band { height: 26px; }
+.chart .grid { stroke: var(--line); stroke-width: 1; }
+.chart .axis { fill: var(--muted); font-size: 10px; font-variant-numeric: tabular-nums; }
+.chart .line { fill: none; stroke-width: 1.75; stroke-linejoin: round; stroke-linecap: round; }
+.chart .rate { stroke: var(--accent); }
+.chart .area { fill: var(--accent-soft); stroke: none; }
+.chart .mark { stroke: var(--muted); stroke-width: 1; stroke-dasharray: 3 3; }
+.chart .mark.lost { stroke: var(--warn); }
+.chart .seg.none { fill: var(--warn-soft); stroke: var(--warn); stroke-width: 1; stroke-dasharray: 2 2; }
+.chart .seg-label { fill: var(--panel); font-size: 11px; font-weight: 600; }
+.chart .seg-label.none { fill: var(--warn); }
+.chart .note { fill: var(--muted); font-size: 12px; }
+.c0 { stroke: var(--s0); } .c1 { stroke: var(--s1); } .c2 { stroke: var(--s2); } .c3 { stroke: var(--s3); } .c4 { stroke: var(--s4); } .c5 { stroke: var(--s5); }
+.f0 { fill: var(--s0); } .f1 { fill: var(--s1); } .f2 { fill: var(--s2); } .f3 { fill: var(--s3); } .f4 { fill: var(--s4); } .f5 { fill: var(--s5); }
+.k0 { color: var(--s0); } .k1 { color: var(--s1); } .k2 { color: var(--s2); } .k3 { color: var(--s3); } .k4 { color: var(--s4); } .k5 { color: var(--s5); }
+.legend { display: flex; flex-wrap: wrap; gap: 2px 14px; margin-top: 4px; font-size: 12px; }
+.legend span { display: inline-flex; align-items: center; gap: 6px; }
+.legend span::before { content: ""; width: 12px; height: 3px; border-radius: 2px; background: currentColor; }
+.legend b { color: var(--ink); font-weight: 500; font-variant-numeric: tabular-nums; }
 footer { max-width: 1180px; margin: 0 auto; padding: 4px 28px 28px; color: var(--muted); font-size: 12.5px; }
 code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; }
 body.stale main { opacity: .55; }
@@ -232,8 +258,189 @@ const SCRIPT = `
     renderChanges(r);
     renderMembership(r);
     renderTasks(r);
+    renderCharts(r);
     if (!r.leaderId) banner('warn', 'No leader. An election is running, or a quorum of members cannot be reached; writes wait until a leader is elected.');
     else banner(null, null);
+  }
+
+  // The last minutes, drawn as inline SVG. Commit rate and lag come from this page's own polls (a ring buffer of
+  // WINDOW_MS; it starts empty when the page opens), leadership changes from the node (it keeps the last 20). The
+  // time axis spans what there is to show, from MIN_SPAN_MS up to WINDOW_MS.
+  const WINDOW_MS = 5 * 60 * 1000;
+  const MIN_SPAN_MS = 60 * 1000;
+  const GAP_MS = 5000; // polls further apart (a hidden tab, a node not answering) are not joined by a line
+  const MAX_SAMPLES = 600;
+  const PAD = { l: 40, r: 10, t: 8, b: 18 };
+  const NS = 'http://www.w3.org/2000/svg';
+  const history = [];
+  const colors = new Map();
+  const colorOf = (id) => {
+    if (!colors.has(id)) colors.set(id, colors.size % 6);
+    return colors.get(id);
+  };
+  const svg = (tag, attrs, text) => {
+    const e = document.createElementNS(NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+    if (text !== undefined) e.textContent = String(text);
+    return e;
+  };
+  const niceMax = (v) => {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
+  };
+  const num = (v) => (v >= 100 ? Math.round(v).toLocaleString() : String(Math.round(v * 10) / 10));
+
+  function record(r) {
+    const last = history[history.length - 1];
+    if (last && r.time <= last.t) {
+      if (r.time === last.t) return;
+      history.length = 0; // the node's clock went back: start over rather than draw backwards
+    }
+    const prev = history[history.length - 1];
+    const dt = prev ? r.time - prev.t : 0;
+    const rate = prev && dt > 0 && dt <= GAP_MS ? (Math.max(0, r.commitIndex - prev.commit) * 1000) / dt : null;
+    history.push({ t: r.time, commit: r.commitIndex, rate, lags: new Map(r.members.map((m) => [m.id, m.lag])) });
+    while (history.length > MAX_SAMPLES || history[0].t < r.time - WINDOW_MS) history.shift();
+  }
+
+  /** How far back the charts go: to the oldest sample or leadership change kept, within [MIN_SPAN_MS, WINDOW_MS]. */
+  function spanOf(r, changes) {
+    const oldest = Math.min(history[0].t, ...changes.map((c) => c.at));
+    return Math.min(WINDOW_MS, Math.max(MIN_SPAN_MS, r.time - oldest));
+  }
+
+  /** The time axis every chart shares: the last span ms of the node clock. */
+  function axisOf(chart, r, span) {
+    const box = chart.getBoundingClientRect();
+    const w = Math.max(160, Math.round(box.width));
+    const h = Math.max(20, Math.round(box.height));
+    chart.setAttribute('viewBox', '0 0 ' + w + ' ' + h);
+    const start = r.time - span;
+    return { w, h, span, start, end: r.time, x: (t) => PAD.l + ((t - start) / span) * (w - PAD.l - PAD.r) };
+  }
+  const tickLabel = (ms) => '−' + (ms < 60000 ? ms / 1000 + ' s' : ms / 60000 + ' min');
+
+  /** Runs of consecutive points (broken at nulls and gaps) in chart coordinates. */
+  function runsOf(points, x, y) {
+    const runs = [];
+    let run = null;
+    let prevT = null;
+    for (const p of points) {
+      if (p.v === null || p.v === undefined) { run = null; continue; }
+      if (!run || p.t - prevT > GAP_MS) runs.push((run = []));
+      run.push([x(p.t), y(p.v)]);
+      prevT = p.t;
+    }
+    return runs;
+  }
+  // A lone point is a zero-length segment, which the round line cap draws as a dot.
+  const pathOf = (runs) => runs.map((run) => (run.length === 1 ? [run[0], run[0]] : run).map(([px, py], i) => (i ? 'L' : 'M') + px.toFixed(1) + ' ' + py.toFixed(1)).join(' ')).join(' ');
+
+  /** Grid, value labels, minute ticks and leadership-change markers of a value chart; returns its y scale. */
+  function frame(a, max, changes) {
+    const top = niceMax(max);
+    const y = (v) => PAD.t + (1 - v / top) * (a.h - PAD.t - PAD.b);
+    const nodes = [];
+    for (const f of [0, 0.5, 1]) {
+      nodes.push(svg('line', { class: 'grid', x1: PAD.l, x2: a.w - PAD.r, y1: y(top * f), y2: y(top * f) }));
+      if (f !== 0.5) nodes.push(svg('text', { class: 'axis', x: PAD.l - 6, y: y(top * f) + 3, 'text-anchor': 'end' }, num(top * f)));
+    }
+    const step = a.span <= 60000 ? 10000 : a.span <= 180000 ? 30000 : 60000;
+    for (let k = 0; k * step <= a.span; k++) {
+      const label = k === 0 ? 'now' : tickLabel(k * step);
+      nodes.push(svg('text', { class: 'axis', x: a.x(a.end - k * step), y: a.h - 4, 'text-anchor': k === 0 ? 'end' : 'middle' }, label));
+    }
+    for (const c of changes) {
+      const mark = svg('line', { class: 'mark' + (c.leaderId ? '' : ' lost'), x1: a.x(c.at), x2: a.x(c.at), y1: PAD.t, y2: a.h - PAD.b });
+      mark.append(svg('title', {}, 'term ' + c.term + ': ' + (c.leaderId ? c.leaderId + ' leads' : 'leader lost')));
+      nodes.push(mark);
+    }
+    return { y, nodes };
+  }
+
+  function renderRate(r, span, changes) {
+    const chart = $('chart-commits');
+    const a = axisOf(chart, r, span);
+    const points = history.map((s) => ({ t: s.t, v: s.rate }));
+    const known = points.filter((p) => p.v !== null);
+    const max = Math.max(0, ...known.map((p) => p.v));
+    const { y, nodes } = frame(a, max, changes);
+    const runs = runsOf(points, a.x, y);
+    const base = y(0).toFixed(1);
+    const area = runs.filter((run) => run.length > 1)
+      .map((run) => 'M' + run[0][0].toFixed(1) + ' ' + base + ' ' + run.map(([px, py]) => 'L' + px.toFixed(1) + ' ' + py.toFixed(1)).join(' ') + ' L' + run[run.length - 1][0].toFixed(1) + ' ' + base + ' Z')
+      .join(' ');
+    nodes.push(svg('path', { class: 'area', d: area }), svg('path', { class: 'line rate', d: pathOf(runs) }));
+    if (known.length === 0) nodes.push(svg('text', { class: 'note', x: a.w / 2, y: a.h / 2, 'text-anchor': 'middle' }, 'collecting…'));
+    chart.replaceChildren(...nodes);
+    const latest = known.length ? known[known.length - 1].v : null;
+    chart.setAttribute('data-points', known.length);
+    chart.setAttribute('data-latest', latest === null ? '' : latest.toFixed(1));
+    chart.setAttribute('data-max', max.toFixed(1));
+    $('rate-now').textContent = latest === null ? '…' : num(latest) + '/s';
+  }
+
+  function renderLag(r, span, changes) {
+    const chart = $('chart-lag');
+    const a = axisOf(chart, r, span);
+    const ids = [...new Set([...r.members.map((m) => m.id), ...history.flatMap((s) => [...s.lags.keys()])])];
+    const series = ids.map((id) => ({ id, points: history.map((s) => ({ t: s.t, v: s.lags.has(id) ? s.lags.get(id) : null })) }))
+      .map((s) => ({ ...s, known: s.points.filter((p) => p.v !== null) }))
+      .filter((s) => s.known.length > 0);
+    const max = Math.max(0, ...series.flatMap((s) => s.known.map((p) => p.v)));
+    const { y, nodes } = frame(a, max, changes);
+    for (const s of series) {
+      const path = svg('path', { class: 'line c' + colorOf(s.id), d: pathOf(runsOf(s.points, a.x, y)), 'data-member': s.id });
+      path.append(svg('title', {}, s.id));
+      nodes.push(path);
+    }
+    if (series.length === 0) nodes.push(svg('text', { class: 'note', x: a.w / 2, y: a.h / 2, 'text-anchor': 'middle' }, 'no leader view yet'));
+    chart.replaceChildren(...nodes);
+    chart.setAttribute('data-series', series.length);
+    chart.setAttribute('data-points', series.reduce((n, s) => n + s.known.length, 0));
+    chart.setAttribute('data-max', max);
+    $('lag-legend').replaceChildren(...series.map((s) => {
+      const item = el('span', 'k' + colorOf(s.id), s.id + ' ');
+      const now = s.points[s.points.length - 1].v;
+      item.append(el('b', '', now === null ? '—' : now.toLocaleString()));
+      return item;
+    }));
+    const worst = Math.max(0, ...r.members.map((m) => m.lag || 0));
+    $('lag-now').textContent = r.members.some((m) => m.lag !== null) ? 'max ' + worst.toLocaleString() + ' now' : '—';
+  }
+
+  function renderLeaders(r, span, changes) {
+    const chart = $('chart-leaders');
+    const a = axisOf(chart, r, span);
+    const all = r.leadershipChanges.slice().sort((p, q) => p.at - q.at);
+    const nodes = [];
+    let segments = 0;
+    for (const [i, c] of all.entries()) {
+      const to = i + 1 < all.length ? all[i + 1].at : a.end;
+      if (to <= a.start) continue;
+      const x1 = a.x(Math.max(c.at, a.start));
+      const width = Math.max(1, a.x(to) - x1);
+      const seg = svg('rect', { class: c.leaderId ? 'seg f' + colorOf(c.leaderId) : 'seg none', x: x1, y: 1, width, height: a.h - 2, rx: 3 });
+      seg.append(svg('title', {}, 'term ' + c.term + ': ' + (c.leaderId ? c.leaderId + ' leads' : 'no leader')));
+      nodes.push(seg);
+      if (width > 48) nodes.push(svg('text', { class: 'seg-label' + (c.leaderId ? '' : ' none'), x: x1 + 6, y: a.h / 2 + 4 }, c.leaderId || 'no leader'));
+      segments++;
+    }
+    if (segments === 0) nodes.push(svg('text', { class: 'note', x: PAD.l, y: a.h / 2 + 4 }, 'no leadership change known'));
+    chart.replaceChildren(...nodes);
+    chart.setAttribute('data-changes', changes.length);
+    chart.setAttribute('data-segments', segments);
+    $('leaders-now').textContent = changes.length + (changes.length === 1 ? ' change' : ' changes') + ' in ' + dur(span);
+  }
+
+  function renderCharts(r) {
+    record(r);
+    const changes = r.leadershipChanges.filter((c) => c.at >= r.time - WINDOW_MS && c.at <= r.time);
+    const span = spanOf(r, changes);
+    renderLeaders(r, span, changes);
+    renderRate(r, span, changes);
+    renderLag(r, span, changes);
   }
 
   function tickAge() {
@@ -274,6 +481,14 @@ const BODY = `
     <div class="card"><div class="label">Term</div><div class="value" id="term">…</div><div class="sub" id="term-sub"></div></div>
     <div class="card"><div class="label">Commit index</div><div class="value" id="commit">…</div><div class="sub" id="applied"></div></div>
     <div class="card"><div class="label">This node</div><div class="value" id="self-role">…</div><div class="sub" id="self-sub"></div></div>
+  </section>
+  <section class="panel" id="history">
+    <h2>Last minutes <span class="hint">up to 5: rate and lag from this page's polls since it opened, leaders as this node saw them</span></h2>
+    <div class="charts">
+      <div class="chart"><h3>Leader <b id="leaders-now"></b></h3><svg id="chart-leaders" class="band" role="img" aria-label="leader over time"></svg></div>
+      <div class="chart"><h3>Commits per second <b id="rate-now">…</b></h3><svg id="chart-commits" role="img" aria-label="commits per second over time"></svg></div>
+      <div class="chart"><h3>Lag per member (entries) <b id="lag-now"></b></h3><svg id="chart-lag" role="img" aria-label="each member's lag over time"></svg><div class="legend" id="lag-legend"></div></div>
+    </div>
   </section>
   <section class="panel">
     <h2>Members <span class="hint" id="view"></span></h2>

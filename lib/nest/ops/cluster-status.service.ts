@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
 import { NotLeaderException } from '../../cluster/errors.js';
-import { resolveClusterOptions } from '../../cluster/options.js';
+import { clusterOptionsOf, resolveClusterOptions } from '../../cluster/options.js';
 import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
 import type { ClusterModuleOptions } from '../interfaces/cluster-module-options.interface.js';
 import { buildStatusReport, replicationViewOf, type ClusterStatusReport, type ReplicationView } from './status-report.js';
@@ -25,7 +25,7 @@ export class ClusterStatusService {
     private readonly cluster: ClusterCoordinator,
     @Inject(CLUSTER_MODULE_OPTIONS) options: ClusterModuleOptions,
   ) {
-    this.electionTimeoutMs = resolveClusterOptions(options).electionTimeout;
+    this.electionTimeoutMs = resolveClusterOptions(clusterOptionsOf(options)).electionTimeout;
     cluster.onRequest(REPLICATION_CHANNEL, async () => {
       const s = cluster.status();
       if (!s.isLeader) throw new NotLeaderException(s.leaderId);

@@ -1,12 +1,14 @@
-import type { Type } from '@nestjs/common';
+import { UseGuards, type Type } from '@nestjs/common';
 import { ClusterOptionsError } from '../../cluster/options.js';
 import type { ClusterRouteOptions } from '../interfaces/cluster-module-options.interface.js';
 import { clusterPageController } from './cluster-page.controller.js';
 import { healthController, probePath, PROBES } from './health.controller.js';
 import { metricsController } from './metrics.controller.js';
+import { resolveAllowFrom, resolveOpsGuards, type OpsGuard } from './ops-access.js';
 import { statusController } from './status.controller.js';
 
-export const ROUTE_OPTION_KEYS = ['statusPath', 'pagePath', 'metricsPath', 'healthPath'] as const;
+/** Options taken by forRoot()/forRootAsync() themselves: Nest fixes controllers and their guards while it scans modules. */
+export const ROUTE_OPTION_KEYS = ['statusPath', 'pagePath', 'metricsPath', 'healthPath', 'opsGuard', 'opsAllowFrom'] as const;
 
 /** Injection token of the module's ResolvedRoutes. */
 export const CLUSTER_ROUTES = Symbol('catga:routes');
@@ -18,16 +20,34 @@ export interface ResolvedRoutes {
   readonly metrics: string | null;
   /** Base of the probes: `${health}/ready` and `${health}/live`. */
   readonly health: string | null;
+  /** Run, in order, before the status, page and metrics routes (never the probes): the allow-list first, then opsGuard. */
+  readonly guards: readonly OpsGuard[];
 }
 
 const SEGMENT = /^[A-Za-z0-9._~-]+$/;
 
-/** Validates the route options (at forRoot time, so a mistake stops the app before its cluster starts). */
+/** The route options out of forRoot()'s argument, and the rest (the module's options). */
+export function splitRouteOptions<T extends ClusterRouteOptions>(options: T): [ClusterRouteOptions, Omit<T, (typeof ROUTE_OPTION_KEYS)[number]>] {
+  const rest: Record<string, unknown> = { ...(options as object) };
+  const routes: Record<string, unknown> = {};
+  for (const k of ROUTE_OPTION_KEYS) {
+    if (k in rest) routes[k] = rest[k];
+    delete rest[k];
+  }
+  return [routes as ClusterRouteOptions, rest as Omit<T, (typeof ROUTE_OPTION_KEYS)[number]>];
+}
+
+/**
+ * Validates the route options (at forRoot time, so a mistake stops the app before its cluster starts). Status, page
+ * and metrics reveal the cluster's layout and are off unless asked for; the probes, which say up or down (with the
+ * node's id, role, term and leader, no addresses or members) and must answer a kubelet that sends no credentials, are
+ * on. The page implies the status it polls.
+ */
 export function resolveRoutes(routes: ClusterRouteOptions): ResolvedRoutes {
-  const status = routePath('statusPath', routes.statusPath, '/cluster/status');
-  const page = routePath('pagePath', routes.pagePath, '/cluster');
-  const metrics = routePath('metricsPath', routes.metricsPath, false);
-  const health = routePath('healthPath', routes.healthPath, '/cluster/health');
+  const page = routePath('pagePath', routes.pagePath, '/cluster', false);
+  const status = routePath('statusPath', routes.statusPath ?? (page !== null), '/cluster/status', false);
+  const metrics = routePath('metricsPath', routes.metricsPath, '/metrics', false);
+  const health = routePath('healthPath', routes.healthPath, '/cluster/health', true);
   checkDistinct([
     ['statusPath', status],
     ['pagePath', page],
@@ -37,21 +57,27 @@ export function resolveRoutes(routes: ClusterRouteOptions): ResolvedRoutes {
     ...PROBES.map((p): [string, string | null] => [`healthPath + '/${p}'`, health && probePath(health, p)]),
   ]);
   if (page !== null && status === null) {
-    throw new ClusterOptionsError('catga-cluster option pagePath: the page polls statusPath, which is false; set pagePath: false too, or give statusPath a path');
+    throw new ClusterOptionsError('catga-cluster option pagePath: the page polls statusPath, which is false; leave pagePath off, or serve statusPath too');
   }
-  return { status, page, metrics, health };
+  const allowList = resolveAllowFrom(routes.opsAllowFrom);
+  const guards = [...(allowList ? [allowList] : []), ...resolveOpsGuards(routes.opsGuard)];
+  return { status, page, metrics, health, guards };
 }
 
 /**
  * The controllers serving the routes. Nest takes a controller's path from its decorator when it scans modules, before
  * any async options factory has run; so the paths are given to forRoot()/forRootAsync() directly and each becomes a
- * controller class made for it here, which works the same for both.
+ * controller class made for it here, which works the same for both. The guards go on every controller but the probes'.
  */
-export function opsControllers({ status, page, metrics, health }: ResolvedRoutes): Type<unknown>[] {
+export function opsControllers({ status, page, metrics, health, guards }: ResolvedRoutes): Type<unknown>[] {
+  const guarded = (controller: Type<unknown>) => {
+    if (guards.length > 0) (UseGuards(...guards) as ClassDecorator)(controller);
+    return controller;
+  };
   return [
-    ...(status !== null ? [statusController(status)] : []),
-    ...(page !== null && status !== null ? [clusterPageController(page, relativeUrl(page, status))] : []),
-    ...(metrics !== null ? [metricsController(metrics)] : []),
+    ...(status !== null ? [guarded(statusController(status))] : []),
+    ...(page !== null && status !== null ? [guarded(clusterPageController(page, relativeUrl(page, status)))] : []),
+    ...(metrics !== null ? [guarded(metricsController(metrics))] : []),
     ...(health !== null ? [healthController(health)] : []),
   ];
 }
@@ -65,14 +91,14 @@ function checkDistinct(routes: readonly (readonly [name: string, path: string | 
   }
 }
 
-/** A normalized '/a/b' path, or null when the route is off. */
-function routePath(name: string, value: string | false | undefined, fallback: string | false): string | null {
-  const v = value ?? fallback;
+/** A normalized '/a/b' path, or null when the route is off; true is `conventional`, undefined is `byDefault`. */
+function routePath(name: string, value: string | boolean | undefined, conventional: string, byDefault: boolean): string | null {
+  const v = value ?? byDefault;
   if (v === false) return null;
+  if (v === true) return conventional;
   const segments = typeof v === 'string' ? v.split('/').filter((s) => s !== '') : null;
   if (!segments || !segments.every((s) => SEGMENT.test(s))) {
-    const example = fallback || '/metrics';
-    throw new ClusterOptionsError(`catga-cluster option ${name}: expected a path like '${example}' (letters, digits, - . _ ~ and /) or false, got ${JSON.stringify(v)}`);
+    throw new ClusterOptionsError(`catga-cluster option ${name}: expected a path like '${conventional}' (letters, digits, - . _ ~ and /), true or false, got ${JSON.stringify(v)}`);
   }
   return '/' + segments.join('/');
 }

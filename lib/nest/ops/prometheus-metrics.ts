@@ -1,7 +1,7 @@
 import type { Subscription } from 'rxjs';
 import type { Gauge, Registry } from 'prom-client';
 import type { ClusterCoordinator } from '../../cluster/cluster-coordinator.js';
-import { ClusterOptionsError, resolveClusterOptions } from '../../cluster/options.js';
+import { clusterOptionsOf, ClusterOptionsError, resolveClusterOptions } from '../../cluster/options.js';
 import type { RuntimeStatus } from '../../cluster/raft-runtime.js';
 import type { ClusterModuleOptions, MetricsRegistry } from '../interfaces/cluster-module-options.interface.js';
 import type { NodeMetrics } from './node-metrics.js';
@@ -240,7 +240,7 @@ export function createNodeMetrics(options: ClusterModuleOptions, served: boolean
     set = new MetricSet(prom, registry);
     sets.set(registry, set);
   }
-  return new PromNodeMetrics(set, resolveClusterOptions(options).nodeId);
+  return new PromNodeMetrics(set, resolveClusterOptions(clusterOptionsOf(options)).nodeId);
 }
 
 /** Duck-typed: an app's prom-client may be another copy than the one this package resolves. */
