@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { FileStorage } from '../storage/file-storage.js';
+import { MemoryStorage } from '../storage/memory-storage.js';
 import { NodeDisk } from '../storage/node-disk.js';
 import { NumberFile } from '../storage/number-file.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
@@ -8,11 +9,14 @@ import { ClusterCoordinator } from './cluster-coordinator.js';
 import { ClusterMembership } from './cluster-membership.js';
 import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
 import { ClusterStore, LogProposer } from './cluster-store.js';
-import { systemClock, systemTimers, type Clock, type Network } from './io.js';
+import { systemClock, systemTimers, type Clock } from '../io/clock.js';
+import { type Network } from '../io/network.js';
 import type { ClusterLogger } from './logger.js';
+import { MemoryCursor } from './memory-cursor.js';
 import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
 import { RaftRuntime } from './raft-runtime.js';
 import { RequestRouter } from './request-handler.js';
+import { SnapshotExporter } from './snapshot-export.js';
 import { SoloNetwork } from './solo-network.js';
 import { ClusterStateMachine } from './state/cluster-state-machine.js';
 
@@ -84,8 +88,8 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       });
   const network: Network = tcp ?? new SoloNetwork();
   const { metrics } = internals;
-  const disk = new NodeDisk(o.dataDir);
-  const fileStorage = new FileStorage(disk, { logger });
+  const disk = o.storage === 'file' ? new NodeDisk(o.dataDir) : null;
+  const baseStorage = disk ? new FileStorage(disk, { logger }) : new MemoryStorage();
   const stateMachine = new ClusterStateMachine([], { eventRetention: o.eventRetention });
   const wallClock = () => Date.now();
   let router!: RequestRouter;
@@ -100,7 +104,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       requestTimeoutMs: o.requestTimeout,
     },
     {
-      storage: metrics ? timedStorage(fileStorage, metrics) : fileStorage,
+      storage: metrics ? timedStorage(baseStorage, metrics) : baseStorage,
       network,
       clock,
       timers: systemTimers,
@@ -111,6 +115,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     },
   );
   router = new RequestRouter(runtime, wallClock);
+  router.snapshots = new SnapshotExporter({ runtime, stateMachine, timers: systemTimers, requestTimeoutMs: o.requestTimeout }).handle;
   const clientId = randomUUID();
   const logProposer = new LogProposer({
     runtime,
@@ -151,7 +156,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     electionTimeoutMs: o.electionTimeout,
     clientId,
     wallClock,
-    eventCursor: new NumberFile(disk, EVENT_CURSOR_FILE),
+    eventCursor: disk ? new NumberFile(disk, EVENT_CURSOR_FILE) : new MemoryCursor(),
     logger,
     ...(tcp && { connectedPeers: () => new Set(Object.entries(tcp.stats().peers).flatMap(([id, p]) => (p.connected ? [id] : []))) }),
   });
@@ -163,6 +168,6 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       : members.length === 1 && members[0]!.isSelf
         ? `single member, leads at once${tcp ? `; others may join at ${addressOf(o.self)}` : ''}`
         : `members ${members.map((m) => `${m.id}${m.membership === 'learner' ? ' (learner)' : ''}`).join(', ')}`;
-  logger.log(`node ${o.nodeId} started (${how}; dataDir ${o.dataDir})`);
+  logger.log(`node ${o.nodeId} started (${how}; ${disk ? `dataDir ${o.dataDir}` : 'in memory, nothing is kept'})`);
   return coordinator;
 }

@@ -2,65 +2,119 @@ import type { MemberRole } from '../raft/membership.js';
 import { parseMember, parseMembers, type MemberAddress, type MemberInput } from '../transport/member-address.js';
 import type { TcpNetworkTlsOptions } from '../transport/tcp-network.js';
 import type { ClusterLogger } from './logger.js';
+import { unknownOptionProblem } from './option-keys.js';
+import { envList, envNumber, envText, opt, type OptionSpec, type OptionsOf } from './option-schema.js';
 import { DEFAULT_EVENT_RETENTION } from './state/event-log-module.js';
 
-/** Options of one cluster node; every one has a default that suits three nodes on one laptop. */
-export interface ClusterOptions {
+const isAddress = (v: unknown): boolean => typeof v === 'string' && parseAddress(v) !== null;
+const isSecret = (v: unknown): boolean => typeof v === 'string' && v.length >= 8;
+const isLogger = (v: unknown): boolean =>
+  typeof v === 'object' && v !== null && ['log', 'warn', 'error'].every((f) => typeof (v as Record<string, unknown>)[f] === 'function');
+
+/**
+ * The options of one cluster node, with the checks of their shapes and the CATGA_* variables that can give them;
+ * `ClusterOptions` is derived from it. Every option has a default that suits three nodes on one laptop.
+ */
+export const CLUSTER_OPTIONS = {
   /** This node's id; must be one of `members` when they are given. Env: CATGA_NODE_ID. */
-  readonly nodeId?: string;
+  nodeId: opt.custom<string>(
+    'a non-empty id without "=" or surrounding spaces',
+    (v) => typeof v === 'string' && v !== '' && !v.includes('=') && v.trim() === v,
+    { fromEnv: envText('CATGA_NODE_ID') },
+  ),
   /**
    * The members a new cluster starts with, this one included: `'id=host:port'` or `{ id, address }`. Env: CATGA_MEMBERS
    * (comma-separated). Only the first start reads it; from then on the membership is the one in the log. The first
    * node of a cluster that grows by `join` lists itself alone (and sets `advertise`).
    */
-  readonly members?: readonly MemberInput[];
+  members: opt.custom<readonly MemberInput[]>('a non-empty list like ["node1=10.0.0.1:7001", ...]', (v) => Array.isArray(v), {
+    fromEnv: envList('CATGA_MEMBERS'),
+  }),
   /**
    * Seeds (`'host:port'` of any members) to join an existing cluster through, instead of `members`: the node asks to be
    * added as a learner, catches up, and is promoted while the cluster has fewer than `targetVoters` voters. Env:
    * CATGA_JOIN (comma-separated).
    */
-  readonly join?: readonly string[];
+  join: opt.custom<readonly string[]>('a list of seed addresses like ["10.0.0.1:7001", "node-0.svc:7001"]', (v) => Array.isArray(v) && v.every(isAddress), {
+    fromEnv: envList('CATGA_JOIN'),
+  }),
   /** This node's cluster address as others dial it (`'host:port'`); required with `join`. Env: CATGA_ADVERTISE. */
-  readonly advertise?: string;
+  advertise: opt.custom<string>('this node\'s address as "host:port"', isAddress, { fromEnv: envText('CATGA_ADVERTISE') }),
   /** 'learner': a joining node replicates and serves reads but is never promoted to vote. Default 'voter'. Env: CATGA_ROLE. */
-  readonly role?: MemberRole;
+  role: opt.oneOf<MemberRole>(['voter', 'learner'], { fromEnv: envText('CATGA_ROLE') }),
   /** Voters the leader keeps by promoting caught-up learners: odd, default 3. Env: CATGA_TARGET_VOTERS. */
-  readonly targetVoters?: number;
+  targetVoters: opt.custom<number>('an odd whole number >= 1 (3 or 5 is usual)', (v) => Number.isInteger(v) && (v as number) >= 1 && (v as number) % 2 === 1, {
+    fromEnv: envNumber('CATGA_TARGET_VOTERS'),
+  }),
   /** A graceful stop removes this node from the membership (handing leadership over first). Default false. */
-  readonly leaveOnShutdown?: boolean;
+  leaveOnShutdown: opt.boolean(),
   /**
    * ms a voter may stay unreachable before the leader removes it: when a caught-up learner can take its place (it is
    * then promoted), or when removing it raises the failures the cluster survives (even voters, or more than
    * targetVoters). Off by default: a voter that is down for maintenance would lose its seat.
    */
-  readonly autoRemoveAfter?: number;
+  autoRemoveAfter: opt.custom<number>('ms > 0 (leave it out to keep unreachable voters)', (v) => typeof v === 'number' && Number.isFinite(v) && v > 0),
   /** Where the log and snapshots live; one dataDir per node. Env: CATGA_DATA_DIR. */
-  readonly dataDir?: string;
-  /** Shared secret that members prove to each other (HMAC-SHA256). Required with more than one member. Env: CATGA_SECRET. */
-  readonly secret?: string;
+  dataDir: opt.custom<string>('a directory path', (v) => typeof v === 'string' && v !== '', { fromEnv: envText('CATGA_DATA_DIR') }),
+  /**
+   * Shared secret that members prove to each other (HMAC-SHA256). Required with more than one member. Env: CATGA_SECRET.
+   * A list rotates it without downtime: a node proves and requires the first on every connection it accepts, and
+   * accepts every one from a node it dials (docs/deploy.md, "Rotating the secret"). Env: CATGA_SECRET_ACCEPTED adds
+   * one more accepted secret after CATGA_SECRET.
+   */
+  secret: opt.custom<string | readonly string[]>(
+    'a string of at least 8 characters (use a long random one), or a non-empty list of them',
+    (v) => isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)),
+    {
+      secret: true,
+      fromEnv: (env) => (env.CATGA_SECRET !== undefined && env.CATGA_SECRET_ACCEPTED ? [env.CATGA_SECRET, env.CATGA_SECRET_ACCEPTED] : env.CATGA_SECRET),
+    },
+  ),
   /** Run a multi-member cluster without a secret (anyone who reaches the port can join the conversation). */
-  readonly insecure?: boolean;
+  insecure: opt.boolean(),
   /** Mutual TLS for cluster connections (node:tls options: key, cert, ca). */
-  readonly tls?: TcpNetworkTlsOptions;
+  tls: opt.custom<TcpNetworkTlsOptions>('node:tls options such as { key, cert, ca }', (v) => typeof v === 'object' && v !== null),
   /** ms without a leader before a follower starts an election; randomized up to twice this. Default 150. */
-  readonly electionTimeout?: number;
+  electionTimeout: opt.positive(),
   /** ms between leader heartbeats. Default 50. */
-  readonly heartbeatInterval?: number;
+  heartbeatInterval: opt.positive(),
   /** Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. */
-  readonly compactionThreshold?: number;
+  compactionThreshold: opt.positive(true),
   /**
    * Newest cluster events every node keeps in the replicated state, so a node that restarts or catches up by snapshot
    * still delivers them; one that falls further behind gets a ClusterEventsMissed notice. Default 10000. Use the same
    * value on every member.
    */
-  readonly eventRetention?: number;
+  eventRetention: opt.wholeOrZero(),
   /** Largest cluster frame in bytes. Default 16 MiB. */
-  readonly maxFrameBytes?: number;
+  maxFrameBytes: opt.positive(true),
   /** ms a write, forwarded command or linearizable read may take before it fails. Default 5000. */
-  readonly requestTimeout?: number;
+  requestTimeout: opt.positive(),
   /** Address to bind the cluster port to, when it differs from this member's advertised host (containers). Env: CATGA_LISTEN_HOST. */
-  readonly listenHost?: string;
-  readonly logger?: ClusterLogger;
+  listenHost: opt.custom<string>('a host name or IP address', (v) => typeof v === 'string' && v !== '', { fromEnv: envText('CATGA_LISTEN_HOST') }),
+  /**
+   * 'memory': no files, so nothing survives the process — for unit tests (see CatgaClusterModule.forTest()). Only a
+   * single member without a cluster port may use it: a member that forgot its log and votes could elect two leaders.
+   * Default 'file' (in dataDir).
+   */
+  storage: opt.oneOf(['file', 'memory']),
+  /**
+   * Read CATGA_* environment variables for the options not given here (options given here win). Default: only when no
+   * cluster option is given at all (`forRoot()`), so a test or an app that configures the cluster in code is never
+   * changed by a stray variable.
+   */
+  fromEnv: opt.boolean(),
+  /** Where the node's own log lines go (Nest's Logger in the module). Default: the console. */
+  logger: opt.custom<ClusterLogger>('an object with log, warn and error methods', isLogger),
+} satisfies Record<string, OptionSpec<unknown>>;
+
+export type ClusterOptions = OptionsOf<typeof CLUSTER_OPTIONS>;
+
+export const CLUSTER_OPTION_KEYS = Object.keys(CLUSTER_OPTIONS) as readonly (keyof ClusterOptions)[];
+
+/** The cluster's own options out of a larger object (the module's options). */
+export function clusterOptionsOf(o: ClusterOptions): ClusterOptions {
+  return Object.fromEntries(CLUSTER_OPTION_KEYS.filter((k) => k in o).map((k) => [k, o[k]])) as ClusterOptions;
 }
 
 export interface ResolvedClusterOptions {
@@ -78,7 +132,8 @@ export interface ResolvedClusterOptions {
   /** null: off. */
   readonly autoRemoveAfter: number | null;
   readonly dataDir: string;
-  readonly secret: string | undefined;
+  /** One secret as given, or a list of several (the current one first). */
+  readonly secret: string | readonly string[] | undefined;
   readonly tls: TcpNetworkTlsOptions | undefined;
   readonly electionTimeout: number;
   readonly heartbeatInterval: number;
@@ -87,6 +142,7 @@ export interface ResolvedClusterOptions {
   readonly maxFrameBytes: number;
   readonly requestTimeout: number;
   readonly listenHost: string | undefined;
+  readonly storage: 'file' | 'memory';
   /** Derived: the core's clock. Five ticks per heartbeat keeps the lease precise to a fifth of a heartbeat. */
   readonly tickMs: number;
   readonly electionTick: number;
@@ -100,27 +156,38 @@ export class ClusterOptionsError extends Error {
 const HEARTBEAT_TICKS = 5;
 
 /**
- * Validates options (filling gaps from the environment) and fails with the option's name and what is expected. With
- * no nodeId and no members anywhere, the result is a single-member cluster that leads at once (development).
+ * Validates options (filling gaps from the environment when it is read: see `fromEnv`) and fails with the option's
+ * name and what is expected. `valid` lists the keys accepted (the module adds its own). With no nodeId and no members
+ * anywhere, the result is a single-member cluster that leads at once (development).
  */
-export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.ProcessEnv = process.env): ResolvedClusterOptions {
+export function resolveClusterOptions(
+  o: ClusterOptions = {},
+  processEnv: NodeJS.ProcessEnv = process.env,
+  valid: readonly string[] = CLUSTER_OPTION_KEYS,
+): ResolvedClusterOptions {
   const fail = (name: string, expected: string, got?: unknown): never => {
     const shown = got === undefined ? '' : `, got ${JSON.stringify(got)}`;
     throw new ClusterOptionsError(`catga-cluster option ${name}: expected ${expected}${shown}`);
   };
-  const nodeId = o.nodeId ?? env.CATGA_NODE_ID ?? 'node1';
-  if (typeof nodeId !== 'string' || nodeId === '' || nodeId.includes('=') || nodeId.trim() !== nodeId) {
-    fail('nodeId', 'a non-empty id without "=" or surrounding spaces', nodeId);
+  const unknown = unknownOptionProblem(o, valid);
+  if (unknown) throw new ClusterOptionsError(unknown);
+  if (o.fromEnv !== undefined && typeof o.fromEnv !== 'boolean') fail('fromEnv', 'true or false', o.fromEnv);
+  const given = CLUSTER_OPTION_KEYS.some((k) => k !== 'logger' && k !== 'fromEnv' && o[k] !== undefined);
+  const readEnv = o.fromEnv ?? !given;
+  // Each option from the code, else (when read) from its variable, checked against its shape.
+  const v: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(CLUSTER_OPTIONS) as [string, OptionSpec<unknown>][]) {
+    const value = (o as Record<string, unknown>)[key] ?? (readEnv ? spec.fromEnv?.(processEnv) : undefined);
+    if (value === undefined) continue;
+    if (!spec.is(value)) fail(key, spec.expected, spec.secret ? '<hidden>' : value);
+    v[key] = value;
   }
-  const list = (v: string | undefined) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
-  const join = o.join ?? list(env.CATGA_JOIN) ?? [];
-  if (!Array.isArray(join) || join.some((j) => typeof j !== 'string' || !parseAddress(j))) {
-    fail('join', 'a list of seed addresses like ["10.0.0.1:7001", "node-0.svc:7001"]', join);
-  }
-  const advertiseText = o.advertise ?? env.CATGA_ADVERTISE;
-  const advertise = advertiseText === undefined ? undefined : parseAddress(advertiseText);
-  if (advertise === null) fail('advertise', 'this node\'s address as "host:port"', advertiseText);
-  const givenMembers = o.members ?? list(env.CATGA_MEMBERS);
+  const c = v as ClusterOptions;
+  const nodeId = c.nodeId ?? 'node1';
+  const join = c.join ?? [];
+  const advertiseText = c.advertise;
+  const advertise = advertiseText === undefined ? undefined : parseAddress(advertiseText)!;
+  const givenMembers = c.members;
   if (join.length > 0 && givenMembers !== undefined) {
     fail('join', 'either join (to join an existing cluster) or members (to start a new one), not both');
   }
@@ -128,7 +195,7 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
   // A single member opens no port unless it advertises one; the default address is only a label.
   const rawMembers: readonly MemberInput[] =
     givenMembers ?? (join.length > 0 ? [] : [`${nodeId}=${advertiseText ?? '127.0.0.1:7001'}`]);
-  if (!Array.isArray(rawMembers) || (rawMembers.length === 0 && join.length === 0)) {
+  if (rawMembers.length === 0 && join.length === 0) {
     fail('members', 'a non-empty list like ["node1=10.0.0.1:7001", ...]', rawMembers);
   }
   let members: MemberAddress[] = [];
@@ -142,31 +209,10 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
     fail('nodeId', `one of the members' ids (${members.map((m) => m.id).join(', ')})`, nodeId);
   }
   const self: MemberAddress = listed ?? { id: nodeId, ...(advertise as { host: string; port: number }) };
-  const role = o.role ?? (env.CATGA_ROLE as MemberRole | undefined) ?? 'voter';
-  if (role !== 'voter' && role !== 'learner') fail('role', "'voter' or 'learner'", role);
-  const targetVotersRaw = o.targetVoters ?? (env.CATGA_TARGET_VOTERS === undefined ? 3 : Number(env.CATGA_TARGET_VOTERS));
-  if (!Number.isInteger(targetVotersRaw) || targetVotersRaw < 1 || targetVotersRaw % 2 === 0) {
-    fail('targetVoters', 'an odd whole number >= 1 (3 or 5 is usual)', targetVotersRaw);
-  }
-  if (o.leaveOnShutdown !== undefined && typeof o.leaveOnShutdown !== 'boolean') fail('leaveOnShutdown', 'true or false', o.leaveOnShutdown);
-  if (o.autoRemoveAfter !== undefined && !(typeof o.autoRemoveAfter === 'number' && o.autoRemoveAfter > 0 && Number.isFinite(o.autoRemoveAfter))) {
-    fail('autoRemoveAfter', 'ms > 0 (leave it out to keep unreachable voters)', o.autoRemoveAfter);
-  }
+  const role = c.role ?? 'voter';
   const networked = members.length > 1 || join.length > 0 || advertise !== undefined;
-  const positive = (name: string, v: number | undefined, dflt: number, integer = false): number => {
-    const x = v ?? dflt;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0 || (integer && !Number.isInteger(x))) {
-      fail(name, integer ? 'a whole number > 0' : 'a number > 0', x);
-    }
-    return x;
-  };
-  const wholeNumber = (name: string, v: number | undefined, dflt: number): number => {
-    const x = v ?? dflt;
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < 0) fail(name, 'a whole number >= 0', x);
-    return x;
-  };
-  const heartbeatInterval = positive('heartbeatInterval', o.heartbeatInterval, 50);
-  const electionTimeout = positive('electionTimeout', o.electionTimeout, 150);
+  const heartbeatInterval = c.heartbeatInterval ?? 50;
+  const electionTimeout = c.electionTimeout ?? 150;
   if (heartbeatInterval >= electionTimeout) {
     fail('heartbeatInterval', `less than electionTimeout (${electionTimeout} ms); a third of it or less is usual`, heartbeatInterval);
   }
@@ -175,15 +221,15 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
   if (electionTick < 2 * HEARTBEAT_TICKS) {
     fail('electionTimeout', `at least twice heartbeatInterval (${heartbeatInterval} ms) so a leader lease fits`, electionTimeout);
   }
-  const secret = o.secret ?? env.CATGA_SECRET;
-  if (secret !== undefined && (typeof secret !== 'string' || secret.length < 8)) {
-    fail('secret', 'a string of at least 8 characters (use a long random one)', '<hidden>');
-  }
-  if (networked && secret === undefined && !o.tls && o.insecure !== true) {
+  const secret = c.secret;
+  if (networked && secret === undefined && !c.tls && c.insecure !== true) {
     fail('secret', 'a shared secret for a multi-member cluster (CATGA_SECRET), or insecure: true to run without one');
   }
-  const dataDir = o.dataDir ?? env.CATGA_DATA_DIR ?? `./.catga/${nodeId}`;
-  if (typeof dataDir !== 'string' || dataDir === '') fail('dataDir', 'a directory path', dataDir);
+  const dataDir = c.dataDir ?? `./.catga/${nodeId}`;
+  const storage = c.storage ?? 'file';
+  if (storage === 'memory' && networked) {
+    fail('storage', "'file' for a node with a cluster port: 'memory' is for a single member (tests), since a member that forgets its log on restart could vote twice", storage);
+  }
   return {
     nodeId,
     members,
@@ -191,19 +237,20 @@ export function resolveClusterOptions(o: ClusterOptions = {}, env: NodeJS.Proces
     join,
     networked,
     role,
-    targetVoters: targetVotersRaw,
-    leaveOnShutdown: o.leaveOnShutdown ?? false,
-    autoRemoveAfter: o.autoRemoveAfter ?? null,
+    targetVoters: c.targetVoters ?? 3,
+    leaveOnShutdown: c.leaveOnShutdown ?? false,
+    autoRemoveAfter: c.autoRemoveAfter ?? null,
     dataDir,
     secret,
-    tls: o.tls,
+    tls: c.tls,
     electionTimeout,
     heartbeatInterval,
-    compactionThreshold: positive('compactionThreshold', o.compactionThreshold, 10_000, true),
-    eventRetention: wholeNumber('eventRetention', o.eventRetention, DEFAULT_EVENT_RETENTION),
-    maxFrameBytes: positive('maxFrameBytes', o.maxFrameBytes, 16 * 1024 * 1024, true),
-    requestTimeout: positive('requestTimeout', o.requestTimeout, 5000),
-    listenHost: o.listenHost ?? env.CATGA_LISTEN_HOST,
+    compactionThreshold: c.compactionThreshold ?? 10_000,
+    eventRetention: c.eventRetention ?? DEFAULT_EVENT_RETENTION,
+    maxFrameBytes: c.maxFrameBytes ?? 16 * 1024 * 1024,
+    requestTimeout: c.requestTimeout ?? 5000,
+    listenHost: c.listenHost,
+    storage,
     tickMs,
     electionTick,
     heartbeatTick: HEARTBEAT_TICKS,

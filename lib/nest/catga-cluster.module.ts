@@ -9,7 +9,7 @@ import {
 import { DiscoveryModule } from '@nestjs/core';
 import { ClusterCoordinator } from '../cluster/cluster-coordinator.js';
 import { createCluster } from '../cluster/create-cluster.js';
-import { ClusterOptionsError } from '../cluster/options.js';
+import { clusterOptionsOf, ClusterOptionsError } from '../cluster/options.js';
 import {
   CLUSTER_ASYNC_OPTIONS_TYPE,
   CLUSTER_MODULE_OPTIONS,
@@ -17,10 +17,12 @@ import {
   ClusterConfigurableModule,
 } from './cluster.module-definition.js';
 import type { ClusterModuleOptions, ClusterRouteOptions } from './interfaces/cluster-module-options.interface.js';
+import { checkExceptionFilterOption, EXCEPTION_FILTER_PROVIDER } from './filters/exception-filter.provider.js';
+import { checkOptionKeys, FACTORY_KEYS, FOR_ROOT_KEYS } from './module-option-keys.js';
 import { ClusterHealthIndicator } from './ops/cluster-health.indicator.js';
 import { ClusterStatusService } from './ops/cluster-status.service.js';
 import { watchFirstLeader, type FirstLeaderWatch } from './ops/first-leader.js';
-import { CLUSTER_ROUTES, opsControllers, resolveRoutes, ROUTE_OPTION_KEYS, type ResolvedRoutes } from './ops/ops-routes.js';
+import { CLUSTER_ROUTES, opsControllers, resolveRoutes, ROUTE_OPTION_KEYS, splitRouteOptions, type ResolvedRoutes } from './ops/ops-routes.js';
 import { CLUSTER_METRICS, type NodeMetrics } from './ops/node-metrics.js';
 import { createNodeMetrics } from './ops/prometheus-metrics.js';
 import { ClusterEventBridge } from './services/cluster-event-bridge.service.js';
@@ -40,9 +42,9 @@ const SOLO_ELECTION_WAIT_MS = 10_000;
  *   CatgaClusterModule.forRoot()            // CATGA_* environment, or a single-member cluster for development
  *   CatgaClusterModule.forRootAsync({ imports, inject, useFactory })
  *
- * It also serves GET /cluster/status (JSON), /cluster (a live page) and /cluster/health/ready and /live (probes),
- * provides ClusterHealthIndicator, and feeds catga_* metrics to prom-client when that is installed; see
- * ClusterRouteOptions and the `metrics` option.
+ * It also serves GET /cluster/health/ready and /live (probes: up or down), and on request (statusPath, pagePath,
+ * behind opsGuard / opsAllowFrom) /cluster/status (JSON) and /cluster (a live page); provides ClusterHealthIndicator,
+ * and feeds catga_* metrics to prom-client when that is installed; see ClusterRouteOptions and the `metrics` option.
  */
 @Module({
   imports: [DiscoveryModule],
@@ -56,7 +58,7 @@ const SOLO_ELECTION_WAIT_MS = 10_000;
       provide: ClusterCoordinator,
       inject: [CLUSTER_MODULE_OPTIONS, CLUSTER_METRICS],
       useFactory: async (options: ClusterModuleOptions, metrics: NodeMetrics | null) => {
-        const cluster = await createCluster({ ...options, logger: options.logger ?? new Logger('CatgaCluster') }, metrics ? { metrics } : {});
+        const cluster = await createCluster({ ...clusterOptionsOf(options), logger: options.logger ?? new Logger('CatgaCluster') }, metrics ? { metrics } : {});
         metrics?.attach(cluster);
         return cluster;
       },
@@ -66,6 +68,7 @@ const SOLO_ELECTION_WAIT_MS = 10_000;
     SingletonTaskRunner,
     ClusterStatusService,
     ClusterHealthIndicator,
+    EXCEPTION_FILTER_PROVIDER,
   ],
   exports: [ClusterCoordinator, CommandForwarder, ClusterHealthIndicator, ClusterStatusService],
 })
@@ -82,13 +85,24 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
   }
 
   static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE & ClusterRouteOptions = {}): DynamicModule {
-    const { statusPath, pagePath, metricsPath, healthPath, ...rest } = options;
-    return withRoutes(super.forRoot(rest), { statusPath, pagePath, metricsPath, healthPath });
+    checkOptionKeys(options, FOR_ROOT_KEYS);
+    const [routes, rest] = splitRouteOptions(options);
+    return withRoutes(super.forRoot(rest), routes);
+  }
+
+  /**
+   * A single-member cluster for unit tests: in memory (no files), reads no CATGA_* variable, opens no port, and leads
+   * once the app is initialized; apps in parallel Jest workers cannot collide. Options override the test defaults.
+   *
+   *   Test.createTestingModule({ imports: [CqrsModule.forRoot(), CatgaClusterModule.forTest(), OrdersModule] })
+   */
+  static forTest(options: typeof CLUSTER_OPTIONS_TYPE & ClusterRouteOptions = {}): DynamicModule {
+    return CatgaClusterModule.forRoot({ nodeId: 'test', storage: 'memory', fromEnv: false, ...options });
   }
 
   static override forRootAsync(options: typeof CLUSTER_ASYNC_OPTIONS_TYPE & ClusterRouteOptions): DynamicModule {
-    const { statusPath, pagePath, metricsPath, healthPath, ...rest } = options;
-    return withRoutes(super.forRootAsync(rest), { statusPath, pagePath, metricsPath, healthPath });
+    const [routes, rest] = splitRouteOptions(options);
+    return withRoutes(super.forRootAsync(rest), routes);
   }
 
   /**
@@ -127,10 +141,12 @@ function withRoutes(definition: DynamicModule, routes: ClusterRouteOptions): Dyn
 
 /** Route options returned by an async factory would be ignored silently (see ClusterRouteOptions): refuse them. */
 function checkNoRouteOptions(options: ClusterModuleOptions): ClusterModuleOptions {
+  checkOptionKeys(options, FACTORY_KEYS);
+  checkExceptionFilterOption(options);
   const misplaced = ROUTE_OPTION_KEYS.filter((k) => k in options);
   if (misplaced.length > 0) {
     throw new ClusterOptionsError(
-      `catga-cluster option ${misplaced.join(', ')}: expected in forRootAsync({ ... }) itself, not returned by useFactory (Nest fixes routes before factories run)`,
+      `catga-cluster option ${misplaced.join(', ')}: expected in forRootAsync({ ... }) itself, not returned by useFactory (Nest fixes routes and their guards before factories run)`,
     );
   }
   return options;

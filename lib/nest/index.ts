@@ -7,7 +7,10 @@ export { SingletonTask } from './decorators/singleton-task.decorator.js';
 export type { LeaderTask, SingletonTaskOptions } from './decorators/singleton-task.types.js';
 export { eventIndex } from './services/cluster-event-bridge.service.js';
 export { ClusterEventsMissed } from './services/cluster-events-missed.js';
+export { ClusterError } from './decorators/cluster-error.decorator.js';
 export { RemoteHandlerError } from './error-codec.js';
+export { ClusterExceptionFilter } from './filters/cluster-exception.filter.js';
+export type { ClusterErrorBody, ClusterErrorCode } from './filters/cluster-http-errors.js';
 export {
   ClusterHealthIndicator,
   type ClusterHealthResult,

@@ -13,7 +13,7 @@ import { CommandBus, CqrsModule, EventBus } from '@nestjs/cqrs';
 import { ScheduleModule } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import { createCluster } from '../../lib/cluster/create-cluster.js';
-import type { Clock } from '../../lib/cluster/io.js';
+import type { Clock } from '../../lib/io/clock.js';
 import type { ClusterLogger } from '../../lib/cluster/logger.js';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { CatgaClusterModule, ClusterCoordinator, type ClusterModuleOptions } from '../../lib/index.js';
@@ -67,7 +67,7 @@ export async function startLeaderWorkApp(o: LeaderWorkAppOptions): Promise<Leade
     .overrideProvider(ClusterCoordinator)
     .useFactory({
       factory: async () => {
-        const cluster = await createCluster(options, { clock: o.clock });
+        const cluster = await createCluster(o.cluster, { clock: o.clock });
         boot.status = cluster.status();
         return cluster;
       },

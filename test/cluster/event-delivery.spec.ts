@@ -5,11 +5,12 @@
  * that fell behind the retention gets one explicit gap notice, never a silent gap.
  */
 import { EventDelivery, type EventGap } from '../../lib/cluster/event-delivery.js';
-import type { TimerHandle, Timers } from '../../lib/cluster/io.js';
+import type { TimerHandle, Timers } from '../../lib/io/clock.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
 import { encodePayload } from '../../lib/cluster/state/entry-codec.js';
-import { MemoryCursor, startMemCluster } from './mem-cluster.js';
+import { MemoryCursor } from '../../lib/cluster/memory-cursor.js';
+import { startMemCluster } from './mem-cluster.js';
 
 jest.setTimeout(30_000);
 

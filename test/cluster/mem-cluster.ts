@@ -6,9 +6,10 @@
  */
 import { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import { ClusterStore, LogProposer } from '../../lib/cluster/cluster-store.js';
-import type { DeliveryCursor } from '../../lib/cluster/event-delivery.js';
-import { CallTimeoutError, NotSentError, systemTimers, type Clock, type InboundHandler, type Network } from '../../lib/cluster/io.js';
-import { silentLogger } from '../../lib/cluster/logger.js';
+import { systemTimers, type Clock } from '../../lib/io/clock.js';
+import { CallTimeoutError, NotSentError, type InboundHandler, type Network } from '../../lib/io/network.js';
+import { silentLogger, type ClusterLogger } from '../../lib/cluster/logger.js';
+import { MemoryCursor } from '../../lib/cluster/memory-cursor.js';
 import { RaftRuntime } from '../../lib/cluster/raft-runtime.js';
 import { RequestRouter } from '../../lib/cluster/request-handler.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
@@ -78,16 +79,6 @@ export class MemNetwork {
   }
 }
 
-export class MemoryCursor implements DeliveryCursor {
-  value: number | null = null;
-  async read(): Promise<number | null> {
-    return this.value;
-  }
-  async write(index: number): Promise<void> {
-    this.value = index;
-  }
-}
-
 export interface MemNode {
   readonly id: NodeId;
   readonly runtime: RaftRuntime;
@@ -105,6 +96,8 @@ export interface MemClusterOptions {
   readonly eventRetention?: number;
   /** Nodes that start with an empty membership (waiting to be added, at address 'mem:<id>'). */
   readonly spares?: readonly NodeId[];
+  /** Each node's logger (default: silent). */
+  readonly logger?: (id: NodeId) => ClusterLogger;
   /** Nodes whose graceful stop removes them from the membership. */
   readonly leaveOnShutdown?: readonly NodeId[];
 }
@@ -129,7 +122,7 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
     let router!: RequestRouter;
     const runtime = new RaftRuntime(
       { nodeId: id, membership: o.spares?.includes(id) ? { members: [] } : { members: ids.map((m) => ({ id: m, address: `mem:${m}`, role: 'voter' as const })) }, tickMs: TICK_MS, electionTick: ELECTION_TICK, heartbeatTick: 5, compactionThreshold: o.compactionThreshold ?? 100_000, requestTimeoutMs },
-      { storage, network, clock, timers: systemTimers, random: Math.random, stateMachine: sm, logger: silentLogger, onCall: (f, p) => router.handle(f, p) },
+      { storage, network, clock, timers: systemTimers, random: Math.random, stateMachine: sm, logger: o.logger?.(id) ?? silentLogger, onCall: (f, p) => router.handle(f, p) },
     );
     router = new RequestRouter(runtime, Date.now);
     const clientId = `${id}@${Math.random().toString(36).slice(2)}`;

@@ -8,7 +8,7 @@
 import { createCluster } from '../../lib/cluster/create-cluster.js';
 import type { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import type { DistributedLock } from '../../lib/cluster/distributed-lock.js';
-import type { Clock } from '../../lib/cluster/io.js';
+import type { Clock } from '../../lib/io/clock.js';
 import type { ClusterLogger } from '../../lib/cluster/logger.js';
 import { resolveClusterOptions, type ClusterOptions } from '../../lib/cluster/options.js';
 import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
@@ -346,6 +346,7 @@ async function readKeys(cluster: ClusterCoordinator, keys: readonly string[], co
 
 async function main(): Promise<void> {
   const options = {
+    fromEnv: true, // CATGA_MEMBERS, CATGA_SECRET, … come from the test's environment
     nodeId: id,
     compactionThreshold: num('CATGA_COMPACTION'),
     electionTimeout: num('CATGA_ELECTION_TIMEOUT'),

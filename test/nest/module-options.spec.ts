@@ -25,6 +25,9 @@ describe('bad options fail at bootstrap, naming the option', () => {
     ['heartbeat >= election timeout', { nodeId: 'a', members: three, secret: 'long-enough', heartbeatInterval: 200, electionTimeout: 150 }, /heartbeatInterval: expected less than electionTimeout/],
     ['fractional compaction threshold', { nodeId: 'a', members: three, secret: 'long-enough', compactionThreshold: 1.5 }, /compactionThreshold: expected a whole number/],
     ['multi-member without a secret', { nodeId: 'a', members: three }, /secret: expected a shared secret .* insecure: true/],
+    ['a misspelt key', { nodeId: 'a', electionTimout: 300 } as object, /option "electionTimout" is not an option; did you mean "electionTimeout"\?/],
+    ['a key unlike any', { nodeId: 'a', colour: 'blue' } as object, /option "colour" is not an option$/],
+    ['memory storage with a cluster port', { nodeId: 'a', members: three, secret: 'long-enough', storage: 'memory' }, /storage: expected 'file' for a node with a cluster port/],
   ];
   test.each(cases)('%s', (_name, options, message) => {
     expect(() => resolveClusterOptions(options, {})).toThrow(ClusterOptionsError);
@@ -36,6 +39,27 @@ describe('bad options fail at bootstrap, naming the option', () => {
       imports: [CatgaClusterModule.forRoot({ nodeId: 'x', members: three, secret: 'long-enough', logger: quiet })],
     });
     await expect(builder.compile()).rejects.toThrow(/catga-cluster option nodeId/);
+  });
+
+  test('CATGA_* variables are read only with fromEnv: true or when no cluster option is given; given options win', () => {
+    const env = { CATGA_NODE_ID: 'b', CATGA_MEMBERS: three.join(','), CATGA_SECRET: 'from-the-env', CATGA_DATA_DIR: '/tmp/from-env' };
+    expect(resolveClusterOptions({}, env)).toMatchObject({ nodeId: 'b', secret: 'from-the-env', dataDir: '/tmp/from-env' });
+    expect(resolveClusterOptions({ logger: quiet }, env).nodeId).toBe('b'); // a logger alone configures nothing
+    const coded = resolveClusterOptions({ nodeId: 'solo' }, env);
+    expect(coded).toMatchObject({ nodeId: 'solo', secret: undefined, dataDir: './.catga/solo' });
+    expect(coded.members.map((m) => m.id)).toEqual(['solo']);
+    const both = resolveClusterOptions({ fromEnv: true, secret: 'from-the-code' }, env);
+    expect(both).toMatchObject({ nodeId: 'b', secret: 'from-the-code', dataDir: '/tmp/from-env' });
+    expect(resolveClusterOptions({ fromEnv: false }, env).nodeId).toBe('node1');
+  });
+
+  test('forRoot() and a forRootAsync() factory refuse a key that is no option, naming the closest', async () => {
+    expect(() => CatgaClusterModule.forRoot({ statsPath: '/x' } as object)).toThrow(/option "statsPath" is not an option; did you mean "statusPath"\?/);
+    expect(() => CatgaClusterModule.forRoot({ startupTimout: 5 } as object)).toThrow(/did you mean "startupTimeout"\?/);
+    const builder = Test.createTestingModule({
+      imports: [CatgaClusterModule.forRootAsync({ useFactory: () => ({ nodeId: 'a', logger: quiet, hearbeatInterval: 20 }) as object })],
+    });
+    await expect(builder.compile()).rejects.toThrow(/option "hearbeatInterval" is not an option; did you mean "heartbeatInterval"\?/);
   });
 
   test('insecure: true allows a multi-member cluster without a secret', () => {

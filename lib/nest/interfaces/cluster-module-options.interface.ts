@@ -1,4 +1,5 @@
 import type { Type } from '@nestjs/common';
+import type { OpsGuard } from '../ops/ops-access.js';
 import type { ClusterOptions } from '../../cluster/options.js';
 
 /** `CatgaClusterModule.forRoot()` options: the cluster's own, plus how the module behaves inside Nest. */
@@ -10,10 +11,16 @@ export interface ClusterModuleOptions extends ClusterOptions {
    */
   readonly startupTimeout?: number;
   /**
-   * Error classes that forwarded commands may throw, so a follower rethrows the same class. JS built-ins, Nest's
-   * HTTP exceptions and this library's exceptions are known already.
+   * Error classes that forwarded commands may throw, so a follower rethrows the same class (like marking them with
+   * @ClusterError()). JS built-ins, Nest's HTTP exceptions and this library's exceptions are known already; any other
+   * class comes back as RemoteHandlerError.
    */
   readonly errorTypes?: readonly Type<Error>[];
+  /**
+   * Register ClusterExceptionFilter as a global filter (APP_FILTER), so the cluster's errors answer HTTP requests
+   * with 421, 503, 409 or 504 and a JSON `code`. Default false.
+   */
+  readonly exceptionFilter?: boolean;
   /**
    * Prometheus metrics (catga_*) through prom-client, an optional peer. Default: on when prom-client is installed,
    * into its global registry. true insists (bootstrap fails without prom-client); false turns them off.
@@ -39,24 +46,44 @@ export interface MetricsRegistry {
 
 /**
  * HTTP routes the module serves (Nest controllers, so global prefixes, guards and interceptors apply). Given to
- * `forRoot()` / `forRootAsync()` themselves, never through an async factory: Nest reads controller paths while it scans
- * modules, before any factory runs.
+ * `forRoot()` / `forRootAsync()` themselves, never through an async factory: Nest reads controller paths and guards
+ * while it scans modules, before any factory runs.
+ *
+ * Safe by default: only the health probes (up or down, nothing more) are served unless the app asks. The status, the
+ * page and the metrics show the cluster's members, addresses and traffic; turn them on with a path (or true for the
+ * conventional one), and put them behind `opsGuard` and/or `opsAllowFrom`, which apply to those three and never to
+ * the probes.
  */
 export interface ClusterRouteOptions {
-  /** GET: this node's status as JSON. false: not served. Default '/cluster/status'. */
-  readonly statusPath?: string | false;
-  /** GET: the live cluster page (polls statusPath, which it needs). false: not served. Default '/cluster'. */
-  readonly pagePath?: string | false;
+  /** GET: this node's status as JSON. true: at '/cluster/status'. Default false, or '/cluster/status' with pagePath. */
+  readonly statusPath?: string | boolean;
+  /** GET: the live cluster page (polls statusPath, which it turns on). true: at '/cluster'. Default false. */
+  readonly pagePath?: string | boolean;
   /**
-   * GET: the metrics registry in Prometheus text format. Default false: apps usually serve their own registry (the
-   * catga_* metrics are in it), so the module adds an endpoint only when asked.
+   * GET: the metrics registry in Prometheus text format. true: at '/metrics'. Default false: apps usually serve their
+   * own registry (the catga_* metrics are in it), so the module adds an endpoint only when asked.
    */
-  readonly metricsPath?: string | false;
+  readonly metricsPath?: string | boolean;
   /**
    * GET `${healthPath}/ready` and `${healthPath}/live`: probes for Kubernetes and load balancers, JSON, 200 when up and
-   * 503 when down (see ClusterHealthIndicator.isReady / isLive). false: not served. Default '/cluster/health'.
+   * 503 when down (see ClusterHealthIndicator.isReady / isLive). false: not served. Default '/cluster/health' (true).
+   * No opsGuard or opsAllowFrom here: a kubelet sends no credentials and comes from the node's address.
    */
-  readonly healthPath?: string | false;
+  readonly healthPath?: string | boolean;
+  /**
+   * Guard(s) for the status, page and metrics routes, as `@UseGuards()` takes them: a CanActivate class (Nest
+   * instantiates it in this module, so its dependencies must come from a global module or from forRootAsync's
+   * `imports`) or an instance. They run after the app's global guards and after opsAllowFrom. The page polls the
+   * status from the browser, so a guard on it must accept what a browser sends (a session cookie, say).
+   */
+  readonly opsGuard?: OpsGuard | readonly OpsGuard[];
+  /**
+   * Client addresses the status, page and metrics routes answer; others get 403. Entries: 'loopback' (127.0.0.0/8
+   * and ::1), an IPv4 or IPv6 address, or a CIDR range ('10.0.0.0/8'). Compared with the request's address as the
+   * HTTP platform reports it (`req.ip`: the TCP peer's address, or X-Forwarded-For only if the app set express's
+   * `trust proxy`); never with the Host header, which the client writes. Default: any address.
+   */
+  readonly opsAllowFrom?: readonly string[];
 }
 
 export interface ForwardToLeaderOptions {

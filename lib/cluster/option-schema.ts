@@ -1,0 +1,49 @@
+/**
+ * A small schema for options: each option's accepted shape, how an error names what is expected, and the CATGA_*
+ * variable that can give it. The options' TypeScript types are derived from the schema (OptionsOf), so the keys the
+ * code accepts, their types and their checks cannot drift apart.
+ */
+export interface OptionSpec<T> {
+  /** What a valid value looks like, for the error message. */
+  readonly expected: string;
+  /** The value from the environment (when it is read), already parsed; undefined when not set. */
+  readonly fromEnv?: (env: NodeJS.ProcessEnv) => unknown;
+  /** Never shown in an error message. */
+  readonly secret?: boolean;
+  is(value: unknown): value is T;
+}
+
+/** The options object a schema describes: every key optional and read-only; doc comments carry over to the keys. */
+export type OptionsOf<S> = { readonly [K in keyof S]?: S[K] extends OptionSpec<infer T> ? T : never };
+
+type Extra<T> = Partial<Pick<OptionSpec<T>, 'fromEnv' | 'secret'>>;
+
+function option<T>(expected: string, is: (v: unknown) => boolean, extra: Extra<T> = {}): OptionSpec<T> {
+  return { expected, ...extra, is: is as (v: unknown) => v is T };
+}
+
+const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+export const opt = {
+  boolean: (extra?: Extra<boolean>) => option<boolean>('true or false', (v) => typeof v === 'boolean', extra),
+  /** A number > 0; `whole` also requires an integer. */
+  positive: (whole = false, extra?: Extra<number>) =>
+    option<number>(whole ? 'a whole number > 0' : 'a number > 0', (v) => finite(v) && v > 0 && (!whole || Number.isInteger(v)), extra),
+  wholeOrZero: (extra?: Extra<number>) => option<number>('a whole number >= 0', (v) => finite(v) && Number.isInteger(v) && v >= 0, extra),
+  oneOf: <const T extends string>(values: readonly T[], extra?: Extra<T>) =>
+    option<T>(values.map((x) => `'${x}'`).join(' or '), (v) => values.includes(v as T), extra),
+  custom: <T>(expected: string, is: (v: unknown) => boolean, extra?: Extra<T>) => option<T>(expected, is, extra),
+};
+
+/** Reads one variable as text. */
+export const envText = (name: string) => (env: NodeJS.ProcessEnv) => env[name];
+/** Reads one variable as a comma-separated list. */
+export const envList = (name: string) => (env: NodeJS.ProcessEnv) => {
+  const v = env[name];
+  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+};
+/** Reads one variable as a number (a text that is none stays text, so the check names it). */
+export const envNumber = (name: string) => (env: NodeJS.ProcessEnv) => {
+  const v = env[name];
+  return v === undefined || v.trim() === '' || Number.isNaN(Number(v)) ? v : Number(v);
+};

@@ -1,0 +1,3 @@
+import { parallelWorkerTest } from './parallel-worker';
+
+parallelWorkerTest('second');
