@@ -2,7 +2,8 @@ import { MessageType, RaftNode, isMembershipEntry, type Membership, type MemberR
 import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import { ClusterStoppedError, MembershipChangeError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
-import type { Clock, Network, Timers, TimerHandle } from './io.js';
+import type { Clock, Timers, TimerHandle } from '../io/clock.js';
+import type { Network } from '../io/network.js';
 import type { ClusterLogger } from './logger.js';
 import type { StateMachine } from './state/cluster-state-machine.js';
 
@@ -136,6 +137,11 @@ export class RaftRuntime {
   private ticksDone = 0;
   private tickTimer: TimerHandle | null = null;
   private leaseWasValid = false;
+  /**
+   * This leader's latest transfer: stepping down within an election timeout of it is planned, not a fault (a transfer
+   * that did not finish by then was abandoned).
+   */
+  private handingTo: { readonly to: NodeId; readonly at: number } | null = null;
   private state: LeadershipState = { isLeader: false, leaderId: '', term: 0 };
   private readonly lastHeard = new Map<NodeId, number>();
   private readonly leadershipListeners = new Set<LeadershipListener>();
@@ -309,11 +315,12 @@ export class RaftRuntime {
   }
 
   /** Asks the leader (this node) to hand over to `to`, or to the most up-to-date follower. */
-  transferLeadership(to?: NodeId): NodeId | null {
+  transferLeadership(to?: NodeId, why = ''): NodeId | null {
     if (!this.running || !this.state.isLeader) return null;
     const target = to ?? this.bestFollower();
     if (!target || !this.node.transferLeader(target)) return null;
-    this.deps.logger.log(`transferring leadership to ${target}`);
+    this.handingTo = { to: target, at: this.deps.clock.now() };
+    this.deps.logger.log(`handing leadership over to ${target}${why}`);
     this.checkLease(); // TimeoutNow may be on its way: leader work stops now, not at the next tick
     this.schedulePump();
     return target;
@@ -373,11 +380,7 @@ export class RaftRuntime {
     if (!this.running) return;
     const timeoutMs = opts.timeoutMs ?? this.config.electionTick * this.config.tickMs * 2;
     if (opts.transfer !== false && this.state.isLeader && this.node.core.voters.length > 1) {
-      const target = this.transferLeadership();
-      if (target) {
-        this.deps.logger.log(`handing leadership to ${target} before stopping`);
-        await this.waitFor(() => !this.state.isLeader, timeoutMs);
-      }
+      if (this.transferLeadership(undefined, ' before stopping')) await this.waitFor(() => !this.state.isLeader, timeoutMs);
     }
     await this.halt(new ClusterStoppedError());
     await this.deps.network.close();
@@ -571,8 +574,13 @@ export class RaftRuntime {
         (i) => new ProposalOutcomeUnknownError(`this node stopped leading (term ${prev.term}) before log index ${i} committed`),
       );
     }
+    const h = this.handingTo;
+    const handedTo = prev.isLeader && !next.isLeader && h && this.deps.clock.now() - h.at <= this.config.electionTick * this.config.tickMs ? h.to : null;
+    if (!next.isLeader) this.handingTo = null;
     if (next.isLeader) this.deps.logger.log(`this node (${this.config.nodeId}) is the leader for term ${next.term}`);
     else if (next.leaderId && next.leaderId !== prev.leaderId) this.deps.logger.log(`leader is ${next.leaderId} (term ${next.term})`);
+    else if (handedTo) this.deps.logger.log(`stepped down for ${handedTo}, which is taking over (term ${next.term})`);
+    else if (prev.isLeader) this.deps.logger.warn(`this node stopped leading (term ${prev.term}): a quorum stopped answering or a newer term began; electing`);
     else if (!next.leaderId && prev.leaderId) this.deps.logger.warn(`lost contact with leader ${prev.leaderId}; electing (term ${next.term})`);
     for (const fn of this.leadershipListeners) fn(next);
     this.checkLease();

@@ -25,8 +25,9 @@ export async function runSingletonFire(
       'lease-lost': () => 'the lease ended before the body started; the next leader marks the run abandoned',
       unrecorded: () => `its start could not be recorded (${r.detail})`,
     }[r.reason]();
+    // A follower passes over every fire, which is the point: only the two failures of the leader itself are news.
     if (r.reason === 'unrecorded' || r.reason === 'lease-lost') logger.warn(`${task} @ ${when}: not run here (${why})`);
-    else logger.debug(`${task} @ ${when}: not run here (${why})`);
+    else logger.verbose(`${task} @ ${when}: not run here (${why})`);
     return;
   }
   if ('error' in r) throw r.error;
