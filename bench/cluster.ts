@@ -3,7 +3,7 @@
  * election timeout 150 ms, heartbeat 50 ms, compaction every 10 000 entries), driven over IPC. The load runs inside the
  * node processes, as an application's code would.
  */
-import type { WriteResult } from '../lib/cluster/cluster-store.js';
+import type { WriteResult } from '../lib/index.js';
 import { epochMs, type LockLoadResult, type ReadLoadResult, type WriteLoadResult } from '../test/support/node-protocol.js';
 import { ProcessCluster, sleep, waitUntil, type NodeProcess } from '../test/support/process-cluster.js';
 import { gapsOf, longest, percentile, round, throughput, type Measurement } from './measure.js';

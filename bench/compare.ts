@@ -8,7 +8,7 @@
  *    on a grown state.
  * 2. Failover and graceful stop on a fresh pair, rounds alternating: kill -9 of the leader, SIGTERM of the leader.
  */
-import { resolveClusterOptions } from '../lib/cluster/options.js';
+import { resolveClusterOptions } from '../lib/testing.js';
 import { ProcessCluster, type NodeProcess } from '../test/support/process-cluster.js';
 import { guardCluster } from './cleanup.js';
 import { failoverRound, gracefulRound, lockCase, readCase, settled, stallCase, writeCase } from './cluster.js';

@@ -6,7 +6,7 @@
  * The writes cycle over one working set of keys (every chunk rewrites the keys of the first), and the start is taken
  * once that set exists: what grows then is not the application's data but what the cluster keeps besides it.
  */
-import { resolveClusterOptions } from '../lib/cluster/options.js';
+import { resolveClusterOptions } from '../lib/testing.js';
 import type { MemoryResult, WriteLoadResult } from '../test/support/node-protocol.js';
 import { ProcessCluster, sleep, type NodeProcess } from '../test/support/process-cluster.js';
 import { guardCluster } from './cleanup.js';

@@ -15,10 +15,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import type { Entry } from '../lib/raft/types.js';
-import { FileStorage } from '../lib/storage/file-storage.js';
-import { NodeDisk, type Durability, type IoMode } from '../lib/storage/node-disk.js';
-import { encodeRecords } from '../lib/storage/record.js';
+import { encodeRecords, FileStorage, NodeDisk, type Durability, type Entry, type IoMode } from '../lib/testing.js';
 
 const ENTRY_BYTES = 128;
 const BATCH_SIZES = [1, 16, 256] as const;
