@@ -1,7 +1,8 @@
 import { votersOf, type Member, type Membership, type MemberRole, type NodeId } from '../raft/index.js';
 import { fromWire } from './cluster-store.js';
 import { MembershipChangeError, NoLeaderException, NotLeaderException } from './errors.js';
-import type { Clock, Network, Timers, TimerHandle } from './io.js';
+import type { Clock, Timers, TimerHandle } from '../io/clock.js';
+import type { Network } from '../io/network.js';
 import type { ClusterLogger } from './logger.js';
 import type { RaftRuntime } from './raft-runtime.js';
 import { decodeReply, encodeRequest, type MemberRequest } from './rpc.js';

@@ -1,5 +1,6 @@
 import { ClusterStoppedError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
-import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError, type Clock, type Network, type Timers } from './io.js';
+import { type Clock, type Timers } from '../io/clock.js';
+import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError, type Network } from '../io/network.js';
 import { pauseUntilLeaderElected } from './leader-wait.js';
 import type { RaftRuntime } from './raft-runtime.js';
 import { decodeReply, encodeRequest, type WireError } from './rpc.js';

@@ -1,6 +1,6 @@
 import type { Proposer } from './cluster-store.js';
 import { ClusterStoppedError, NoLeaderException, ProposalOutcomeUnknownError } from './errors.js';
-import type { Clock, TimerHandle, Timers } from './io.js';
+import type { Clock, TimerHandle, Timers } from '../io/clock.js';
 import { LockLostException, LockTimeoutException } from './lock-errors.js';
 import type { AcquireResult, LockCommand, LockModule } from './state/lock-module.js';
 

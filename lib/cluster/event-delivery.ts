@@ -1,5 +1,5 @@
 import type { CommittedEvent, EventLogModule } from './state/event-log-module.js';
-import type { TimerHandle, Timers } from './io.js';
+import type { TimerHandle, Timers } from '../io/clock.js';
 import type { ClusterLogger } from './logger.js';
 
 /**

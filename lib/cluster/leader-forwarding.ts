@@ -1,6 +1,6 @@
 import type { NodeId } from '../raft/index.js';
 import { ForwardOutcomeUnknownException, NoLeaderException, NotLeaderException } from './errors.js';
-import { CallTimeoutError, ConnectionLostError, NotSentError } from './io.js';
+import { CallTimeoutError, ConnectionLostError, NotSentError } from '../io/network.js';
 import type { ClusterCoordinator } from './cluster-coordinator.js';
 
 /** What a follower sends the leader: a registered name, plain-data payload, and an id the leader dedups on. */

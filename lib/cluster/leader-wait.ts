@@ -1,4 +1,4 @@
-import type { Timers } from './io.js';
+import type { Timers } from '../io/clock.js';
 import type { RaftRuntime } from './raft-runtime.js';
 
 /**

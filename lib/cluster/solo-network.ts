@@ -1,5 +1,5 @@
 import type { Message } from '../raft/index.js';
-import { NotSentError, type InboundHandler, type Network } from './io.js';
+import { NotSentError, type InboundHandler, type Network } from '../io/network.js';
 
 /** The network of a single-member cluster: there is nobody to talk to, so no port is opened. */
 export class SoloNetwork implements Network {

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError } from '../cluster/io.js';
+import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError } from '../io/network.js';
 import type { Message, NodeId } from '../raft/index.js';
 import { callFrame, decodeCall, decodeReply } from './call-frames.js';
 import { FrameError, HandshakeError } from './errors.js';

@@ -5,7 +5,8 @@
  * after acknowledging the leader, whose lease rested on that acknowledgement.
  */
 import { membershipOf } from '../../lib/raft/membership.js';
-import { NotSentError, type InboundHandler, type Network, type TimerHandle, type Timers } from '../../lib/cluster/io.js';
+import { type TimerHandle, type Timers } from '../../lib/io/clock.js';
+import { NotSentError, type InboundHandler, type Network } from '../../lib/io/network.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime } from '../../lib/cluster/raft-runtime.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';

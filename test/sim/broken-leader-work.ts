@@ -1,5 +1,5 @@
 import type { Proposer } from '../../lib/cluster/cluster-store.js';
-import type { Timers } from '../../lib/cluster/io.js';
+import type { Timers } from '../../lib/io/clock.js';
 import { LeaderForwarding, type ForwardReply } from '../../lib/cluster/leader-forwarding.js';
 import { EventLogModule } from '../../lib/cluster/state/event-log-module.js';
 import { TaskLedgerModule } from '../../lib/cluster/state/task-ledger-module.js';

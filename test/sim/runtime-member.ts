@@ -1,6 +1,7 @@
 import { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import { LogProposer, ClusterStore } from '../../lib/cluster/cluster-store.js';
-import { CallTimeoutError, NotSentError, type Clock, type InboundHandler, type Network, type Timers } from '../../lib/cluster/io.js';
+import { type Clock, type Timers } from '../../lib/io/clock.js';
+import { CallTimeoutError, NotSentError, type InboundHandler, type Network } from '../../lib/io/network.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
 import { RaftRuntime, type RuntimeConfig } from '../../lib/cluster/raft-runtime.js';
 import { RequestRouter } from '../../lib/cluster/request-handler.js';

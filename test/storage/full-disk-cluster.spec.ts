@@ -6,7 +6,7 @@
  */
 import { membershipOf } from '../../lib/raft/membership.js';
 import type { ClusterLogger } from '../../lib/cluster/logger.js';
-import { systemClock, systemTimers } from '../../lib/cluster/io.js';
+import { systemClock, systemTimers } from '../../lib/io/clock.js';
 import { RaftRuntime } from '../../lib/cluster/raft-runtime.js';
 import { ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine.js';
 import { encodePayload } from '../../lib/cluster/state/entry-codec.js';

@@ -3,7 +3,7 @@
  * (and forget removed ones) through setMembers; a leader may reach a learner before the learner knows the leader.
  */
 import { message, MessageType } from '../../lib/raft/index.js';
-import { NotSentError } from '../../lib/cluster/io.js';
+import { NotSentError } from '../../lib/io/network.js';
 import { CaptureLogger, connected, freePorts, fullyConnected, Recorder, testCluster, waitFor, type TestCluster } from './helpers.js';
 import { TcpNetwork } from '../../lib/transport/tcp-network.js';
 

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import type { InboundHandler } from '../../lib/cluster/io.js';
+import type { InboundHandler } from '../../lib/io/network.js';
 import type { Message, NodeId } from '../../lib/raft/index.js';
 import { TcpNetwork, type TcpNetworkOptions } from '../../lib/transport/tcp-network.js';
 import type { TransportLogger } from '../../lib/transport/logger.js';

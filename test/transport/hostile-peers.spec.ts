@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { NotSentError } from '../../lib/cluster/io.js';
+import { NotSentError } from '../../lib/io/network.js';
 import { MessageType, message } from '../../lib/raft/index.js';
 import { FRAME_HEADER_BYTES, FrameKind, allocFrame, frame } from '../../lib/transport/frame.js';
 import { DialerHandshake, type HandshakeConfig } from '../../lib/transport/handshake.js';

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError } from '../../lib/cluster/io.js';
+import { CallTimeoutError, ConnectionLostError, NotSentError, RemoteCallError } from '../../lib/io/network.js';
 import { MessageType, message, type Message } from '../../lib/raft/index.js';
 import { ListenError } from '../../lib/transport/errors.js';
 import { TcpNetwork } from '../../lib/transport/tcp-network.js';

@@ -1,21 +1,9 @@
 import type { Message, NodeId } from '../raft/index.js';
 
-/** Monotonic time in ms. Production: performance.now(); the simulator: its own clock, optionally skewed per node. */
-export interface Clock {
-  now(): number;
-}
-
-export interface TimerHandle {
-  cancel(): void;
-}
-
-/** Production: setTimeout/setImmediate; the simulator: events on its queue. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): TimerHandle;
-  /** Runs `fn` after the current I/O callbacks: how proposals from one event-loop turn end up in one batch. */
-  setImmediate(fn: () => void): void;
-}
-
+/**
+ * Peer messaging as the runtime sees it: the port TcpNetwork implements in production and the simulator's in-memory
+ * network in tests, with the call errors that tell "surely not sent" from "outcome unknown".
+ */
 /** What a node receives from its peers. */
 export interface InboundHandler {
   raft(m: Message): void;
@@ -71,15 +59,3 @@ export class RemoteCallError extends Error {
     super(message);
   }
 }
-
-export const systemClock: Clock = { now: () => performance.now() };
-
-export const systemTimers: Timers = {
-  setTimeout(fn, ms) {
-    const t = setTimeout(fn, ms);
-    return { cancel: () => clearTimeout(t) };
-  },
-  setImmediate(fn) {
-    setImmediate(fn);
-  },
-};
