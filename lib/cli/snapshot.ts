@@ -1,13 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join, resolve } from 'node:path';
 import { decodeReply, encodeRequest, type SnapshotRequest } from '../cluster/rpc.js';
 import type { SnapshotReadReply } from '../cluster/snapshot-export.js';
 import { ClusterStateMachine } from '../cluster/state/cluster-state-machine.js';
 import { decodeMembership, isMembershipEntry, type Member, type Membership } from '../raft/membership.js';
 import type { HardState, Snapshot } from '../raft/types.js';
+import type { RecoveredState } from '../storage/raft-storage.js';
 import { DataDirLockedError, errnoCode } from '../storage/errors.js';
-import { FileStorage } from '../storage/file-storage.js';
+import { FileStorage, LOCK_FILE } from '../storage/file-storage.js';
 import { writeWholeFile } from '../storage/disk.js';
 import { NodeDisk } from '../storage/node-disk.js';
 import { decodeSnapshot } from '../storage/snapshot-file.js';
@@ -161,14 +163,47 @@ async function writeDurably(path: string, bytes: Uint8Array, replace: boolean): 
   const disk = new NodeDisk(dirname(path));
   const name = basename(path);
   const tmp = `.${name}.${process.pid}.tmp`;
-  await writeWholeFile(disk, tmp, bytes);
-  await fsp.chmod(resolve(dirname(path), tmp), 0o600); // the whole replicated state: for its owner's eyes
-  if (!replace && existsSync(path)) {
-    await disk.unlink(tmp);
-    throw new RefusedError(`${path} appeared meanwhile; not replaced`);
+  const tmpPath = resolve(dirname(path), tmp);
+  // The whole replicated state: created for its owner's eyes before a byte is in it, and never left behind.
+  await (await fsp.open(tmpPath, 'wx', 0o600)).close();
+  try {
+    await writeWholeFile(disk, tmp, bytes);
+    if (!replace && existsSync(path)) throw new RefusedError(`${path} appeared meanwhile; not replaced`);
+    await disk.rename(tmp, name);
+  } catch (e) {
+    await fsp.rm(tmpPath, { force: true });
+    throw e;
   }
-  await disk.rename(tmp, name);
   await disk.syncDir('.');
+}
+
+async function readCopy(dir: string): Promise<RecoveredState> {
+  let lock;
+  try {
+    lock = await new NodeDisk(dir).lock(LOCK_FILE);
+  } catch (e) {
+    if (e instanceof DataDirLockedError) {
+      throw new RefusedError(`${e.message}\nA running node's state can be saved with: catga-cluster snapshot save <file> --address <its cluster address>`);
+    }
+    throw e;
+  }
+  const copy = await fsp.mkdtemp(join(tmpdir(), 'catga-status-'));
+  try {
+    for (const sub of ['wal', 'snap']) {
+      if (existsSync(join(dir, sub))) await fsp.cp(join(dir, sub), join(copy, sub), { recursive: true });
+    }
+    await lock.release();
+    lock = null;
+    const storage = new FileStorage(new NodeDisk(copy));
+    try {
+      return await storage.open();
+    } finally {
+      await storage.close().catch(() => undefined);
+    }
+  } finally {
+    await lock?.release();
+    await fsp.rm(copy, { recursive: true, force: true });
+  }
 }
 
 /** Reads and checks a snapshot file. */
@@ -305,19 +340,10 @@ export async function snapshotStatus(path: string): Promise<StatusReport> {
     if (other.length === 0) return { kind: 'empty', path: dir };
     throw new Error(`${path} is neither a snapshot file nor a node's data dir (no wal/ or snap/ in it)`);
   }
-  // Opened as the node opens it: under its lock (so never while a node runs on it), with its recovery rules.
-  const storage = new FileStorage(new NodeDisk(dir));
-  let rec;
-  try {
-    rec = await storage.open();
-  } catch (e) {
-    if (e instanceof DataDirLockedError) {
-      throw new RefusedError(`${e.message}\nA running node's state can be saved with: catga-cluster snapshot save <file> --address <its cluster address>`);
-    }
-    throw e;
-  } finally {
-    await storage.close().catch(() => undefined);
-  }
+  // Read as the node would read it, with its recovery rules, but from a copy: recovery repairs what it finds (a torn
+  // tail, a missing marker), and status must change nothing. The dir's lock is held while copying, so never while a
+  // node runs on it.
+  const rec = await readCopy(dir);
   const { hardState, snapshot, entries } = rec;
   let membership: Membership = snapshot?.meta.membership ?? { members: [] };
   let membershipFrom = snapshot ? `snapshot at ${snapshot.meta.index}` : 'none yet (an empty log starts from the node\'s options)';

@@ -71,6 +71,9 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   const o: ResolvedClusterOptions = resolveClusterOptions(options);
   const clock = internals.clock ?? systemClock;
   const logger = options.logger ?? consoleLogger(o.nodeId);
+  if (o.ignoredEnv.length > 0) {
+    logger.warn(`${o.ignoredEnv.join(', ')} set but not read: the options were given in code; add fromEnv: true to read them (code wins)`);
+  }
   if (o.networked && o.secret === undefined && !o.tls) {
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
   }

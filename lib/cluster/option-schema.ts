@@ -6,8 +6,8 @@
 export interface OptionSpec<T> {
   /** What a valid value looks like, for the error message. */
   readonly expected: string;
-  /** The value from the environment (when it is read), already parsed; undefined when not set. */
-  readonly fromEnv?: (env: NodeJS.ProcessEnv) => unknown;
+  /** The variables that can give it, and their value (when the environment is read), parsed; undefined when not set. */
+  readonly fromEnv?: EnvSource;
   /** Never shown in an error message. */
   readonly secret?: boolean;
   is(value: unknown): value is T;
@@ -35,15 +35,26 @@ export const opt = {
   custom: <T>(expected: string, is: (v: unknown) => boolean, extra?: Extra<T>) => option<T>(expected, is, extra),
 };
 
+export interface EnvSource {
+  readonly names: readonly string[];
+  read(env: NodeJS.ProcessEnv): unknown;
+}
+
 /** Reads one variable as text. */
-export const envText = (name: string) => (env: NodeJS.ProcessEnv) => env[name];
+export const envText = (name: string): EnvSource => ({ names: [name], read: (env) => env[name] });
 /** Reads one variable as a comma-separated list. */
-export const envList = (name: string) => (env: NodeJS.ProcessEnv) => {
-  const v = env[name];
-  return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
-};
+export const envList = (name: string): EnvSource => ({
+  names: [name],
+  read: (env) => {
+    const v = env[name];
+    return v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  },
+});
 /** Reads one variable as a number (a text that is none stays text, so the check names it). */
-export const envNumber = (name: string) => (env: NodeJS.ProcessEnv) => {
-  const v = env[name];
-  return v === undefined || v.trim() === '' || Number.isNaN(Number(v)) ? v : Number(v);
-};
+export const envNumber = (name: string): EnvSource => ({
+  names: [name],
+  read: (env) => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' || Number.isNaN(Number(v)) ? v : Number(v);
+  },
+});

@@ -67,7 +67,10 @@ export const CLUSTER_OPTIONS = {
     (v) => isSecret(v) || (Array.isArray(v) && v.length > 0 && v.every(isSecret)),
     {
       secret: true,
-      fromEnv: (env) => (env.CATGA_SECRET !== undefined && env.CATGA_SECRET_ACCEPTED ? [env.CATGA_SECRET, env.CATGA_SECRET_ACCEPTED] : env.CATGA_SECRET),
+      fromEnv: {
+        names: ['CATGA_SECRET', 'CATGA_SECRET_ACCEPTED'],
+        read: (env) => (env.CATGA_SECRET !== undefined && env.CATGA_SECRET_ACCEPTED ? [env.CATGA_SECRET, env.CATGA_SECRET_ACCEPTED] : env.CATGA_SECRET),
+      },
     },
   ),
   /** Run a multi-member cluster without a secret (anyone who reaches the port can join the conversation). */
@@ -143,6 +146,8 @@ export interface ResolvedClusterOptions {
   readonly requestTimeout: number;
   readonly listenHost: string | undefined;
   readonly storage: 'file' | 'memory';
+  /** CATGA_* variables that are set but were not read (options came in code, without fromEnv). */
+  readonly ignoredEnv: readonly string[];
   /** Derived: the core's clock. Five ticks per heartbeat keeps the lease precise to a fifth of a heartbeat. */
   readonly tickMs: number;
   readonly electionTick: number;
@@ -177,11 +182,18 @@ export function resolveClusterOptions(
   // Each option from the code, else (when read) from its variable, checked against its shape.
   const v: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(CLUSTER_OPTIONS) as [string, OptionSpec<unknown>][]) {
-    const value = (o as Record<string, unknown>)[key] ?? (readEnv ? spec.fromEnv?.(processEnv) : undefined);
+    const given = (o as Record<string, unknown>)[key];
+    const value = given ?? (readEnv ? spec.fromEnv?.read(processEnv) : undefined);
     if (value === undefined) continue;
-    if (!spec.is(value)) fail(key, spec.expected, spec.secret ? '<hidden>' : value);
+    const from = given === undefined ? ` (from ${spec.fromEnv!.names.filter((n) => processEnv[n] !== undefined).join(' and ')})` : '';
+    if (!spec.is(value)) fail(`${key}${from}`, spec.expected, spec.secret ? '<hidden>' : value);
     v[key] = value;
   }
+  // Variables set but passed over because options came in code without fromEnv: worth a word, not an error.
+  const ignoredEnv =
+    readEnv || o.fromEnv === false
+      ? []
+      : Object.values(CLUSTER_OPTIONS as Record<string, OptionSpec<unknown>>).flatMap((spec) => spec.fromEnv?.names.filter((n) => processEnv[n] !== undefined) ?? []);
   const c = v as ClusterOptions;
   const nodeId = c.nodeId ?? 'node1';
   const join = c.join ?? [];
@@ -251,6 +263,7 @@ export function resolveClusterOptions(
     requestTimeout: c.requestTimeout ?? 5000,
     listenHost: c.listenHost,
     storage,
+    ignoredEnv,
     tickMs,
     electionTick,
     heartbeatTick: HEARTBEAT_TICKS,

@@ -17,8 +17,8 @@ import {
   ClusterConfigurableModule,
 } from './cluster.module-definition.js';
 import type { ClusterModuleOptions, ClusterRouteOptions } from './interfaces/cluster-module-options.interface.js';
-import { checkExceptionFilterOption, EXCEPTION_FILTER_PROVIDER } from './filters/exception-filter.provider.js';
-import { checkOptionKeys, FACTORY_KEYS, FOR_ROOT_KEYS } from './module-option-keys.js';
+import { EXCEPTION_FILTER_PROVIDER } from './filters/exception-filter.provider.js';
+import { checkModuleOptions, FACTORY_KEYS, FOR_ROOT_KEYS } from './module-options.schema.js';
 import { ClusterHealthIndicator } from './ops/cluster-health.indicator.js';
 import { ClusterStatusService } from './ops/cluster-status.service.js';
 import { watchFirstLeader, type FirstLeaderWatch } from './ops/first-leader.js';
@@ -85,7 +85,7 @@ export class CatgaClusterModule extends ClusterConfigurableModule implements OnA
   }
 
   static override forRoot(options: typeof CLUSTER_OPTIONS_TYPE & ClusterRouteOptions = {}): DynamicModule {
-    checkOptionKeys(options, FOR_ROOT_KEYS);
+    checkModuleOptions(options, FOR_ROOT_KEYS);
     const [routes, rest] = splitRouteOptions(options);
     return withRoutes(super.forRoot(rest), routes);
   }
@@ -141,8 +141,7 @@ function withRoutes(definition: DynamicModule, routes: ClusterRouteOptions): Dyn
 
 /** Route options returned by an async factory would be ignored silently (see ClusterRouteOptions): refuse them. */
 function checkNoRouteOptions(options: ClusterModuleOptions): ClusterModuleOptions {
-  checkOptionKeys(options, FACTORY_KEYS);
-  checkExceptionFilterOption(options);
+  checkModuleOptions(options, FACTORY_KEYS);
   const misplaced = ROUTE_OPTION_KEYS.filter((k) => k in options);
   if (misplaced.length > 0) {
     throw new ClusterOptionsError(

@@ -22,7 +22,8 @@ export interface FileStorageOptions {
 }
 
 const SILENT: StorageLogger = { warn: () => undefined, log: () => undefined };
-const LOCK_FILE = 'LOCK';
+/** The dataDir's lock: one process at a time (a node, or a tool that reads the dir). */
+export const LOCK_FILE = 'LOCK';
 /** Snapshots kept; the older one can stand in if the newest is damaged and the WAL still covers the difference. */
 const SNAPSHOTS_KEPT = 2;
 

@@ -110,7 +110,7 @@ test('without the filter (exceptionFilter defaults to false), cluster errors are
   expect(r.headers.get('retry-after')).toBeNull();
 });
 
-test('exceptionFilter must be a boolean', async () => {
+test('exceptionFilter must be a boolean: forRoot refuses it at once, before any node starts', () => {
   const bad = { ...solo(), exceptionFilter: 'yes' } as unknown as ClusterModuleOptions;
-  await expect(start(CatgaClusterModule.forRoot(bad))).rejects.toThrow(/catga-cluster option exceptionFilter: expected true or false, got "yes"/);
+  expect(() => CatgaClusterModule.forRoot(bad)).toThrow(/catga-cluster option exceptionFilter: expected true or false, got "yes"/);
 });

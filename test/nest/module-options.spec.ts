@@ -51,6 +51,15 @@ describe('bad options fail at bootstrap, naming the option', () => {
     const both = resolveClusterOptions({ fromEnv: true, secret: 'from-the-code' }, env);
     expect(both).toMatchObject({ nodeId: 'b', secret: 'from-the-code', dataDir: '/tmp/from-env' });
     expect(resolveClusterOptions({ fromEnv: false }, env).nodeId).toBe('node1');
+    // Passed over without fromEnv: named, so createCluster can warn; with fromEnv: false the choice was explicit.
+    expect(coded.ignoredEnv).toEqual(expect.arrayContaining(['CATGA_NODE_ID', 'CATGA_MEMBERS', 'CATGA_SECRET', 'CATGA_DATA_DIR']));
+    expect(resolveClusterOptions({ fromEnv: false }, env).ignoredEnv).toEqual([]);
+    expect(resolveClusterOptions({}, env).ignoredEnv).toEqual([]);
+  });
+
+  test('a bad value from the environment names its variable', () => {
+    expect(() => resolveClusterOptions({}, { CATGA_TARGET_VOTERS: '4' })).toThrow(/targetVoters \(from CATGA_TARGET_VOTERS\): expected an odd whole number/);
+    expect(() => resolveClusterOptions({}, { CATGA_SECRET: 'short' })).toThrow(/secret \(from CATGA_SECRET\): expected .*got "<hidden>"/);
   });
 
   test('forRoot() and a forRootAsync() factory refuse a key that is no option, naming the closest', async () => {
@@ -60,6 +69,15 @@ describe('bad options fail at bootstrap, naming the option', () => {
       imports: [CatgaClusterModule.forRootAsync({ useFactory: () => ({ nodeId: 'a', logger: quiet, hearbeatInterval: 20 }) as object })],
     });
     await expect(builder.compile()).rejects.toThrow(/option "hearbeatInterval" is not an option; did you mean "heartbeatInterval"\?/);
+  });
+
+  test("the module's own options are checked against their schema, in forRoot and from a factory", async () => {
+    expect(() => CatgaClusterModule.forRoot({ startupTimeout: '10s' } as object)).toThrow(/option startupTimeout: expected ms >= 0 \(0: no warning\), got "10s"/);
+    expect(() => CatgaClusterModule.forRoot({ errorTypes: Error } as object)).toThrow(/option errorTypes: expected a list of error classes/);
+    const builder = Test.createTestingModule({
+      imports: [CatgaClusterModule.forRootAsync({ useFactory: () => ({ nodeId: 'a', logger: quiet, metrics: 'on' }) as object })],
+    });
+    await expect(builder.compile()).rejects.toThrow(/option metrics: expected true, false or \{ registry \}, got "on"/);
   });
 
   test('insecure: true allows a multi-member cluster without a secret', () => {

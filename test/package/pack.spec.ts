@@ -68,6 +68,9 @@ test('holds README, LICENSE, package.json and the compiled library, nothing else
 test('no TypeScript sources but declarations, and no source maps', () => {
   expect(paths.filter((p) => /\.[cm]?ts$/.test(p) && !/\.d\.[cm]?ts$/.test(p))).toEqual([]);
   expect(paths.filter((p) => p.endsWith('.map'))).toEqual([]);
+  // Nor a pointer to one: tools such as source-map-loader warn about every map they cannot find.
+  const pointing = paths.filter((p) => p.endsWith('.js') && readFileSync(join(ROOT, p), 'utf8').includes('sourceMappingURL'));
+  expect(pointing).toEqual([]);
   expect(paths.filter((p) => p.endsWith('.js')).length).toBeGreaterThan(50);
   expect(paths.filter((p) => p.endsWith('.d.ts')).length).toBeGreaterThan(50);
 });

@@ -9,7 +9,7 @@ import { npmEnv } from './npm-env.js';
  * The package as a user gets it: `npm pack` the built library, install the tarball with the Nest 12 peers into a
  * scratch app, compile the app with strict TypeScript against the installed declarations (importing only
  * 'catga-cluster' and, once, 'catga-cluster/testing'), check that an internal path is closed and the bin runs, then
- * start the app and run a @ForwardToLeader command through HTTP.
+ * start three nodes of the app and send a @ForwardToLeader command to the followers over HTTP: it runs on the leader.
  *
  * Installs with the exact versions in this repository's node_modules and --prefer-offline, so npm's cache serves
  * them (about 6 s warm; the first run on a machine may fetch). --ignore-scripts: nothing needs building (msgpackr's
@@ -27,7 +27,7 @@ const app = join(work, 'app');
 const timings: Record<string, number> = {};
 let tarball = '';
 let compiled = false;
-let child: ChildProcess | null = null;
+const children: ChildProcess[] = [];
 
 interface Run {
   readonly status: number | null;
@@ -49,9 +49,10 @@ function versionOf(name: string): string {
 }
 
 afterAll(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) {
-    child.kill('SIGKILL');
-    await new Promise((r) => child!.once('exit', r));
+  for (const c of children) {
+    if (c.exitCode !== null || c.signalCode !== null) continue;
+    c.kill('SIGKILL');
+    await new Promise((r) => c.once('exit', r));
   }
   rmSync(work, { recursive: true, force: true });
   const total = Object.values(timings).reduce((a, b) => a + b, 0);
@@ -112,29 +113,47 @@ test("the package's bin is linked and runs", () => {
   expect(r.stdout).toMatch(/^Usage: catga-cluster /);
 });
 
-test('starts, and a forwarded command runs through HTTP', async () => {
+test('three nodes start, and a command sent to a follower runs on the leader', async () => {
   expect(compiled).toBe(true);
-  const [port] = await freePorts(1);
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), DATA_DIR: join(work, 'data') };
-  for (const k of Object.keys(env)) if (k.startsWith('CATGA_')) delete env[k];
+  const ports = await freePorts(6);
+  const ids = ['p1', 'p2', 'p3'];
+  const members = ids.map((id, i) => `${id}=127.0.0.1:${ports[3 + i]}`).join(',');
   const started = Date.now();
-  const proc = spawn(process.execPath, ['dist/main.js'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  child = proc;
-  let out = '';
-  proc.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  proc.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-
-  const deadline = Date.now() + 20_000;
-  while (!out.includes('"ready":true')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`the app did not start (exit ${proc.exitCode}):\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
+  const nodes = ids.map((id, i) => {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('CATGA_')) delete env[k];
+    Object.assign(env, { PORT: String(ports[i]), CATGA_NODE_ID: id, CATGA_MEMBERS: members, CATGA_DATA_DIR: join(work, 'data', id), CATGA_SECRET: 'packed-app-secret' });
+    const proc = spawn(process.execPath, ['dist/main.js'], { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(proc);
+    const node = { id, port: ports[i]!, proc, out: '', exited: new Promise<void>((r) => proc.once('exit', () => r())) };
+    proc.stdout!.on('data', (b: Buffer) => (node.out += b.toString()));
+    proc.stderr!.on('data', (b: Buffer) => (node.out += b.toString()));
+    return node;
+  });
+  const deadline = Date.now() + 30_000;
+  for (const n of nodes) {
+    while (!n.out.includes('"ready":true')) {
+      if (n.proc.exitCode !== null || Date.now() > deadline) throw new Error(`${n.id} did not start (exit ${n.proc.exitCode}):\n${n.out}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(JSON.parse(n.out.split('\n').find((l) => l.includes('"ready":true'))!)).toEqual({ ready: true, port: n.port, nodeId: n.id, dataDir: join(work, 'data', n.id) });
   }
   timings.start = Date.now() - started;
-  expect(JSON.parse(out.split('\n').find((l) => l.includes('"ready":true'))!)).toEqual({ ready: true, port, nodeId: 'packed', dataDir: join(work, 'data') });
 
-  const post = async (customer: string) => {
-    const r = await fetch(`http://127.0.0.1:${port}/orders`, {
+  const leaderSeenBy = async (n: (typeof nodes)[number]): Promise<string | null> => {
+    const r = await fetch(`http://127.0.0.1:${n.port}/cluster/status`, { signal: AbortSignal.timeout(3000) });
+    return ((await r.json()) as { leaderId: string | null }).leaderId;
+  };
+  let leader: string | null = null;
+  while (leader === null) {
+    if (Date.now() > deadline) throw new Error(`no leader all three agree on:\n${nodes.map((n) => n.out).join('\n')}`);
+    const seen = await Promise.all(nodes.map(leaderSeenBy));
+    if (seen[0] && seen.every((x) => x === seen[0])) leader = seen[0];
+    else await new Promise((r) => setTimeout(r, 100));
+  }
+  const followers = nodes.filter((n) => n.id !== leader);
+  const post = async (n: (typeof nodes)[number], customer: string) => {
+    const r = await fetch(`http://127.0.0.1:${n.port}/orders`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ customer }),
@@ -142,19 +161,19 @@ test('starts, and a forwarded command runs through HTTP', async () => {
     });
     return { status: r.status, body: (await r.json()) as unknown };
   };
-  expect(await post('ada')).toEqual({ status: 201, body: { orderNo: 1, customer: 'ada', ranOn: 'packed' } });
-  expect(await post('bob')).toEqual({ status: 201, body: { orderNo: 2, customer: 'bob', ranOn: 'packed' } });
+  expect(await post(followers[0]!, 'ada')).toEqual({ status: 201, body: { orderNo: 1, customer: 'ada', ranOn: leader } });
+  expect(await post(followers[1]!, 'bob')).toEqual({ status: 201, body: { orderNo: 2, customer: 'bob', ranOn: leader } });
 
   const stopping = Date.now();
-  proc.kill('SIGTERM');
+  for (const n of nodes) n.proc.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const stopped = await Promise.race([exited.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 10_000)))]);
+  const stopped = await Promise.race([
+    Promise.all(nodes.map((n) => n.exited)).then(() => true),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 15_000))),
+  ]);
   clearTimeout(timer);
-  if (!stopped) proc.kill('SIGKILL');
   timings.stop = Date.now() - stopping;
   expect(stopped).toBe(true);
-  await exited;
-  child = null;
 });
 
 /** The scratch app: what a user writes, importing only the package's documented entries. */
@@ -223,7 +242,8 @@ export class OrdersController {
 @Module({
   imports: [
     CqrsModule.forRoot(),
-    CatgaClusterModule.forRoot({ nodeId: 'packed', dataDir: process.env.DATA_DIR ?? './data', statusPath: true }),
+    // The members, this node's id, its dataDir and the secret come from CATGA_*.
+    CatgaClusterModule.forRoot({ fromEnv: true, statusPath: true }),
   ],
   controllers: [OrdersController],
   providers: [PlaceOrderHandler],
@@ -238,7 +258,7 @@ import { AppModule } from './app.module.js';
 async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT);
   // The one import from catga-cluster/testing: the options as this node resolves them.
-  const { nodeId, dataDir } = resolveClusterOptions({ nodeId: 'packed', dataDir: process.env.DATA_DIR ?? './data' });
+  const { nodeId, dataDir } = resolveClusterOptions({ fromEnv: true });
   const app = await NestFactory.create(AppModule, { logger: ['error', 'warn'] });
   app.enableShutdownHooks();
   await app.listen(port, '127.0.0.1');

@@ -1,6 +1,5 @@
 import type { FactoryProvider } from '@nestjs/common';
 import { APP_FILTER, HttpAdapterHost } from '@nestjs/core';
-import { ClusterOptionsError } from '../../cluster/options.js';
 import { CLUSTER_MODULE_OPTIONS } from '../cluster.module-definition.js';
 import type { ClusterModuleOptions } from '../interfaces/cluster-module-options.interface.js';
 import { ClusterExceptionFilter } from './cluster-exception.filter.js';
@@ -14,10 +13,3 @@ export const EXCEPTION_FILTER_PROVIDER: FactoryProvider<ClusterExceptionFilter |
   inject: [CLUSTER_MODULE_OPTIONS, HttpAdapterHost],
   useFactory: (options: ClusterModuleOptions, adapterHost: HttpAdapterHost) => (options.exceptionFilter ? new ClusterExceptionFilter(adapterHost) : null),
 };
-
-/** Called with the module's other checks, before the cluster starts: a bad value must not leave a node running. */
-export function checkExceptionFilterOption({ exceptionFilter }: ClusterModuleOptions): void {
-  if (exceptionFilter !== undefined && typeof exceptionFilter !== 'boolean') {
-    throw new ClusterOptionsError(`catga-cluster option exceptionFilter: expected true or false, got ${JSON.stringify(exceptionFilter)}`);
-  }
-}

@@ -1,32 +1,10 @@
-import type { Type } from '@nestjs/common';
 import type { OpsGuard } from '../ops/ops-access.js';
+import type { OptionsOf } from '../../cluster/option-schema.js';
 import type { ClusterOptions } from '../../cluster/options.js';
+import type { MODULE_OPTIONS } from '../module-options.schema.js';
 
-/** `CatgaClusterModule.forRoot()` options: the cluster's own, plus how the module behaves inside Nest. */
-export interface ClusterModuleOptions extends ClusterOptions {
-  /**
-   * ms after which a warning says no leader is known yet; 0 = no warning. Default 10000. Bootstrap does not wait for a
-   * leader (so `app.listen` never depends on the other members); the first leader is logged when it appears, and
-   * readiness is served at `${healthPath}/ready`. A single-member cluster elects itself during bootstrap all the same.
-   */
-  readonly startupTimeout?: number;
-  /**
-   * Error classes that forwarded commands may throw, so a follower rethrows the same class (like marking them with
-   * @ClusterError()). JS built-ins, Nest's HTTP exceptions and this library's exceptions are known already; any other
-   * class comes back as RemoteHandlerError.
-   */
-  readonly errorTypes?: readonly Type<Error>[];
-  /**
-   * Register ClusterExceptionFilter as a global filter (APP_FILTER), so the cluster's errors answer HTTP requests
-   * with 421, 503, 409 or 504 and a JSON `code`. Default false.
-   */
-  readonly exceptionFilter?: boolean;
-  /**
-   * Prometheus metrics (catga_*) through prom-client, an optional peer. Default: on when prom-client is installed,
-   * into its global registry. true insists (bootstrap fails without prom-client); false turns them off.
-   */
-  readonly metrics?: boolean | ClusterMetricsOptions;
-}
+/** `CatgaClusterModule.forRoot()` options: the cluster's own, plus how the module behaves inside Nest (MODULE_OPTIONS). */
+export interface ClusterModuleOptions extends ClusterOptions, OptionsOf<typeof MODULE_OPTIONS> {}
 
 export interface ClusterMetricsOptions {
   /** The registry the catga_* metrics join. Default: prom-client's global registry. */
