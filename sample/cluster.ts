@@ -51,24 +51,34 @@ function start(n: (typeof NODES)[number], i: number): void {
   });
 }
 
-async function leaderOf(): Promise<string | null> {
-  for (const n of NODES) {
-    try {
-      const r = await fetch(`http://127.0.0.1:${n.http}/cluster/status`, { signal: AbortSignal.timeout(500) });
-      const s = (await r.json()) as { leaderId?: string };
-      if (s.leaderId) return s.leaderId;
-    } catch {
-      // that node is down or still starting
-    }
-  }
-  return null;
+/** The leader each node names (null for a node that is down, starting, or knows none). */
+async function leadersSeen(): Promise<(string | null)[]> {
+  return Promise.all(
+    NODES.map(async (n) => {
+      try {
+        const r = await fetch(`http://127.0.0.1:${n.http}/cluster/status`, { signal: AbortSignal.timeout(500) });
+        return ((await r.json()) as { leaderId?: string | null }).leaderId ?? null;
+      } catch {
+        return null; // that node is down or still starting
+      }
+    }),
+  );
 }
 
 async function main(): Promise<void> {
+  const startedAt = performance.now();
   NODES.forEach(start);
   let shown: string | null = null;
+  let agreedAfterMs: number | null = null;
   const watch = setInterval(async () => {
-    const leader = await leaderOf();
+    const seen = await leadersSeen();
+    // The first banner waits until all three name the same leader: the cold start, measured from the spawns.
+    if (agreedAfterMs === null) {
+      if (!seen[0] || seen.some((x) => x !== seen[0])) return;
+      agreedAfterMs = performance.now() - startedAt;
+      console.log(`\n>>> cold start: all three nodes agreed on ${seen[0]} as leader ${(agreedAfterMs / 1000).toFixed(2)} s after they were started`);
+    }
+    const leader = seen.find((x) => x !== null) ?? null;
     if (leader === shown || stopping) return;
     shown = leader;
     const n = NODES.find((x) => x.id === leader);
@@ -88,7 +98,7 @@ async function main(): Promise<void> {
         `    open http://localhost:3001/cluster                 # the live cluster page\n` +
         `    kill -9 ${pid ?? '<pid>'}    # kill the leader (${leader}) and watch another node take over\n`,
     );
-  }, 250);
+  }, 100);
   const stop = () => {
     if (stopping) return;
     stopping = true;
