@@ -26,9 +26,10 @@ export const SIDE_BY_SIDE = [
   'lock_rtt_follower_ms',
   'failover_ms',
   'graceful_pause_ms',
+  'event_fanout_ms',
 ] as const;
 
-const OURS_ONLY = ['forward_added_ms', 'rss_growth_mb', 'writer_max_gap_small_state', 'writer_max_gap_large_state'] as const;
+const OURS_ONLY = ['forward_added_ms', 'singleton_handoff_ms', 'rss_growth_mb', 'writer_max_gap_small_state', 'writer_max_gap_large_state'] as const;
 
 function v(m: Measurement, key: string): number | undefined {
   const x = m[key];
@@ -50,6 +51,10 @@ export function cell(m: Measurement | undefined): string {
   }
   if (v(m, 'addedP50Ms') !== undefined) {
     return `+${fmt(v(m, 'addedP50Ms'), 3)} ms p50, +${fmt(v(m, 'addedP99Ms'), 3)} ms p99`;
+  }
+  if (v(m, 'ratePerSec') !== undefined && v(m, 'events') !== undefined) {
+    const lost = v(m, 'undelivered') ?? 0;
+    return `p50 ${fmt(v(m, 'p50Ms'))} ms, p99 ${fmt(v(m, 'p99Ms'))} ms, max ${fmt(v(m, 'maxMs'))} ms (${fmt(v(m, 'events'))} events at ${fmt(v(m, 'ratePerSec'))}/s${lost > 0 ? `, ${fmt(lost)} undelivered` : ''})`;
   }
   if (v(m, 'opsPerSec') !== undefined) {
     return `${fmt(v(m, 'opsPerSec'))}/s, p50 ${fmt(v(m, 'p50Ms'))} ms, p99 ${fmt(v(m, 'p99Ms'))} ms`;
@@ -135,7 +140,7 @@ export function docsRegion(results: Results): string {
 
   const fo = results.failover_ms;
   const gp = results.graceful_pause_ms;
-  if (fo || gp) {
+  if (fo || gp || results.singleton_handoff_ms) {
     const rows: string[][] = [];
     if (fo) {
       rows.push(['`failover_ms` ours', roundsLine(fo.ours), `elected after ${fmt(v(fo.ours, 'electedMedianMs'), 1)} ms (median): ${roundsLine(fo.ours, 'electedMs')}`]);
@@ -147,6 +152,8 @@ export function docsRegion(results: Results): string {
       rows.push(['`graceful_pause_ms` ours', roundsLine(gp.ours), gpNote(gp.ours)]);
       if (gp.etcd) rows.push(['`graceful_pause_ms` etcd', roundsLine(gp.etcd), gpNote(gp.etcd)]);
     }
+    const ho = results.singleton_handoff_ms;
+    if (ho) rows.push(['`singleton_handoff_ms` ours', roundsLine(ho.ours), `kill -9 to the first fire on the new leader ${fmt(v(ho.ours, 'killToFirstMedianMs'), 1)} ms (median): ${roundsLine(ho.ours, 'killToFirstMs')}`]);
     out.push('### Rounds', '', mdTable(['metric', 'each round (ms)', 'alongside'], rows), '');
   }
 

@@ -1,13 +1,15 @@
 /**
- * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [memory] [options]`; with no name, all of them.
+ * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [memory] [events] [options]`; with no name, all of them.
  *
  *   --quick              every case shortened (the whole run stays under three minutes)
- *   --no-etcd            ours only (cluster): no etcd is started
+ *   --no-etcd            ours only (cluster, events): no etcd is started
  *   --dir PATH           parent of every data dir, ours and etcd's (default: the system temp dir)
  *   --seconds S          per throughput case, for storage and cluster (default 3, quick 1)
  *   --failover-rounds N  kill -9 rounds per side (default 12, quick 4); --graceful-rounds N (default 6, quick 2)
  *   --writes N           memory: writes into the cluster (default 1 000 000, quick 50 000)
- *   --port P             ours on 127.0.0.1 ports P..P+2 (throughput), P+10.. (failover), P+20.. (memory); default 18900
+ *   --port P             ours on 127.0.0.1 ports P..P+2 (throughput), P+10.. (failover), P+20.. (memory),
+ *                        P+30.. (events: fan-out), P+50.. (events: singleton hand-off); default 18900
+ *   --handoff-rounds N   events: kill -9 rounds of the singleton hand-off (default 7, quick 3)
  *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; default 18960
  *   --report-only        measure nothing: redraw the charts and the docs region from bench/results/latest.json
  *   (bench/storage.ts reads its own: --max, --rounds, --durability, --io)
@@ -21,6 +23,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeCharts } from './charts.js';
 import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS, runCompare, type Pair } from './compare.js';
+import { runEventsBench } from './events.js';
 import { runForwardBench } from './forward.js';
 import { emit, type Measurement } from './measure.js';
 import { runMemoryBench } from './memory.js';
@@ -28,7 +31,7 @@ import { consoleTable, updateDocs } from './report.js';
 import { mergeResults, readResults, writeResults, type Results } from './results.js';
 import { runStorageBench, storageOptionsFromArgs, type CaseResult } from './storage.js';
 
-const BENCHES = ['storage', 'cluster', 'forward', 'memory'] as const;
+const BENCHES = ['storage', 'cluster', 'forward', 'memory', 'events'] as const;
 type BenchName = (typeof BENCHES)[number];
 /** Flags followed by a value (the storage ones are read by bench/storage.ts). */
 const VALUE_FLAGS = new Set([
@@ -39,6 +42,7 @@ const VALUE_FLAGS = new Set([
   '--failover-rounds',
   '--graceful-rounds',
   '--writes',
+  '--handoff-rounds',
   '--max',
   '--rounds',
   '--durability',
@@ -162,6 +166,22 @@ async function main(): Promise<void> {
     const m = await timed('memory', () => runMemoryBench({ writes: opts.writes, writers: 64, basePort: basePort + 20, dir, quick }));
     emit('memory', 'rss_growth_mb', m);
     fresh.rss_growth_mb = { ours: m };
+  }
+
+  if (which.includes('events')) {
+    const withEtcd = !process.argv.includes('--no-etcd');
+    const r = await timed('events', () =>
+      runEventsBench({
+        quick,
+        basePort: basePort + 30,
+        etcdPort: numberFlag('etcd-port', 18960),
+        dir,
+        withEtcd,
+        handoffRounds: numberFlag('handoff-rounds', quick ? 3 : 7),
+      }),
+    );
+    Object.assign(fresh, r.metrics);
+    etcdVersion = r.etcd?.version ?? etcdVersion;
   }
 
   const runSeconds = (Date.now() - started) / 1000;

@@ -28,6 +28,12 @@ export const TARGETS: readonly Target[] = [
   { metric: 'writes_c256', text: '≥ 2× etcd, p99 ≤ 50 ms', met: (e) => all(e.ratio === undefined ? undefined : e.ratio >= 2, atMost(n(e.ours, 'p99Ms'), 50)) },
   { metric: 'failover_ms', text: 'median ≤ 250 ms, max ≤ 400 ms', met: (e) => all(atMost(n(e.ours, 'medianMs'), 250), atMost(n(e.ours, 'maxMs'), 400)) },
   { metric: 'graceful_pause_ms', text: 'every round ≤ 30 ms', met: (e) => atMost(n(e.ours, 'maxMs'), 30) },
+  {
+    metric: 'event_fanout_ms',
+    text: 'p50 ≤ 2 ms, p99 ≤ 10 ms',
+    met: (e) => all(atMost(n(e.ours, 'p50Ms'), 2), atMost(n(e.ours, 'p99Ms'), 10), n(e.ours, 'undelivered') === undefined ? undefined : n(e.ours, 'undelivered') === 0),
+  },
+  { metric: 'singleton_handoff_ms', text: 'median ≤ 300 ms', met: (e) => atMost(n(e.ours, 'medianMs'), 300) },
   { metric: 'rss_growth_mb', text: '≤ 50 MB over 1M writes', met: (e) => ((n(e.ours, 'writes') ?? 0) < 1_000_000 ? undefined : atMost(n(e.ours, 'growthMb'), 50)) },
 ];
 

@@ -6,7 +6,7 @@
 import { epochMs } from '../../test/support/node-protocol.js';
 import { sleep } from '../../test/support/process-cluster.js';
 import { runLoad, type LoadResult } from '../load.js';
-import { throughput, type Measurement } from '../measure.js';
+import { percentile, throughput, type Measurement } from '../measure.js';
 import { firstCommit, gracefulPause, type FailoverRound, type GracefulRound, type WriterTrace } from '../rounds.js';
 import type { EtcdCluster, EtcdMember } from './etcd-cluster.js';
 
@@ -115,4 +115,80 @@ export async function etcdGracefulRound(c: EtcdCluster, round: number): Promise<
     sigtermToExitMs,
     results.reduce((n, r) => n + r.errors, 0),
   );
+}
+
+/** What the fan-out case measured on one side: per event, publish start to the last of the three deliveries, ms. */
+export interface FanoutSample {
+  readonly latenciesMs: number[];
+  /** Events published but not seen by every member (watcher or node) before the wait ran out. */
+  readonly undelivered: number;
+  readonly errors: number;
+  /** epochMs() of the first and last publish start. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** Side-specific breakdown, stored alongside. */
+  readonly detail?: Measurement;
+}
+
+/**
+ * etcd's counterpart of a cluster event fanned out to every node: `count` puts under `prefix` on `publisher`, open loop
+ * at `ratePerSec`, each one's start taken just before the put; one watcher per member (on that member's own client)
+ * notes when it sees each key. Publisher and watchers share this process's event loop and clock.
+ */
+export async function etcdFanoutCase(c: EtcdCluster, publisher: EtcdMember, count: number, ratePerSec: number, prefix: string): Promise<FanoutSample> {
+  const seen = c.members.map(() => new Map<string, number>());
+  const watchers = await Promise.all(
+    c.members.map(async (m, i) => {
+      const w = await m.client.watch().prefix(prefix).create();
+      w.on('put', (kv) => void seen[i]!.set(kv.key.toString(), epochMs()));
+      return w;
+    }),
+  );
+  try {
+    const keys: string[] = [];
+    const startAt: number[] = [];
+    const ackAt: number[] = [];
+    const pending: Promise<unknown>[] = [];
+    let errors = 0;
+    const intervalMs = 1000 / ratePerSec;
+    const origin = performance.now();
+    for (let i = 0; i < count; ) {
+      const wait = origin + i * intervalMs - performance.now();
+      if (wait > 0) {
+        await sleep(wait);
+        continue;
+      }
+      const key = `${prefix}${i}`;
+      keys.push(key);
+      startAt.push(epochMs());
+      const k = i;
+      pending.push(put(publisher, key, i).then(() => void (ackAt[k] = epochMs()), () => void errors++));
+      i++;
+    }
+    await Promise.all(pending);
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !seen.every((s) => s.size >= keys.length)) await sleep(20);
+    const latenciesMs: number[] = [];
+    const ackMs: number[] = [];
+    const perMember: number[][] = c.members.map(() => []);
+    let undelivered = 0;
+    keys.forEach((k, i) => {
+      if (ackAt[i] !== undefined) ackMs.push(ackAt[i]! - startAt[i]!);
+      const at = seen.map((s) => s.get(k));
+      at.forEach((x, j) => x !== undefined && perMember[j]!.push(x - startAt[i]!));
+      if (at.some((x) => x === undefined)) undelivered++;
+      else latenciesMs.push(Math.max(...(at as number[])) - startAt[i]!);
+    });
+    const q = (xs: readonly number[], p: number) => Number(percentile(xs, p).toFixed(3));
+    const detail: Measurement = {
+      publishAckP50Ms: q(ackMs, 0.5),
+      publishAckP99Ms: q(ackMs, 0.99),
+      nodes: c.members.map((m) => m.name).join(' '),
+      nodeDeliveryP50Ms: perMember.map((xs) => q(xs, 0.5)),
+      nodeDeliveryP99Ms: perMember.map((xs) => q(xs, 0.99)),
+    };
+    return { latenciesMs, undelivered, errors, startedAt: startAt[0] ?? Number.NaN, endedAt: startAt[startAt.length - 1] ?? Number.NaN, detail };
+  } finally {
+    await Promise.all(watchers.map((w) => w.cancel().catch(() => undefined)));
+  }
 }

@@ -21,8 +21,10 @@ import {
   type LockHeldResult,
   type NodeReply,
   type NodeRequest,
+  type EventDeliveryTimesResult,
   type ProbeResult,
   type ProbesResult,
+  type PublishEventsResult,
   type ReadKeysResult,
   type LockLoadResult,
   type MemoryResult,
@@ -123,6 +125,10 @@ async function handle(served: Served, r: NodeRequest): Promise<unknown> {
       return delivered;
     case 'probes':
       return probes(cluster);
+    case 'publishEvents':
+      return publishEvents(cluster, r);
+    case 'eventDeliveryTimes':
+      return eventDeliveryTimes(r.namePrefix);
   }
 }
 
@@ -142,6 +148,55 @@ async function probes(cluster: ClusterCoordinator): Promise<ProbesResult> {
 
 /** Cluster events delivered here (without Nest), as `index:name`, in delivery order. */
 const delivered: string[] = [];
+
+/** epochMs() at which the deliverEvents sink got each event (without Nest), by name; the last delivery of a name wins. */
+const deliveredAt = new Map<string, number>();
+
+function eventDeliveryTimes(prefix: string): EventDeliveryTimesResult {
+  const out: EventDeliveryTimesResult = {};
+  for (const [name, at] of deliveredAt) if (name.startsWith(prefix)) out[name] = at;
+  return out;
+}
+
+/** Open-loop publishes at a fixed rate (see the op in node-protocol.ts); every due publish starts when the loop wakes. */
+async function publishEvents(cluster: ClusterCoordinator, r: Req<'publishEvents'>): Promise<PublishEventsResult> {
+  const names: string[] = [];
+  const startAt: number[] = [];
+  const indexes: number[] = Array.from({ length: r.count }, () => -1);
+  const ackAt: number[] = Array.from({ length: r.count }, () => -1);
+  const errorNames: Record<string, number> = {};
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const intervalMs = 1000 / r.ratePerSec;
+  const origin = performance.now();
+  for (let i = 0; i < r.count; ) {
+    const due = origin + i * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) {
+      await new Promise((res) => setTimeout(res, wait));
+      continue;
+    }
+    const name = `${r.namePrefix}${i}`;
+    const k = i;
+    names.push(name);
+    startAt.push(epochMs());
+    pending.push(
+      cluster.publishEvent(name, k).then(
+        (p) => {
+          ackAt[k] = epochMs();
+          indexes[k] = p.index;
+        },
+        (e: unknown) => {
+          errors++;
+          countError(errorNames, e);
+        },
+      ),
+    );
+    i++;
+  }
+  await Promise.all(pending);
+  return { names, startAt, indexes, ackAt, errors, errorNames };
+}
 
 function leaderWork(served: Served, op: string): LeaderWork {
   if (!served.work) throw new Error(`${op}: this node runs without the leader-work app (start it with CATGA_TEST_APP=leader-work)`);
@@ -363,7 +418,10 @@ async function main(): Promise<void> {
   const cluster = await createCluster(options, { clock: testClock() });
   bootStatus = cluster.status();
   cluster.deliverEvents({
-    deliver: (e) => void delivered.push(`${e.index}:${e.name}`),
+    deliver: (e) => {
+      deliveredAt.set(e.name, epochMs());
+      delivered.push(`${e.index}:${e.name}`);
+    },
     missed: (g) => void delivered.push(`missed:${g.after}-${g.upTo}`),
   });
   const served: Served = { cluster, stop: () => cluster.stop(), work: null };

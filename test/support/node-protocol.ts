@@ -83,6 +83,14 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'probes' }
   /** ClusterCoordinator.eventPosition: the index of the last cluster event this node delivered (or gave up on). */
   | { readonly op: 'eventPosition' }
+  /**
+   * Benchmarks: `count` coordinator.publishEvent calls named `${namePrefix}${i}`, open loop at `ratePerSec` (each
+   * started on its due time whether or not the earlier ones completed), each start time taken with epochMs() just
+   * before the call. Answers once every publish settled.
+   */
+  | { readonly op: 'publishEvents'; readonly count: number; readonly ratePerSec: number; readonly namePrefix: string }
+  /** Benchmarks: epochMs() at which this node's deliverEvents sink got each event whose name starts with `namePrefix`. */
+  | { readonly op: 'eventDeliveryTimes'; readonly namePrefix: string }
 );
 
 export type NodeReply =
@@ -220,3 +228,19 @@ export interface ProbesResult {
   readonly ready: { readonly status: 'up' | 'down'; readonly message?: string };
   readonly live: { readonly status: 'up' | 'down'; readonly message?: string };
 }
+
+/** The answer of publishEvents: parallel arrays, in publish order. */
+export interface PublishEventsResult {
+  readonly names: string[];
+  /** epochMs() just before each publishEvent call. */
+  readonly startAt: number[];
+  /** The committed log index of each event, or -1 when its publish failed. */
+  readonly indexes: number[];
+  /** epochMs() when each publishEvent call resolved (committed), or -1 when it failed. */
+  readonly ackAt: number[];
+  readonly errors: number;
+  readonly errorNames: Record<string, number>;
+}
+
+/** The answer of eventDeliveryTimes: epochMs() of delivery by event name. */
+export type EventDeliveryTimesResult = Record<string, number>;
