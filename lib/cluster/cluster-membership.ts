@@ -204,8 +204,8 @@ export class ClusterMembership {
    * in progress (bounded), rather than fail and have the joiner back off.
    */
   private async join(req: MemberRequest): Promise<{ members: readonly Member[] }> {
-    const deadline = this.parts.clock.now() + this.parts.requestTimeoutMs;
-    while (this.parts.runtime.status().membershipChange && this.parts.clock.now() < deadline) await this.sleep(10);
+    const rt = this.parts.runtime;
+    await rt.waitFor(() => rt.status().membershipChange === null, this.parts.requestTimeoutMs);
     const m = this.current;
     const target = m.members.find((x) => x.id === req.id);
     const address = req.address ?? '';
@@ -222,19 +222,16 @@ export class ClusterMembership {
     const rt = this.parts.runtime;
     const to = rt.transferLeadership();
     if (!to) throw new MembershipChangeError(`${req.id} leads and no other voter can take over; add and promote another member first`);
-    const deadline = this.parts.clock.now() + this.parts.electionTimeoutMs * 4;
-    while (rt.leadership.isLeader || !rt.leadership.leaderId) {
-      if (this.parts.clock.now() >= deadline) throw new NoLeaderException(`leadership did not move from ${req.id} in time; retry`);
-      await this.sleep(5);
-    }
+    const moved = () => !rt.leadership.isLeader && rt.leadership.leaderId !== '';
+    await rt.waitFor(moved, this.parts.electionTimeoutMs * 4);
+    if (!moved()) throw new NoLeaderException(`leadership did not move from ${req.id} in time; retry`);
     return this.callLeader(rt.leadership.leaderId, req);
   }
 
   private async change(next: Membership, what: string): Promise<void> {
     // A leader that just took over (after a hand-over, say) commits its no-op within a round trip: wait for it.
     const rt = this.parts.runtime;
-    const deadline = this.parts.clock.now() + this.parts.requestTimeoutMs;
-    while (rt.leadership.isLeader && !rt.leaderSettled && this.parts.clock.now() < deadline) await this.sleep(5);
+    await rt.waitFor(() => !rt.leadership.isLeader || rt.leaderSettled, this.parts.requestTimeoutMs);
     this.parts.logger.log(`membership change: ${what}`);
     await this.parts.runtime.proposeMembership(next);
   }
@@ -265,14 +262,14 @@ export class ClusterMembership {
   private async waitCaughtUp(id: NodeId): Promise<void> {
     const rt = this.parts.runtime;
     const mark = rt.status().commitIndex;
-    const deadline = this.parts.clock.now() + this.parts.requestTimeoutMs;
-    for (;;) {
-      const s = rt.status().members.find((x) => x.id === id);
-      if (s && (s.matchIndex ?? 0) >= mark && s.lastContactMs !== null && s.lastContactMs <= this.parts.electionTimeoutMs) return;
-      if (this.parts.clock.now() >= deadline || !rt.leadership.isLeader) {
-        throw new MembershipChangeError(`${id} has not caught up with the log (it holds up to ${s?.matchIndex ?? 0} of ${mark}); retry once it has`);
-      }
-      await this.sleep(this.parts.electionTimeoutMs / 3);
+    const learner = () => rt.status().members.find((x) => x.id === id);
+    const caughtUp = () => {
+      const s = learner();
+      return s !== undefined && (s.matchIndex ?? 0) >= mark && s.lastContactMs !== null && s.lastContactMs <= this.parts.electionTimeoutMs;
+    };
+    await rt.waitFor(() => caughtUp() || !rt.leadership.isLeader, this.parts.requestTimeoutMs);
+    if (!caughtUp() || !rt.leadership.isLeader) {
+      throw new MembershipChangeError(`${id} has not caught up with the log (it holds up to ${learner()?.matchIndex ?? 0} of ${mark}); retry once it has`);
     }
   }
 

@@ -665,7 +665,8 @@ export class RaftRuntime {
     return best?.id ?? null;
   }
 
-  private waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  /** Resolves once `cond()` holds, checked every tick, or once `timeoutMs` passed or this node stopped; never rejects. */
+  waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
       const deadline = this.deps.clock.now() + timeoutMs;
       const check = () => {
