@@ -192,10 +192,8 @@ export class TcpNetwork implements Network {
       // node's own request to be removed, get their answers. It is forgotten when it closes.
       peer.member = null;
       peer.weDial = false;
-      if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
-      peer.retryTimer = null;
-      if (peer.dialing instanceof net.Socket) peer.dialing.destroy();
-      else peer.dialing?.fail('no longer a member', null, 'log');
+      this.stopDialing(peer);
+      if (peer.dialing !== null && !(peer.dialing instanceof net.Socket)) peer.dialing.fail('no longer a member', null, 'log');
       peer.dialing = null;
       if (peer.conn === null) this.peers.delete(id);
       this.logger.log(`${id} is no longer a member`);
@@ -327,11 +325,7 @@ export class TcpNetwork implements Network {
 
   private async shutdown(): Promise<void> {
     if (this.tickTimer !== null) clearInterval(this.tickTimer);
-    for (const peer of this.peers.values()) {
-      if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
-      peer.retryTimer = null;
-      if (peer.dialing instanceof net.Socket) peer.dialing.destroy();
-    }
+    for (const peer of this.peers.values()) this.stopDialing(peer);
     const closes: Promise<void>[] = [];
     for (const conn of this.sockets) {
       closes.push(conn.closed);
@@ -425,6 +419,13 @@ export class TcpNetwork implements Network {
     const peer = this.peers.get(id);
     if (peer?.member && peer.weDial) return `${this.nodeId} dials ${id}, not the other way round (the smaller id dials)`;
     return null;
+  }
+
+  /** No more dials to `peer`: its retry timer ends, and a connect still in progress is dropped. */
+  private stopDialing(peer: Peer): void {
+    if (peer.retryTimer !== null) clearTimeout(peer.retryTimer);
+    peer.retryTimer = null;
+    if (peer.dialing instanceof net.Socket) peer.dialing.destroy();
   }
 
   private newPeer(id: NodeId, member: MemberAddress | null): Peer {
