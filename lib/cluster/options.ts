@@ -176,7 +176,8 @@ export function resolveClusterOptions(
   };
   const unknown = unknownOptionProblem(o, valid);
   if (unknown) throw new ClusterOptionsError(unknown);
-  if (o.fromEnv !== undefined && typeof o.fromEnv !== 'boolean') fail('fromEnv', 'true or false', o.fromEnv);
+  // Checked ahead of the others, by its own spec: it decides where they come from.
+  if (o.fromEnv !== undefined && !CLUSTER_OPTIONS.fromEnv.is(o.fromEnv)) fail('fromEnv', CLUSTER_OPTIONS.fromEnv.expected, o.fromEnv);
   const given = CLUSTER_OPTION_KEYS.some((k) => k !== 'logger' && k !== 'fromEnv' && o[k] !== undefined);
   const readEnv = o.fromEnv ?? !given;
   // Each option from the code, else (when read) from its variable, checked against its shape.
