@@ -109,8 +109,14 @@ export async function gracefulRound(c: ProcessCluster, round: number): Promise<G
 
 /** One writer on the leader for `ms`, with a state of `keys` keys: its longest stretch without an ack. */
 export async function stallCase(leader: NodeProcess, ms: number, keys: number): Promise<Measurement> {
-  const r = await leader.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: ms, keyPrefix: `stall-${keys}-`, detail: true }, ms + 60_000);
+  const before = (await leader.status()).snapshotIndex;
+  const load = leader.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: ms, keyPrefix: `stall-${keys}-`, detail: true }, ms + 60_000);
+  // A snapshot of the whole state in the window, whatever the thresholds: the stall it causes is what is measured.
+  await new Promise((r) => setTimeout(r, ms / 3));
+  await leader.request<boolean>({ op: 'snapshotNow' }); // false when one is already under way: that one counts
+  const r = await load;
   const st = await leader.status();
+  if (st.snapshotIndex <= before) throw new Error(`stall case: no snapshot was taken in the window (snapshot index ${before} → ${st.snapshotIndex})`);
   const gaps = gapsOf(r.startedAt, r.endAt ?? [], r.endedAt);
   return {
     keysBefore: keys,

@@ -22,6 +22,7 @@ export function timedStorage(storage: RaftStorage, metrics: ClusterMetrics): Raf
   return {
     open: () => storage.open(),
     persist: (batch) => timed('append', () => storage.persist(batch)),
+    ...(storage.writeSnapshotImage && { writeSnapshotImage: (snapshot) => timed('snapshot', () => storage.writeSnapshotImage!(snapshot)) }),
     saveSnapshot: (snapshot) => timed('snapshot', () => storage.saveSnapshot(snapshot)),
     close: () => storage.close(),
   };

@@ -57,6 +57,8 @@ export interface ClusterInternals {
   readonly clock?: Clock;
   /** Receives fsync and proposal timings: the Nest module passes its prom-client metrics here. */
   readonly metrics?: ClusterMetrics;
+  /** Hands over the Raft runtime: the benchmark node takes snapshots on demand with it. */
+  readonly onRuntime?: (runtime: RaftRuntime) => void;
 }
 
 /**
@@ -117,6 +119,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
       onCall: (from, payload) => router.handle(from, payload),
     },
   );
+  internals.onRuntime?.(runtime);
   router = new RequestRouter(runtime, wallClock);
   router.snapshots = new SnapshotExporter({ runtime, stateMachine, timers: systemTimers, requestTimeoutMs: o.requestTimeout }).handle;
   const clientId = randomUUID();

@@ -5,7 +5,7 @@ import { CorruptLogError, CorruptSnapshotError, DiskFullError, InvalidWriteError
 import { LogState } from './log-state.js';
 import type { PersistBatch, RaftStorage, RecoveredState } from './raft-storage.js';
 import { encodeRecords, type WalRecord } from './record.js';
-import { SnapshotStore, type SnapshotFileInfo } from './snapshot-store.js';
+import { SnapshotStore, snapshotFileName, type SnapshotFileInfo } from './snapshot-store.js';
 import { DEFAULT_SEGMENT_BYTES, Wal, type RecordLocation } from './wal.js';
 
 /** Where storage reports repairs (torn tail cut, damaged snapshot skipped) and housekeeping. */
@@ -40,7 +40,7 @@ const SNAPSHOTS_KEPT = 2;
  * the last synced batch and synced, a half-created segment or snapshot temp file deleted — and the call rejects with
  * DiskFullError, leaving the storage usable and unchanged. Only if that rollback fails does the storage fail as above.
  *
- * Calls are serialized: each waits for the previous one to finish.
+ * Calls are serialized, each waiting for the previous one to finish; writeSnapshotImage() alone runs beside them.
  */
 export class FileStorage implements RaftStorage {
   private readonly segmentBytes: number;
@@ -54,6 +54,10 @@ export class FileStorage implements RaftStorage {
   private snapshotIndex = 0;
   private hardState: HardState = EMPTY_HARD_STATE;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Images written by writeSnapshotImage() whose saveSnapshot() has not come yet, by file name. */
+  private readonly images = new Map<string, SnapshotFileInfo>();
+  /** writeSnapshotImage() calls under way; close() waits for them so no write outlives the dataDir lock. */
+  private readonly imageWrites = new Set<Promise<unknown>>();
 
   constructor(
     private readonly disk: Disk,
@@ -112,14 +116,37 @@ export class FileStorage implements RaftStorage {
     });
   }
 
+  /**
+   * Outside the serial queue: persist() calls go on while the image is written. Safe because an image counts only
+   * once its WAL marker is written (saveSnapshot, in the queue); a crash before that leaves a complete file whose
+   * entries the WAL still holds, which recovery either uses (writing the marker then) or prunes later.
+   */
+  writeSnapshotImage(snapshot: Snapshot): Promise<void> {
+    const write = (async () => {
+      this.writableWal();
+      if (snapshot.meta.index <= this.snapshotIndex) return;
+      await this.guard(async () => {
+        const saved = await this.snaps.save(snapshot);
+        this.images.set(snapshotFileName(snapshot.meta.index, snapshot.meta.term), saved);
+      });
+    })();
+    this.imageWrites.add(write);
+    const done = (): void => void this.imageWrites.delete(write);
+    write.then(done, done);
+    return write;
+  }
+
   saveSnapshot(snapshot: Snapshot): Promise<void> {
     return this.serial(async () => {
       const wal = this.writableWal();
       planBatch(this.log, this.snapshotIndex, { snapshot, entries: [], hardState: null });
       const { index, term } = snapshot.meta;
       const keep = this.log.markerKeeps(index, term);
+      const name = snapshotFileName(index, term);
+      const written = this.images.get(name);
+      this.images.delete(name);
       await this.guard(async () => {
-        const saved = await this.snaps.save(snapshot);
+        const saved = written ?? (await this.snaps.save(snapshot));
         // The marker makes replay apply the snapshot at this point of the log, exactly as the live view does.
         try {
           await wal.append(encodeRecords([{ type: 'snapshotMarker', index, term, keep }]), {
@@ -141,6 +168,8 @@ export class FileStorage implements RaftStorage {
 
   close(): Promise<void> {
     return this.serial(async () => {
+      await Promise.allSettled([...this.imageWrites]);
+      this.images.clear();
       const wal = this.wal;
       const lock = this.lock;
       this.wal = null;
@@ -204,7 +233,7 @@ export class FileStorage implements RaftStorage {
       const { index, term } = snapshot.meta;
       const keep = replayed.markerKeeps(index, term);
       await wal.append(encodeRecords([{ type: 'snapshotMarker', index, term, keep }]), { first: null, max: null, next: this.log.lastIndex + 1 });
-      this.logger.warn(`storage: snapshot ${index} had no marker in the WAL (interrupted install); wrote it`);
+      this.logger.warn(`storage: snapshot ${index} had no marker in the WAL (a crash between writing the image and recording it); wrote it`);
     }
     this.logger.log(
       `storage: recovered snapshot ${snapshot === null ? 'none' : `at ${snapshot.meta.index}`}, ` +
@@ -265,6 +294,7 @@ export class FileStorage implements RaftStorage {
   }
 
   private applySnapshot(index: number, keep: boolean): void {
+    for (const [name, image] of this.images) if (image.index <= index) this.images.delete(name);
     this.log.applyMarker(index, keep);
     this.log.trimThrough(index);
     this.snapshotIndex = index;

@@ -22,6 +22,13 @@ export interface RaftStorage {
   open(): Promise<RecoveredState>;
   /** Persists snapshot, then entries, then hard state, with one sync for the whole batch (group commit). */
   persist(batch: PersistBatch): Promise<void>;
+  /**
+   * Writes the image of a snapshot taken by the local state machine durably, alongside persist() calls rather than
+   * queued behind or ahead of them: a large image takes tens of milliseconds to write and sync, and no Ready should
+   * wait for that. It does not take effect until saveSnapshot() of the same snapshot. Optional: without it,
+   * saveSnapshot() writes the image itself.
+   */
+  writeSnapshotImage?(snapshot: Snapshot): Promise<void>;
   /** Stores a snapshot taken by the local state machine and drops log segments wholly covered by it. */
   saveSnapshot(snapshot: Snapshot): Promise<void>;
   close(): Promise<void>;

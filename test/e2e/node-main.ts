@@ -11,7 +11,7 @@ import type { DistributedLock } from '../../lib/cluster/distributed-lock.js';
 import type { Clock } from '../../lib/io/clock.js';
 import type { ClusterLogger } from '../../lib/cluster/logger.js';
 import { resolveClusterOptions, type ClusterOptions } from '../../lib/cluster/options.js';
-import type { RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
+import type { RaftRuntime, RuntimeStatus } from '../../lib/cluster/raft-runtime.js';
 import { leaseTicksFor } from '../../lib/raft/config.js';
 import type { LeaderWork } from '../chaos/leader-work-app.js';
 import {
@@ -43,6 +43,8 @@ function log(level: 'log' | 'warn' | 'error') {
   };
 }
 
+/** The Raft runtime, for snapshotNow; null in the leader-work mode. */
+let runtime: RaftRuntime | null = null;
 /** The lease length in ms with the core's default clock-drift bound (the runtime does not change it); set in main. */
 let leaseMs = 0;
 
@@ -129,6 +131,8 @@ async function handle(served: Served, r: NodeRequest): Promise<unknown> {
       return publishEvents(cluster, r);
     case 'eventDeliveryTimes':
       return eventDeliveryTimes(r.namePrefix);
+    case 'snapshotNow':
+      return runtime?.snapshotNow() ?? false;
   }
 }
 
@@ -415,7 +419,7 @@ async function main(): Promise<void> {
   const app = process.env.CATGA_TEST_APP;
   if (app === 'leader-work') return mainLeaderWork(options);
   if (app !== undefined) throw new Error(`CATGA_TEST_APP must be leader-work or unset, got ${app}`);
-  const cluster = await createCluster(options, { clock: testClock() });
+  const cluster = await createCluster(options, { clock: testClock(), onRuntime: (r) => (runtime = r) });
   bootStatus = cluster.status();
   cluster.deliverEvents({
     deliver: (e) => {

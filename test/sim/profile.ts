@@ -19,6 +19,8 @@ export interface Profile {
   readonly clients: number;
   /** Runtime level: clients taking and releasing locks. */
   readonly lockClients: number;
+  /** Runtime level: snapshots also wait for a log as large as the last image (the default), or only for snapshotEvery. */
+  readonly snapshotGrowsWithState: boolean;
 }
 
 export function drawProfile(rng: Prng): Profile {
@@ -42,6 +44,8 @@ export function drawProfile(rng: Prng): Profile {
     maxInflightMsgs: rng.pick([1, 4, 256]),
     clients: rng.int(2, 6),
     lockClients: rng.int(0, 4),
+    // Drawn last so every earlier draw, and so every recorded seed, stays as it was.
+    snapshotGrowsWithState: rng.chance(0.3),
   };
 }
 
@@ -49,7 +53,7 @@ export function describeProfile(p: Profile): string {
   const n = p.net;
   return (
     `drop=${n.drop} dup=${n.duplicate} delay<=${n.delayMax}ms crash/${p.crashEvery} partition/${p.partitionEvery} ` +
-    `transfer/${p.transferEvery} figure8=${p.figure8} crashNewLeader=${p.crashNewLeader} snapEvery=${p.snapshotEvery} ` +
+    `transfer/${p.transferEvery} figure8=${p.figure8} crashNewLeader=${p.crashNewLeader} snapEvery=${p.snapshotEvery}${p.snapshotGrowsWithState ? '+image' : ''} ` +
     `reads=${p.readOnly} msgBytes=${p.maxSizePerMsg} inflight=${p.maxInflightMsgs} clients=${p.clients} lockClients=${p.lockClients}`
   );
 }

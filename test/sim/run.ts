@@ -36,6 +36,7 @@ type Summary = Pick<
   | 'violation'
   | 'steps'
   | 'elections'
+  | 'snapshots'
   | 'commits'
   | 'ops'
   | 'lockGrants'
@@ -112,8 +113,8 @@ function runOne(seed: number, args: Args, trace: boolean): Promise<SimResult> {
 }
 
 function summarize(r: SimResult): Summary {
-  const { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile } = r;
-  return { seed, nodes, violation, steps, elections, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile };
+  const { seed, nodes, violation, steps, elections, snapshots, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile } = r;
+  return { seed, nodes, violation, steps, elections, snapshots, commits, ops, lockGrants, taskRuns, leaderWork, targeted, leaseAfterHealMs, membership, profile };
 }
 
 function replayHint(seed: number, args: Args): string {
@@ -162,6 +163,8 @@ async function main(): Promise<void> {
       ops: sum('ops'),
       targetedDropped: results.reduce((s, r) => s + r.targeted.dropped, 0),
       targetedHeld: results.reduce((s, r) => s + r.targeted.held, 0),
+      snapshotsMade: results.reduce((s, r) => s + r.snapshots.made, 0),
+      snapshotsInstalled: results.reduce((s, r) => s + r.snapshots.installed, 0),
       maxLeaseAfterHealMs: worst((r) => r.leaseAfterHealMs),
       ...(args.membership
         ? {

@@ -409,6 +409,7 @@ export class RuntimeMember implements SimMember {
         const first = b.entries[0];
         if (first) this.durableLog.entries = log().entries.filter((e) => e.index < first.index).concat(b.entries);
       },
+      writeSnapshotImage: (s: Snapshot) => storage.writeSnapshotImage(s),
       saveSnapshot: async (s: Snapshot) => {
         this.hooks.snapshot?.(this, s.meta, 'made');
         await storage.saveSnapshot(s);

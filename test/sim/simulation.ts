@@ -64,6 +64,8 @@ export interface SimResult {
   readonly trace: readonly string[];
   readonly steps: number;
   readonly elections: number;
+  /** Snapshots taken by a member's own state machine, and snapshots installed from a leader. */
+  readonly snapshots: { readonly made: number; readonly installed: number };
   readonly commits: number;
   readonly ops: number;
   /** Runtime level: locks granted to the lock clients, and leader-task runs started. */
@@ -178,6 +180,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
   }
 
   let elections = 0;
+  const snapshots = { made: 0, installed: 0 };
   let onNewLeader: (m: SimMember) => void = () => {};
   const hooks: MemberHooks = {
     applied: (member: SimMember, e: Entry) => {
@@ -192,12 +195,11 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
       if (v) fail(v);
       onNewLeader(member);
     },
-    ...(checks && {
-      snapshot: (member: SimMember, meta, how) => {
-        const v = checks.snapshot(member.id, meta, how);
-        if (v) fail(v);
-      },
-    }),
+    snapshot: (member: SimMember, meta, how) => {
+      snapshots[how]++;
+      const v = checks?.snapshot(member.id, meta, how);
+      if (v) fail(v);
+    },
   };
   // The membership checks watch each core at the moments a Ready does not show: a leader's commit, a vote request.
   const core: RaftConstructor | undefined = checks
@@ -248,6 +250,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
                 membership: membership ?? membershipOf(ids),
                 tickMs: TICK_MS,
                 compactionThreshold: profile.snapshotEvery,
+                compactionGrowsWithState: profile.snapshotGrowsWithState,
                 requestTimeoutMs: OP_TIMEOUT_MS,
                 ...raftOptions,
               },
@@ -576,6 +579,7 @@ export async function runSimulation(opts: SimOptions): Promise<SimResult> {
     trace: trace.slice(-keep),
     steps,
     elections,
+    snapshots,
     commits: ledger.size,
     ops: history.length,
     lockGrants: locks?.stats.grants ?? 0,

@@ -91,6 +91,8 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'publishEvents'; readonly count: number; readonly ratePerSec: number; readonly namePrefix: string }
   /** Benchmarks: epochMs() at which this node's deliverEvents sink got each event whose name starts with `namePrefix`. */
   | { readonly op: 'eventDeliveryTimes'; readonly namePrefix: string }
+  /** Starts a snapshot now, whatever the thresholds; answers whether one started. */
+  | { readonly op: 'snapshotNow' }
 );
 
 export type NodeReply =
