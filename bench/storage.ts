@@ -179,9 +179,14 @@ export function storageOptionsFromArgs(quick = false): StorageBenchOptions & { r
     max: Number(arg('max', '20000')),
     rounds: Number(arg('rounds', quick ? '2' : '6')),
     durability: durability === 'dsync' || durability === 'fdatasync' ? durability : undefined,
-    io: arg('io', 'threadpool') === 'blocking' ? 'blocking' : 'threadpool',
+    io: ioMode(arg('io', 'auto')),
     dir: arg('dir', os.tmpdir()),
   };
+}
+
+function ioMode(raw: string): IoMode {
+  if (raw === 'auto' || raw === 'threadpool' || raw === 'blocking') return raw;
+  throw new Error(`--io expects auto, threadpool or blocking, got ${JSON.stringify(raw)}`);
 }
 
 export interface StorageBenchSummary {

@@ -18,13 +18,20 @@ export type Durability = 'dsync' | 'fdatasync';
 
 /**
  * Where appends and syncs run.
- * - `threadpool` (default): libuv's threadpool; the event loop keeps serving the network and timers during fsync.
- *   Each batch pays one hand-off to a pool thread and back (tens of microseconds, more on busy CPUs).
- * - `blocking`: write(2)/fdatasync(2) on the event loop thread itself, as a bare synchronous loop would. No
- *   hand-off, so single-entry latency is at the disk's floor, but the process does nothing else while the disk
- *   works (up to milliseconds on slow disks). For latency-bound single-writer setups on fast disks.
+ * - `auto` (default): a small append (≤ 4 KiB: one write or a few, what a lone writer produces) is written on the
+ *   event loop thread while recent writes took under a millisecond; anything larger, or any append once the disk is
+ *   slower than that, goes to the threadpool. The hand-off to a pool thread and back costs about 90 µs per batch
+ *   here, half the disk's own time; blocking for a fast small write is cheaper than that, and a slow disk never
+ *   blocks the loop for long.
+ * - `threadpool`: libuv's threadpool always; the event loop keeps serving the network and timers during every write.
+ * - `blocking`: write(2)/fdatasync(2) on the event loop thread always, as a bare synchronous loop would. The process
+ *   does nothing else while the disk works (up to milliseconds on slow disks).
  */
-export type IoMode = 'threadpool' | 'blocking';
+export type IoMode = 'auto' | 'threadpool' | 'blocking';
+
+/** `auto`: appends up to this size may block, and only while the recent write time stays below BLOCKING_MAX_US. */
+const SMALL_APPEND_BYTES = 4096;
+const BLOCKING_MAX_US = 1000;
 
 export interface NodeDiskOptions {
   readonly durability?: Durability;
@@ -43,7 +50,7 @@ export class NodeDisk implements Disk {
 
   constructor(root: string, options: NodeDiskOptions = {}) {
     this.root = path.resolve(root);
-    this.io = options.io ?? 'threadpool';
+    this.io = options.io ?? 'auto';
     const dsync = fs.constants.O_DSYNC;
     this.durability = options.durability ?? (dsync === undefined ? 'fdatasync' : 'dsync');
     if (this.durability === 'dsync' && dsync === undefined) throw new Error('O_DSYNC is not available on this platform');
@@ -92,7 +99,7 @@ export class NodeDisk implements Disk {
     const fd = await io('open', abs, () => callback<number>((cb) => fs.open(abs, flags, 0o644, cb)));
     try {
       const stat = await io('stat', abs, () => callback<fs.Stats>((cb) => fs.fstat(fd, cb)));
-      return new NodeAppendFile(file, abs, fd, stat.size, dsync, this.io === 'blocking');
+      return new NodeAppendFile(file, abs, fd, stat.size, dsync, this.io);
     } catch (err) {
       fs.close(fd, () => undefined);
       throw err;
@@ -187,6 +194,8 @@ export class NodeDisk implements Disk {
 class NodeAppendFile implements AppendFile {
   /** With O_DSYNC, writes are durable on return; only a truncate leaves something for sync() to do. */
   private unsynced: boolean;
+  /** `auto`: a moving average of the time appends took (µs), on either path; it decides whether small ones block. */
+  private writeUs = 0;
 
   constructor(
     readonly path: string,
@@ -194,9 +203,13 @@ class NodeAppendFile implements AppendFile {
     private readonly fd: number,
     private length: number,
     private readonly dsync: boolean,
-    private readonly blocking: boolean,
+    private readonly io: IoMode,
   ) {
     this.unsynced = !dsync;
+  }
+
+  private get blocking(): boolean {
+    return this.io === 'blocking';
   }
 
   get size(): number {
@@ -205,13 +218,22 @@ class NodeAppendFile implements AppendFile {
 
   append(data: Uint8Array): Promise<void> {
     if (this.blocking) return this.appendBlocking(data);
+    const auto = this.io === 'auto';
+    if (auto && data.byteLength <= SMALL_APPEND_BYTES && this.writeUs < BLOCKING_MAX_US) {
+      const t0 = performance.now();
+      const done = this.appendBlocking(data);
+      this.timed(t0);
+      return done;
+    }
+    const t0 = auto ? performance.now() : 0;
     return new Promise((resolve, reject) => {
       const write = (from: number): void => {
         fs.write(this.fd, data, from, data.byteLength - from, null, (err, written) => {
           if (err) return reject(toStorageError(err, 'write', this.abs));
           this.length += written;
-          if (from + written < data.byteLength) write(from + written);
-          else resolve();
+          if (from + written < data.byteLength) return write(from + written);
+          if (auto) this.timed(t0);
+          resolve();
         });
       };
       if (data.byteLength === 0) resolve();
@@ -241,6 +263,12 @@ class NodeAppendFile implements AppendFile {
 
   close(): Promise<void> {
     return io('close', this.abs, () => callback<void>((cb) => fs.close(this.fd, cb)));
+  }
+
+  /** Folds one append's duration into the average; a pool write's includes the hand-off, so the bound is generous. */
+  private timed(t0: number): void {
+    const us = (performance.now() - t0) * 1000;
+    this.writeUs = this.writeUs === 0 ? us : this.writeUs * 0.8 + us * 0.2;
   }
 
   private async appendBlocking(data: Uint8Array): Promise<void> {

@@ -102,7 +102,23 @@ describe('NodeDisk', () => {
     await storage.close();
   });
 
+  it('auto io writes a small append on the event loop thread and a large one in the threadpool', async () => {
+    const disk = new NodeDisk(tmp.dir);
+    expect(disk.io).toBe('auto');
+    const file = await disk.openAppend('f');
+    const small = file.append(Buffer.alloc(200, 1));
+    expect(file.size).toBe(200); // written before append() returned
+    await small;
+    const large = file.append(Buffer.alloc(64 * 1024, 2));
+    expect(file.size).toBe(200); // handed to a pool thread
+    await large;
+    expect(file.size).toBe(200 + 64 * 1024);
+    await file.close();
+    expect(fs.statSync(path.join(tmp.dir, 'f')).size).toBe(200 + 64 * 1024);
+  });
+
   const modes: NodeDiskOptions[] = [
+    { durability: 'dsync', io: 'auto' },
     { durability: 'dsync', io: 'threadpool' },
     { durability: 'fdatasync', io: 'threadpool' },
     { durability: 'dsync', io: 'blocking' },
