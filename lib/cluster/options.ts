@@ -81,7 +81,10 @@ export const CLUSTER_OPTIONS = {
   electionTimeout: opt.positive(),
   /** ms between leader heartbeats. Default 50. */
   heartbeatInterval: opt.positive(),
-  /** Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. */
+  /**
+   * Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. A snapshot
+   * also waits until those entries hold as many bytes as the last image, so a large state is rewritten less often.
+   */
   compactionThreshold: opt.positive(true),
   /**
    * Newest cluster events every node keeps in the replicated state, so a node that restarts or catches up by snapshot
