@@ -20,6 +20,8 @@ export const SIDE_BY_SIDE = [
   'writes_follower_c16',
   'writes_follower_c64',
   'writes_follower_c256',
+  'writes5_c1',
+  'writes5_c64',
   'reads_c64',
   'reads_follower_c64',
   'lock_rtt_ms',

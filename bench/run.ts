@@ -1,16 +1,19 @@
 /**
- * Benchmarks: `npm run bench -- [storage] [cluster] [forward] [memory] [events] [options]`; with no name, all of them.
+ * Benchmarks: `npm run bench -- [storage] [cluster] [cluster5] [forward] [memory] [events] [options]`; with no name, all
+ * of them. cluster5: writes on the leader at 1 and 64 writers with five members a side.
  *
  *   --quick              every case shortened (the whole run stays under three minutes)
- *   --no-etcd            ours only (cluster, events): no etcd is started
+ *   --no-etcd            ours only (cluster, cluster5, events): no etcd is started
  *   --dir PATH           parent of every data dir, ours and etcd's (default: the system temp dir)
- *   --seconds S          per throughput case, for storage and cluster (default 3, quick 1)
+ *   --seconds S          per throughput case, for storage, cluster and cluster5 (default 3, quick 1)
  *   --failover-rounds N  kill -9 rounds per side (default 12, quick 4); --graceful-rounds N (default 6, quick 2)
  *   --writes N           memory: writes into the cluster (default 1 000 000, quick 50 000)
  *   --port P             ours on 127.0.0.1 ports P..P+2 (throughput), P+10.. (failover), P+20.. (memory),
- *                        P+30.. (events: fan-out), P+50.. (events: singleton hand-off); default 18900
+ *                        P+30.. and P+55.. (events: fan-out without and with Nest), P+50.. (events: singleton hand-off), P+80..P+84 (cluster5);
+ *                        default 18900
  *   --handoff-rounds N   events: kill -9 rounds of the singleton hand-off (default 7, quick 3)
- *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; default 18960
+ *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; cluster5's 5 members: clients P+40..P+44,
+ *                        peers P+50..P+54; default 18960
  *   --report-only        measure nothing: redraw the charts and the docs region from bench/results/latest.json
  *   (bench/storage.ts reads its own: --max, --rounds, --durability, --io)
  *
@@ -22,7 +25,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { writeCharts } from './charts.js';
-import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS, runCompare, type Pair } from './compare.js';
+import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS, runCompare, runCompare5, type Pair } from './compare.js';
 import { runEventsBench } from './events.js';
 import { runForwardBench } from './forward.js';
 import { emit, type Measurement } from './measure.js';
@@ -31,7 +34,7 @@ import { consoleTable, updateDocs } from './report.js';
 import { mergeResults, readResults, writeResults, type Results } from './results.js';
 import { runStorageBench, storageOptionsFromArgs, type CaseResult } from './storage.js';
 
-const BENCHES = ['storage', 'cluster', 'forward', 'memory', 'events'] as const;
+const BENCHES = ['storage', 'cluster', 'cluster5', 'forward', 'memory', 'events'] as const;
 type BenchName = (typeof BENCHES)[number];
 /** Flags followed by a value (the storage ones are read by bench/storage.ts). */
 const VALUE_FLAGS = new Set([
@@ -119,6 +122,8 @@ async function main(): Promise<void> {
   const dir = flag('dir') ?? os.tmpdir();
   if (!fs.existsSync(dir)) throw new UsageError(`--dir ${dir} does not exist`);
   const basePort = numberFlag('port', 18900);
+  const etcdPort = numberFlag('etcd-port', 18960);
+  const withEtcd = !process.argv.includes('--no-etcd');
   const caseMs = numberFlag('seconds', quick ? 1 : 3) * 1000;
   const opts = {
     caseMs,
@@ -152,10 +157,14 @@ async function main(): Promise<void> {
     Object.assign(fresh, storagePairs(summary.results));
   }
   if (which.includes('cluster')) {
-    const withEtcd = !process.argv.includes('--no-etcd');
-    const r = await timed('cluster', () => runCompare({ ...opts, basePort, etcdPort: numberFlag('etcd-port', 18960), dir, withEtcd }));
+    const r = await timed('cluster', () => runCompare({ ...opts, basePort, etcdPort, dir, withEtcd }));
     Object.assign(fresh, r.metrics);
     etcdVersion = r.etcd?.version ?? null;
+  }
+  if (which.includes('cluster5')) {
+    const r = await timed('cluster5', () => runCompare5({ caseMs, basePort: basePort + 80, etcdPort: etcdPort + 40, dir, withEtcd }));
+    Object.assign(fresh, r.metrics);
+    etcdVersion = r.etcd?.version ?? etcdVersion;
   }
   if (which.includes('forward')) {
     const m = await timed('forward', () => runForwardBench(quick));
@@ -169,12 +178,11 @@ async function main(): Promise<void> {
   }
 
   if (which.includes('events')) {
-    const withEtcd = !process.argv.includes('--no-etcd');
     const r = await timed('events', () =>
       runEventsBench({
         quick,
         basePort: basePort + 30,
-        etcdPort: numberFlag('etcd-port', 18960),
+        etcdPort,
         dir,
         withEtcd,
         handoffRounds: numberFlag('handoff-rounds', quick ? 3 : 7),

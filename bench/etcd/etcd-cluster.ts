@@ -1,7 +1,7 @@
 /**
- * A 3-member etcd on 127.0.0.1 for the side-by-side benchmarks: one process per member, data dirs under the same
- * parent as our nodes' (fsync on: etcd's default, nothing turns it off), one etcd3 client per member. Every process
- * is killed and every data dir removed by `destroy()`, or at exit if the benchmark dies first.
+ * An etcd of N members (3 unless told) on 127.0.0.1 for the side-by-side benchmarks: one process per member, data
+ * dirs under the same parent as our nodes' (fsync on: etcd's default, nothing turns it off), one etcd3 client per
+ * member. Every process is killed and every data dir removed by `destroy()`, or at exit if the benchmark dies first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,9 +16,11 @@ export interface EtcdClusterOptions {
   readonly binary: EtcdBinary;
   /** Parent of the data dirs (the disk being measured). */
   readonly dataParent: string;
-  /** Client ports clientPort..+2, peer ports peerPort..+2. */
+  /** Client ports clientPort..+members−1, peer ports peerPort..+members−1. */
   readonly clientPort: number;
   readonly peerPort: number;
+  /** Members e1..eN; default 3. */
+  readonly members?: number;
   readonly heartbeatMs: number;
   readonly electionMs: number;
 }
@@ -90,7 +92,7 @@ export class EtcdCluster {
 
   constructor(readonly opts: EtcdClusterOptions) {
     this.dataRoot = mkdtempSync(join(opts.dataParent, 'catga-bench-etcd-'));
-    const names = ['e1', 'e2', 'e3'];
+    const names = Array.from({ length: opts.members ?? 3 }, (_, i) => `e${i + 1}`);
     const peer = (i: number) => `http://127.0.0.1:${opts.peerPort + i}`;
     const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
     this.members = names.map((name, i) => {
