@@ -26,7 +26,7 @@ import { emit, percentile, round, rounds, type Measurement } from './measure.js'
 
 export interface EventsOptions {
   readonly quick: boolean;
-  /** Ours: fan-out on basePort..+2, hand-off on basePort+20..+22. */
+  /** Ours: fan-out on basePort..+2 (without Nest) and basePort+25..+27 (Nest), hand-off on basePort+20..+22. */
   readonly basePort: number;
   readonly etcdPort: number;
   readonly dir: string;
@@ -60,14 +60,45 @@ function fanoutMeasurement(s: FanoutSample, rate: number, ranOn: string): Measur
   };
 }
 
+/** Where a fan-out run's events are published and how each node's delivery times are read back. */
+interface FanoutVia {
+  /** Added to the publishEvents request: EventBus publishes in the leader-work app, or none (coordinator). */
+  readonly eventBusFirstN?: number;
+  /** epochMs() of delivery by event name, one record per node, in c.nodes order. */
+  deliveries(c: ProcessCluster, prefix: string): Promise<EventDeliveryTimesResult[]>;
+}
+
+const viaCoordinator: FanoutVia = {
+  deliveries: (c, prefix) => Promise.all(c.nodes.map((n) => n.request<EventDeliveryTimesResult>({ op: 'eventDeliveryTimes', namePrefix: prefix }, 30_000))),
+};
+
+/** The leader-work app's @EventsHandler writes `{ type: 'event', n, at }` to each node's effect log. */
+function viaEventBus(logOf: (id: string) => string, firstN: number): FanoutVia {
+  return {
+    eventBusFirstN: firstN,
+    deliveries: async (c, prefix) =>
+      c.nodes.map((n) => {
+        const out: EventDeliveryTimesResult = {};
+        for (const l of effectLines(logOf(n.id))) {
+          if (l.type === 'event' && typeof l.n === 'number') out[`${prefix}${l.n - firstN}`] = l.at;
+        }
+        return out;
+      }),
+  };
+}
+
 /** Our fan-out: publishEvents on `publisher`, then every node's delivery times (bounded wait for the last ones). */
-async function oursFanout(c: ProcessCluster, publisher: NodeProcess, count: number, prefix: string): Promise<FanoutSample> {
-  const r = await publisher.request<PublishEventsResult>({ op: 'publishEvents', count, ratePerSec: FANOUT_RATE, namePrefix: prefix }, (count / FANOUT_RATE) * 1000 + 60_000);
+async function oursFanout(c: ProcessCluster, publisher: NodeProcess, count: number, prefix: string, via: FanoutVia): Promise<FanoutSample> {
+  const r = await publisher.request<PublishEventsResult>(
+    { op: 'publishEvents', count, ratePerSec: FANOUT_RATE, namePrefix: prefix, eventBusFirstN: via.eventBusFirstN },
+    (count / FANOUT_RATE) * 1000 + 60_000,
+  );
   const deadline = Date.now() + 10_000;
   let times: EventDeliveryTimesResult[] = [];
   for (;;) {
-    times = await Promise.all(c.nodes.map((n) => n.request<EventDeliveryTimesResult>({ op: 'eventDeliveryTimes', namePrefix: prefix }, 30_000)));
-    if (times.every((t) => Object.keys(t).length >= count - r.errors) || Date.now() > deadline) break;
+    times = await via.deliveries(c, prefix);
+    const mine = (t: EventDeliveryTimesResult) => Object.keys(t).filter((k) => k.startsWith(prefix)).length;
+    if (times.every((t) => mine(t) >= count - r.errors) || Date.now() > deadline) break;
     await sleep(50);
   }
   const latenciesMs: number[] = [];
@@ -94,24 +125,50 @@ async function oursFanout(c: ProcessCluster, publisher: NodeProcess, count: numb
   return { latenciesMs, undelivered, errors: r.errors, startedAt: r.startAt[0] ?? Number.NaN, endedAt: r.startAt[r.startAt.length - 1] ?? Number.NaN, detail };
 }
 
+/** One fan-out run of ours on a fresh cluster: a warm-up, then `count` events published on a follower. */
+async function oursFanoutRun(opts: EventsOptions, count: number, nest: boolean): Promise<Measurement> {
+  const logs = mkdtempSync(join(opts.dir, 'catga-bench-effects-'));
+  const ids = ['f1', 'f2', 'f3'];
+  const logOf = (id: string) => join(logs, `${id}.jsonl`);
+  const c = new ProcessCluster({
+    ids,
+    basePort: opts.basePort + (nest ? 25 : 0),
+    secret: SECRET,
+    dataParent: opts.dir,
+    ...(nest && { env: { CATGA_TEST_APP: 'leader-work' }, nodeEnv: Object.fromEntries(ids.map((id) => [id, { CATGA_EFFECT_LOG: logOf(id) }])) }),
+  });
+  const unguard = guardCluster(c);
+  try {
+    await Promise.all(c.nodes.map((n) => n.start(60_000)));
+    const leader = await settled(c, 30_000);
+    const follower = c.nodes.find((n) => n !== leader)!;
+    const via = (firstN: number) => (nest ? viaEventBus(logOf, firstN) : viaCoordinator);
+    await oursFanout(c, follower, 500, 'warm-', via(1_000_000)); // connections, JIT
+    const s = await oursFanout(c, follower, count, 'evf-', via(2_000_000));
+    return {
+      ...fanoutMeasurement(s, FANOUT_RATE, follower.id),
+      leader: leader.id,
+      ...s.detail,
+      deliveredBy: nest
+        ? 'EventBus.publish of a @ClusterEvent on a follower, to an @EventsHandler on every node (test/chaos leader-work app, Nest)'
+        : 'coordinator.publishEvent, to the deliverEvents sink (node-main, no Nest)',
+    };
+  } finally {
+    await c.destroy();
+    unguard();
+    rmSync(logs, { recursive: true, force: true });
+  }
+}
+
 async function runFanout(opts: EventsOptions, binary: EtcdBinary | null): Promise<Pair> {
   const seconds = opts.quick ? 2 : 5;
   const count = FANOUT_RATE * seconds;
   const warm = 500;
-  let ours: Measurement;
-  const c = new ProcessCluster({ basePort: opts.basePort, secret: SECRET, dataParent: opts.dir });
-  const unguard = guardCluster(c);
-  try {
-    await c.start();
-    const leader = await settled(c);
-    const follower = c.nodes.find((n) => n !== leader)!;
-    await oursFanout(c, follower, warm, 'warm-'); // connections, JIT
-    const s = await oursFanout(c, follower, count, 'evf-');
-    ours = { ...fanoutMeasurement(s, FANOUT_RATE, follower.id), leader: leader.id, ...s.detail, deliveredBy: 'deliverEvents sink (node-main, no Nest)' };
-  } finally {
-    await c.destroy();
-    unguard();
-  }
+  // The metric is the Nest path the application uses; the library path without Nest shows what Nest adds.
+  const core = await oursFanoutRun(opts, count, false);
+  emit('events', 'event_fanout_core', core);
+  const nest = await oursFanoutRun(opts, count, true);
+  const ours: Measurement = { ...nest, withoutNestP50Ms: core.p50Ms ?? null, withoutNestP99Ms: core.p99Ms ?? null };
   emit('events', 'event_fanout_ms', ours);
   if (!binary) return { ours };
   const e = new EtcdCluster({ binary, dataParent: opts.dir, clientPort: opts.etcdPort, peerPort: opts.etcdPort + 10, heartbeatMs: ETCD_HEARTBEAT_MS, electionMs: ETCD_ELECTION_MS });
@@ -130,27 +187,33 @@ async function runFanout(opts: EventsOptions, binary: EtcdBinary | null): Promis
   return { ours, etcd };
 }
 
-interface StepLine {
+interface EffectLine {
   readonly type: string;
   readonly step?: number;
+  readonly n?: number;
   readonly node: string;
   readonly at: number;
 }
 
-/** The first-step lines of the singleton task (one per fire that ran) in a node's effect log. */
-function fires(file: string): StepLine[] {
+/** The lines of a node's effect log written so far. */
+function effectLines(file: string): EffectLine[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => {
       try {
-        return JSON.parse(l) as StepLine;
+        return JSON.parse(l) as EffectLine;
       } catch {
         return null; // a line cut short by kill -9 mid-write
       }
     })
-    .filter((l): l is StepLine => l !== null && l.type === 'step' && l.step === 1);
+    .filter((l): l is EffectLine => l !== null);
+}
+
+/** The first-step lines of the singleton task (one per fire that ran) in a node's effect log. */
+function fires(file: string): EffectLine[] {
+  return effectLines(file).filter((l) => l.type === 'step' && l.step === 1);
 }
 
 interface HandoffRound {
@@ -186,7 +249,7 @@ async function runHandoff(opts: EventsOptions): Promise<Pair> {
       const killAt = epochMs();
       await leader.signal('SIGKILL');
       const others = ids.filter((id) => id !== leader.id);
-      let first: StepLine | undefined;
+      let first: EffectLine | undefined;
       const until = Date.now() + 10_000;
       while (!first && Date.now() < until) {
         first = others

@@ -127,8 +127,11 @@ async function handle(served: Served, r: NodeRequest): Promise<unknown> {
       return delivered;
     case 'probes':
       return probes(cluster);
-    case 'publishEvents':
-      return publishEvents(cluster, r);
+    case 'publishEvents': {
+      const first = r.eventBusFirstN;
+      const work = first === undefined ? null : leaderWork(served, r.op);
+      return publishEvents(r, (name, i) => (work ? work.publish(first! + i) : cluster.publishEvent(name, i)));
+    }
     case 'eventDeliveryTimes':
       return eventDeliveryTimes(r.namePrefix);
     case 'snapshotNow':
@@ -163,7 +166,7 @@ function eventDeliveryTimes(prefix: string): EventDeliveryTimesResult {
 }
 
 /** Open-loop publishes at a fixed rate (see the op in node-protocol.ts); every due publish starts when the loop wakes. */
-async function publishEvents(cluster: ClusterCoordinator, r: Req<'publishEvents'>): Promise<PublishEventsResult> {
+async function publishEvents(r: Req<'publishEvents'>, publish: (name: string, i: number) => Promise<{ readonly index: number }>): Promise<PublishEventsResult> {
   const names: string[] = [];
   const startAt: number[] = [];
   const indexes: number[] = Array.from({ length: r.count }, () => -1);
@@ -185,7 +188,7 @@ async function publishEvents(cluster: ClusterCoordinator, r: Req<'publishEvents'
     names.push(name);
     startAt.push(epochMs());
     pending.push(
-      cluster.publishEvent(name, k).then(
+      publish(name, k).then(
         (p) => {
           ackAt[k] = epochMs();
           indexes[k] = p.index;

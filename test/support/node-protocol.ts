@@ -86,9 +86,10 @@ export type NodeRequest = { readonly id: number } & (
   /**
    * Benchmarks: `count` coordinator.publishEvent calls named `${namePrefix}${i}`, open loop at `ratePerSec` (each
    * started on its due time whether or not the earlier ones completed), each start time taken with epochMs() just
-   * before the call. Answers once every publish settled.
+   * before the call. Answers once every publish settled. With `eventBusFirstN` (leader-work mode only) each is instead
+   * an EventBus.publish of the app's @ClusterEvent numbered eventBusFirstN + i, delivered to its @EventsHandler.
    */
-  | { readonly op: 'publishEvents'; readonly count: number; readonly ratePerSec: number; readonly namePrefix: string }
+  | { readonly op: 'publishEvents'; readonly count: number; readonly ratePerSec: number; readonly namePrefix: string; readonly eventBusFirstN?: number }
   /** Benchmarks: epochMs() at which this node's deliverEvents sink got each event whose name starts with `namePrefix`. */
   | { readonly op: 'eventDeliveryTimes'; readonly namePrefix: string }
   /** Starts a snapshot now, whatever the thresholds; answers whether one started. */
