@@ -1,8 +1,8 @@
 import type { Snapshot } from '../raft/types.js';
-import { writeWholeFile, type Disk } from './disk.js';
+import type { Disk } from './disk.js';
 import { settleFailedWrite } from './disk-full.js';
 import { errnoCode } from './errors.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot-file.js';
+import { decodeSnapshot, encodeSnapshotParts } from './snapshot-file.js';
 
 /** A snapshot file found in snap/, named `<index>-<term>.snap`, both zero-padded to 16 digits. */
 export interface SnapshotFileInfo {
@@ -14,6 +14,14 @@ export interface SnapshotFileInfo {
 
 const NAME = /^(\d{16})-(\d{16})\.snap$/;
 const TMP_SUFFIX = '.tmp';
+/**
+ * A snapshot's data goes to its file this many bytes per write. Each write is synced (O_DSYNC), and the WAL's small
+ * synced writes queue behind it in the device and the ext4 journal: behind one write of the whole image (10 MB at 200k
+ * keys) a WAL write, made on the event loop when the disk has been fast, waited tens of ms.
+ */
+const WRITE_STEP = 256 * 1024;
+/** Between the steps of a large snapshot's checksum: lets the event loop run. Small snapshots never pause. */
+const yieldToLoop = (): Promise<void> => new Promise((r) => setImmediate(r));
 /** Suffix given to a damaged snapshot that was skipped, so it is kept for inspection but never read again. */
 export const CORRUPT_SUFFIX = '.corrupt';
 
@@ -76,9 +84,9 @@ export class SnapshotStore {
     const name = snapshotFileName(snapshot.meta.index, snapshot.meta.term);
     const path = `${this.dir}/${name}`;
     const tmp = path + TMP_SUFFIX;
-    const bytes = encodeSnapshot(snapshot);
+    const [head, data] = await encodeSnapshotParts(snapshot, yieldToLoop);
     try {
-      await writeWholeFile(this.disk, tmp, bytes);
+      await this.writeFile(tmp, head, data);
     } catch (err) {
       throw await settleFailedWrite(err, () =>
         this.disk.unlink(tmp).catch((e: unknown) => {
@@ -89,6 +97,25 @@ export class SnapshotStore {
     await this.disk.rename(tmp, path);
     await this.disk.syncDir(this.dir);
     return { path, index: snapshot.meta.index, term: snapshot.meta.term };
+  }
+
+  /**
+   * Writes the file's two parts and syncs it (the first half of a durable replace); a file left by a write that a
+   * crash interrupted is emptied first. The data goes in steps of WRITE_STEP bytes, the first one behind the head in
+   * the same write: a write of the head alone is small enough for the disk to make on the event loop, and the first
+   * write to a new file is a slow one.
+   */
+  private async writeFile(path: string, head: Uint8Array, data: Uint8Array): Promise<void> {
+    const file = await this.disk.openAppend(path);
+    try {
+      if (file.size > 0) await file.truncate(0);
+      const first = Math.min(data.byteLength, WRITE_STEP);
+      await file.append(Buffer.concat([head, data.subarray(0, first)]));
+      for (let at = first; at < data.byteLength; at += WRITE_STEP) await file.append(data.subarray(at, at + WRITE_STEP));
+      await file.sync();
+    } finally {
+      await file.close();
+    }
   }
 
   /** Deletes a snapshot this process just saved and may not keep (its WAL marker could not be written). */

@@ -33,3 +33,68 @@ export function encodeImage(image: unknown): Uint8Array {
 export function decodeImage(data: Uint8Array): unknown {
   return packr.unpack(data);
 }
+
+/** Bytes of the msgpack header that starts an array of `n` elements. */
+function arrayHeaderBytes(n: number): number {
+  return n < 0x10 ? 1 : n < 0x1_0000 ? 3 : 5;
+}
+
+/** Bytes of the msgpack header that starts a bin of `n` bytes. */
+function binHeaderBytes(n: number): number {
+  return n < 0x100 ? 2 : n < 0x1_0000 ? 3 : 5;
+}
+
+function writeArrayHeader(out: Buffer, p: number, n: number): number {
+  if (n < 0x10) return out.writeUInt8(0x90 | n, p);
+  if (n < 0x1_0000) return out.writeUInt16BE(n, out.writeUInt8(0xdc, p));
+  return out.writeUInt32BE(n, out.writeUInt8(0xdd, p));
+}
+
+function writeBinHeader(out: Buffer, p: number, n: number): number {
+  if (n < 0x100) return out.writeUInt8(n, out.writeUInt8(0xc4, p));
+  if (n < 0x1_0000) return out.writeUInt16BE(n, out.writeUInt8(0xc5, p));
+  return out.writeUInt32BE(n, out.writeUInt8(0xc6, p));
+}
+
+/** Bytes copied between two pauses while an image is joined (~0.2 ms of copying). */
+const JOIN_STEP = 256 * 1024;
+
+/**
+ * The same bytes as `encodeImage(parts)` (a msgpack array of bins), written straight into one buffer of the final
+ * size: msgpackr would grow its buffer and copy the parts more than once, all on the event loop. With `pause`, it
+ * is awaited after each 256 KiB copied.
+ */
+export async function joinImage(parts: readonly Uint8Array[], pause?: () => Promise<void>): Promise<Uint8Array> {
+  const out = allocJoined(parts);
+  let p = writeArrayHeader(out, 0, parts.length);
+  let since = 0;
+  for (const part of parts) {
+    if (pause && since >= JOIN_STEP) {
+      await pause();
+      since = 0;
+    }
+    p = writeBinHeader(out, p, part.byteLength);
+    out.set(part, p);
+    p += part.byteLength;
+    since += part.byteLength;
+  }
+  return out;
+}
+
+/** joinImage without pauses. */
+export function joinImageSync(parts: readonly Uint8Array[]): Uint8Array {
+  const out = allocJoined(parts);
+  let p = writeArrayHeader(out, 0, parts.length);
+  for (const part of parts) {
+    p = writeBinHeader(out, p, part.byteLength);
+    out.set(part, p);
+    p += part.byteLength;
+  }
+  return out;
+}
+
+function allocJoined(parts: readonly Uint8Array[]): Buffer {
+  let total = arrayHeaderBytes(parts.length);
+  for (const part of parts) total += binHeaderBytes(part.byteLength) + part.byteLength;
+  return Buffer.allocUnsafe(total);
+}

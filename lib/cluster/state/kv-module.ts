@@ -1,4 +1,4 @@
-import type { ApplyContext, BulkStateModule } from './state-module.js';
+import type { ApplyContext, BulkStateModule, RowCapture } from './state-module.js';
 
 export type KvCommand =
   | { readonly op: 'put'; readonly key: string; readonly value: unknown }
@@ -64,6 +64,29 @@ export class KvModule implements BulkStateModule<KvCommand, KvWriteResult> {
   /** Writes replace an entry object rather than change it, so these rows stay the state of this moment. */
   rows(): unknown[] {
     return [...this.entries];
+  }
+
+  /**
+   * The rows of this moment without a pair per row: the keys and the entries in two flat arrays (about 3.5 ms at
+   * 200k keys, against ~45 ms and the garbage collection after for rows()). Entries are never changed in place, so
+   * the rows read from them later are still those of this moment; a slice's pairs are built when it is encoded.
+   * (Reading the live map by key instead costs ~0.5 µs a lookup at that size, more than the encoding.)
+   */
+  capture(): RowCapture {
+    const keys = Array.from(this.entries.keys());
+    const values = Array.from(this.entries.values());
+    return {
+      length: keys.length,
+      slice: (from, to) => {
+        const rows: unknown[] = [];
+        for (let i = from; i < to && i < keys.length; i++) rows.push([keys[i], values[i]]);
+        return rows;
+      },
+      release: () => {
+        keys.length = 0;
+        values.length = 0;
+      },
+    };
   }
 
   restore(_image: unknown, rows: unknown[] = []): void {
