@@ -56,8 +56,10 @@ export class FileStorage implements RaftStorage {
   private queue: Promise<unknown> = Promise.resolve();
   /** Images written by writeSnapshotImage() whose saveSnapshot() has not come yet, by file name. */
   private readonly images = new Map<string, SnapshotFileInfo>();
-  /** writeSnapshotImage() calls under way; close() waits for them so no write outlives the dataDir lock. */
-  private readonly imageWrites = new Set<Promise<unknown>>();
+  /** Image writes and snapshot prunes under way beside the queue; close() waits for them (see background()). */
+  private readonly besideQueue = new Set<Promise<unknown>>();
+  /** Prunes run one after another: two at once would both try to delete the same files. */
+  private pruning: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly disk: Disk,
@@ -130,9 +132,7 @@ export class FileStorage implements RaftStorage {
         this.images.set(snapshotFileName(snapshot.meta.index, snapshot.meta.term), saved);
       });
     })();
-    this.imageWrites.add(write);
-    const done = (): void => void this.imageWrites.delete(write);
-    write.then(done, done);
+    this.background(write);
     return write;
   }
 
@@ -168,7 +168,7 @@ export class FileStorage implements RaftStorage {
 
   close(): Promise<void> {
     return this.serial(async () => {
-      await Promise.allSettled([...this.imageWrites]);
+      await Promise.allSettled([...this.besideQueue]);
       this.images.clear();
       const wal = this.wal;
       const lock = this.lock;
@@ -300,14 +300,30 @@ export class FileStorage implements RaftStorage {
     this.snapshotIndex = index;
   }
 
-  /** Deletes WAL segments the snapshot at `index` covers, then snapshots beyond the newest two. */
+  /**
+   * Deletes WAL segments the snapshot at `index` covers, then, beside the queue, snapshots beyond the newest two:
+   * unlinking a large image and syncing the directory took up to 15 ms, and no Ready needs to wait for it. An old
+   * snapshot a crash brings back is harmless (recovery prefers the newest), so a failed prune only warns.
+   */
   private async compact(index: number): Promise<void> {
     const wal = this.writableWal();
     const segments = await wal.compact(index);
-    const snapshots = await this.snaps.prune(SNAPSHOTS_KEPT);
-    if (segments.length + snapshots.length > 0) {
-      this.logger.log(`storage: compacted through ${index}: deleted ${[...segments, ...snapshots].join(', ')}`);
-    }
+    if (segments.length > 0) this.logger.log(`storage: compacted through ${index}: deleted ${segments.join(', ')}`);
+    this.background(
+      (this.pruning = this.pruning.then(() =>
+        this.snaps.prune(SNAPSHOTS_KEPT).then(
+          (gone) => void (gone.length > 0 && this.logger.log(`storage: deleted ${gone.join(', ')}, older than the newest ${SNAPSHOTS_KEPT} snapshots`)),
+          (e: unknown) => this.logger.warn(`storage: could not delete old snapshots (${(e as Error).message}); they are tried again at the next snapshot`),
+        ),
+      )),
+    );
+  }
+
+  /** Work beside the serial queue that close() must wait for, so none outlives the dataDir lock. */
+  private background(work: Promise<unknown>): void {
+    this.besideQueue.add(work);
+    const done = (): void => void this.besideQueue.delete(work);
+    work.then(done, done);
   }
 
   private writableWal(): Wal {

@@ -19,8 +19,10 @@ export type Durability = 'dsync' | 'fdatasync';
 /**
  * Where appends and syncs run.
  * - `auto` (default): a small append (≤ 4 KiB: one write or a few, what a lone writer produces) is written on the
- *   event loop thread while recent writes took under a millisecond; anything larger, or any append once the disk is
- *   slower than that, goes to the threadpool. The hand-off to a pool thread and back costs about 90 µs per batch
+ *   event loop thread while recent writes took under a millisecond and nothing else of this disk's is under way in
+ *   the threadpool; anything larger, any append while another file is being written or synced (a snapshot image:
+ *   the journal makes a small synced write wait for it, 15–22 ms measured), or any append once the disk is slower,
+ *   goes to the threadpool. The hand-off to a pool thread and back costs about 90 µs per batch
  *   here, half the disk's own time; blocking for a fast small write is cheaper than that, and a slow disk never
  *   blocks the loop for long.
  * - `threadpool`: libuv's threadpool always; the event loop keeps serving the network and timers during every write.
@@ -47,6 +49,8 @@ export class NodeDisk implements Disk {
   readonly root: string;
   readonly durability: Durability;
   readonly io: IoMode;
+  /** Threadpool operations of this disk under way: `auto` blocks the loop only when there are none. */
+  private readonly busy: PoolCount = { ops: 0 };
 
   constructor(root: string, options: NodeDiskOptions = {}) {
     this.root = path.resolve(root);
@@ -99,7 +103,7 @@ export class NodeDisk implements Disk {
     const fd = await io('open', abs, () => callback<number>((cb) => fs.open(abs, flags, 0o644, cb)));
     try {
       const stat = await io('stat', abs, () => callback<fs.Stats>((cb) => fs.fstat(fd, cb)));
-      return new NodeAppendFile(file, abs, fd, stat.size, dsync, this.io);
+      return new NodeAppendFile(file, abs, fd, stat.size, dsync, this.io, this.busy);
     } catch (err) {
       fs.close(fd, () => undefined);
       throw err;
@@ -108,12 +112,12 @@ export class NodeDisk implements Disk {
 
   async rename(from: string, to: string): Promise<void> {
     const abs = this.abs(from);
-    await io('rename', abs, () => fs.promises.rename(abs, this.abs(to)));
+    await io('rename', abs, () => pooled(this.busy, fs.promises.rename(abs, this.abs(to))));
   }
 
   async unlink(file: string): Promise<void> {
     const abs = this.abs(file);
-    await io('delete', abs, () => fs.promises.unlink(abs));
+    await io('delete', abs, () => pooled(this.busy, fs.promises.unlink(abs)));
   }
 
   async syncDir(dir: string): Promise<void> {
@@ -121,14 +125,19 @@ export class NodeDisk implements Disk {
   }
 
   private async syncAbs(abs: string): Promise<void> {
-    await io('sync directory', abs, async () => {
-      const handle = await fs.promises.open(abs, 'r');
-      try {
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    });
+    await io('sync directory', abs, () =>
+      pooled(
+        this.busy,
+        (async () => {
+          const handle = await fs.promises.open(abs, 'r');
+          try {
+            await handle.sync();
+          } finally {
+            await handle.close();
+          }
+        })(),
+      ),
+    );
   }
 
   /**
@@ -204,6 +213,7 @@ class NodeAppendFile implements AppendFile {
     private length: number,
     private readonly dsync: boolean,
     private readonly io: IoMode,
+    private readonly busy: PoolCount,
   ) {
     this.unsynced = !dsync;
   }
@@ -219,19 +229,19 @@ class NodeAppendFile implements AppendFile {
   append(data: Uint8Array): Promise<void> {
     if (this.blocking) return this.appendBlocking(data);
     const auto = this.io === 'auto';
-    if (auto && data.byteLength <= SMALL_APPEND_BYTES && this.writeUs < BLOCKING_MAX_US) {
+    if (auto && data.byteLength <= SMALL_APPEND_BYTES && this.writeUs < BLOCKING_MAX_US && this.busy.ops === 0) {
       const t0 = performance.now();
       const done = this.appendBlocking(data);
       this.timed(t0);
       return done;
     }
     const t0 = auto ? performance.now() : 0;
-    return new Promise((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       const write = (from: number): void => {
-        fs.write(this.fd, data, from, data.byteLength - from, null, (err, written) => {
+        fs.write(this.fd, data, from, data.byteLength - from, null, (err, n) => {
           if (err) return reject(toStorageError(err, 'write', this.abs));
-          this.length += written;
-          if (from + written < data.byteLength) return write(from + written);
+          this.length += n;
+          if (from + n < data.byteLength) return write(from + n);
           if (auto) this.timed(t0);
           resolve();
         });
@@ -239,6 +249,7 @@ class NodeAppendFile implements AppendFile {
       if (data.byteLength === 0) resolve();
       else write(0);
     });
+    return pooled(this.busy, written);
   }
 
   async sync(): Promise<void> {
@@ -250,7 +261,7 @@ class NodeAppendFile implements AppendFile {
         throw toStorageError(err, 'fdatasync', this.abs);
       }
     } else {
-      await io('fdatasync', this.abs, () => callback<void>((cb) => fs.fdatasync(this.fd, cb)));
+      await io('fdatasync', this.abs, () => pooled(this.busy, callback<void>((cb) => fs.fdatasync(this.fd, cb))));
     }
     this.unsynced = !this.dsync;
   }
@@ -290,6 +301,18 @@ async function io<T>(op: string, abs: string, run: () => Promise<T>): Promise<T>
   } catch (err) {
     throw toStorageError(err, op, abs);
   }
+}
+
+interface PoolCount {
+  ops: number;
+}
+
+/** Counts `op` as under way in the threadpool until it settles. */
+function pooled<T>(count: PoolCount, op: Promise<T>): Promise<T> {
+  count.ops++;
+  const done = (): void => void count.ops--;
+  op.then(done, done);
+  return op;
 }
 
 function callback<T>(start: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {

@@ -117,6 +117,27 @@ describe('NodeDisk', () => {
     expect(fs.statSync(path.join(tmp.dir, 'f')).size).toBe(200 + 64 * 1024);
   });
 
+  it('auto io sends a small append to the threadpool while another file of the disk is being written', async () => {
+    const disk = new NodeDisk(tmp.dir);
+    const image = await disk.openAppend('image');
+    const wal = await disk.openAppend('wal');
+    const big = image.append(Buffer.alloc(1024 * 1024, 3)); // in a pool thread
+    const small = wal.append(Buffer.alloc(100, 4));
+    expect(wal.size).toBe(0); // not written on the loop: it would wait behind the image in the journal
+    await Promise.all([big, small]);
+    expect(wal.size).toBe(100);
+    // The disk is idle again: appends come back to the loop once the slow contended one has left the average.
+    let onLoop = false;
+    for (let i = 0; i < 100 && !onLoop; i++) {
+      const before = wal.size;
+      const next = wal.append(Buffer.alloc(100, 5));
+      onLoop = wal.size === before + 100;
+      await next;
+    }
+    expect(onLoop).toBe(true);
+    await Promise.all([image.close(), wal.close()]);
+  });
+
   const modes: NodeDiskOptions[] = [
     { durability: 'dsync', io: 'auto' },
     { durability: 'dsync', io: 'threadpool' },
