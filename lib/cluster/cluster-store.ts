@@ -6,6 +6,7 @@ import type { RaftRuntime } from './raft-runtime.js';
 import { decodeReply, encodeRequest, type WireError } from './rpc.js';
 import { encodePayload } from './state/entry-codec.js';
 import type { KvCommand, KvEntry, KvWriteResult } from './state/kv-module.js';
+import type { SessionId } from './state/session-table.js';
 import { ApplyError, type ClusterStateMachine } from './state/cluster-state-machine.js';
 
 export type ReadConsistency = 'local' | 'linearizable';
@@ -52,6 +53,12 @@ export interface ProposerDeps {
   readonly requestTimeoutMs: number;
 }
 
+/** Shared rather than a new object per write. */
+const NO_OPTIONS: ProposeOptions = Object.freeze({});
+
+/** For LogProposer.attempts: no attempt was made yet. */
+const NOT_TRIED: unique symbol = Symbol('not tried');
+
 /**
  * Submits commands: on the leader straight into the log, elsewhere forwarded to the leader. Every command carries
  * (clientId, seq), so retrying after an unknown outcome (lost connection, leader change, timeout) applies it once;
@@ -62,36 +69,59 @@ export class LogProposer implements Proposer {
 
   constructor(private readonly d: ProposerDeps) {}
 
-  async propose(module: string, command: unknown, options: ProposeOptions = {}): Promise<unknown> {
+  propose(module: string, command: unknown, options: ProposeOptions = NO_OPTIONS): Promise<unknown> {
     const session = { client: this.d.clientId, seq: ++this.seq };
     const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
+    const runtime = this.d.runtime;
+    if (!runtime.isRunning || !runtime.leadership.isLeader) return this.attempts(module, command, options, session, deadline, NOT_TRIED);
+    // The usual case, a leader taking the write at once, is tried without the retry loop's async function: its
+    // state, promise and awaits cost some hundreds of bytes per write, a large share of what a write allocates.
+    let first: Promise<unknown>;
+    try {
+      const left = Math.max(1, deadline - this.d.clock.now());
+      first = runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return first.then(unwrap, (e: unknown) => this.attempts(module, command, options, session, deadline, e));
+  }
+
+  /** The attempts until `deadline`; `failure` is how a first attempt made by propose() failed, or NOT_TRIED. */
+  private async attempts(module: string, command: unknown, options: ProposeOptions, session: SessionId, deadline: number, failure: unknown): Promise<unknown> {
     let last: Error | null = null; // built only when needed: an exception's stack trace is costly on every write
     /** An earlier attempt may have reached the log: the caller must not be told it surely did not. */
     let uncertain = false;
-    for (let attempt = 0; this.d.clock.now() < deadline; attempt++) {
-      if (!this.d.runtime.isRunning) {
-        throw uncertain ? new ProposalOutcomeUnknownError('this node stopped while the write was in flight; it may still apply once') : new ClusterStoppedError();
-      }
-      const { isLeader, leaderId } = this.d.runtime.leadership;
-      if (!isLeader && options.localOnly) {
-        throw uncertain ? new ProposalOutcomeUnknownError(`this node stopped leading while the write was in flight (${last?.message})`) : new NotLeaderException(leaderId);
-      }
-      // Every attempt gets only what is left of the deadline: the leader gives up on the entry by then as well.
-      const left = Math.max(1, deadline - this.d.clock.now());
-      try {
-        if (isLeader) {
-          return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left));
+    // A failure is recorded even past the deadline: it decides what the caller is told.
+    for (let attempt = 0; failure !== NOT_TRIED || this.d.clock.now() < deadline; attempt++) {
+      if (failure === NOT_TRIED) {
+        if (!this.d.runtime.isRunning) {
+          throw uncertain ? new ProposalOutcomeUnknownError('this node stopped while the write was in flight; it may still apply once') : new ClusterStoppedError();
         }
-        if (leaderId) {
-          const request = encodeRequest({ kind: 'propose', module, command, session, timeoutMs: left });
-          const reply = decodeReply(await this.d.network.call(leaderId, request, left));
-          if (reply.ok) return reply.value;
-          throw fromWire(reply.error);
+        const { isLeader, leaderId } = this.d.runtime.leadership;
+        if (!isLeader && options.localOnly) {
+          throw uncertain ? new ProposalOutcomeUnknownError(`this node stopped leading while the write was in flight (${last?.message})`) : new NotLeaderException(leaderId);
         }
-      } catch (e) {
-        if (!retryable(e)) throw e;
-        last = e as Error;
-        if (!surelyNotApplied(e)) uncertain = true;
+        // Every attempt gets only what is left of the deadline: the leader gives up on the entry by then as well.
+        const left = Math.max(1, deadline - this.d.clock.now());
+        try {
+          if (isLeader) {
+            return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left));
+          }
+          if (leaderId) {
+            const request = encodeRequest({ kind: 'propose', module, command, session, timeoutMs: left });
+            const reply = decodeReply(await this.d.network.call(leaderId, request, left));
+            if (reply.ok) return reply.value;
+            throw fromWire(reply.error);
+          }
+        } catch (e) {
+          failure = e;
+        }
+      }
+      if (failure !== NOT_TRIED) {
+        if (!retryable(failure)) throw failure;
+        last = failure as Error;
+        if (!surelyNotApplied(failure)) uncertain = true;
+        failure = NOT_TRIED;
       }
       // At least 1 ms: a pause for a sliver of time before the deadline might not move a clock on at all.
       await pauseUntilLeaderElected(this.d.runtime, this.d.timers, Math.max(1, Math.min(5 * 2 ** Math.min(attempt, 6), 100, deadline - this.d.clock.now())));
@@ -149,6 +179,14 @@ export function copyOf<T>(value: T): T {
   return typeof value === 'object' && value !== null ? structuredClone(value) : value;
 }
 
+function putResult(r: KvWriteResult): WriteResult {
+  return { version: r.version, revision: r.revision };
+}
+
+function deleteResult(r: KvWriteResult): WriteResult {
+  return { version: 0, revision: r.revision };
+}
+
 /** The replicated key-value store: `cluster.store`. Writes from any node; reads local or linearizable. */
 export class ClusterStore {
   constructor(
@@ -165,14 +203,13 @@ export class ClusterStore {
     return e ? { value: copyOf(e.value) as T, version: e.version, revision: e.revision } : undefined;
   }
 
-  async put(key: string, value: unknown): Promise<WriteResult> {
-    const r = await this.write({ op: 'put', key, value });
-    return { version: r.version, revision: r.revision };
+  // put and delete chain a .then rather than await: one async function less per write (see LogProposer.propose).
+  put(key: string, value: unknown): Promise<WriteResult> {
+    return this.write({ op: 'put', key, value }).then(putResult);
   }
 
-  async delete(key: string): Promise<WriteResult> {
-    const r = await this.write({ op: 'delete', key });
-    return { version: 0, revision: r.revision };
+  delete(key: string): Promise<WriteResult> {
+    return this.write({ op: 'delete', key }).then(deleteResult);
   }
 
   /** Writes `value` only if the key's version is `expectedVersion` (0: only if absent). */
@@ -183,9 +220,9 @@ export class ClusterStore {
     return this.write({ op: 'cas', key, expectedVersion, value });
   }
 
-  private async write(cmd: KvCommand): Promise<KvWriteResult> {
-    if (typeof cmd.key !== 'string' || cmd.key.length === 0) throw new TypeError('store keys are non-empty strings');
-    return (await this.proposer.propose('kv', cmd)) as KvWriteResult;
+  private write(cmd: KvCommand): Promise<KvWriteResult> {
+    if (typeof cmd.key !== 'string' || cmd.key.length === 0) return Promise.reject(new TypeError('store keys are non-empty strings'));
+    return this.proposer.propose('kv', cmd) as Promise<KvWriteResult>;
   }
 }
 

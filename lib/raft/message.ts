@@ -62,19 +62,26 @@ export const CAMPAIGN_TRANSFER = 'transfer';
 
 const EMPTY: readonly Entry[] = Object.freeze([]);
 
+/**
+ * Every field named in one literal, in the order the transport's decoder uses: all messages then share one shape,
+ * which keeps the code that reads them fast and allocates nothing but the message (a spread over defaults did not).
+ */
 export function message(fields: Pick<Message, 'type' | 'from' | 'to' | 'term'> & Partial<Message>): Message {
   return {
-    logTerm: 0,
-    index: 0,
-    commit: 0,
-    entries: EMPTY,
-    reject: false,
-    rejectHint: 0,
-    context: '',
-    stamp: 0,
-    fence: 0,
-    snapshot: null,
-    ...fields,
+    type: fields.type,
+    from: fields.from,
+    to: fields.to,
+    term: fields.term,
+    logTerm: fields.logTerm ?? 0,
+    index: fields.index ?? 0,
+    commit: fields.commit ?? 0,
+    entries: fields.entries ?? EMPTY,
+    reject: fields.reject ?? false,
+    rejectHint: fields.rejectHint ?? 0,
+    context: fields.context ?? '',
+    stamp: fields.stamp ?? 0,
+    fence: fields.fence ?? 0,
+    snapshot: fields.snapshot ?? null,
   };
 }
 

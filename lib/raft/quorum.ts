@@ -6,9 +6,24 @@ export function quorumSize(voters: number): number {
 
 /** The largest value that a majority has reached, e.g. the highest index a majority has matched. */
 export function majorityValue(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => b - a);
-  return sorted[quorumSize(values.length) - 1]!;
+  return majorityValueInPlace([...values]);
+}
+
+/**
+ * majorityValue of `values`, which it reorders. For a caller that fills a scratch array: the leader asks on every
+ * acknowledgement it receives, and sort() allocates even for three values.
+ */
+export function majorityValueInPlace(values: number[]): number {
+  const n = values.length;
+  if (n === 0) return 0;
+  // Insertion sort, largest first: there are only as many values as voters.
+  for (let i = 1; i < n; i++) {
+    const x = values[i]!;
+    let j = i - 1;
+    for (; j >= 0 && values[j]! < x; j--) values[j + 1] = values[j]!;
+    values[j + 1] = x;
+  }
+  return values[quorumSize(n) - 1]!;
 }
 
 export type VoteOutcome = 'won' | 'lost' | 'pending';

@@ -81,14 +81,21 @@ export class RaftNode {
   hasReady(): boolean {
     if (this.outstanding) return false;
     const c = this.core;
+    // Asked after every message: compared field by field rather than through hardState()/softState(), which allocate.
+    const hard = this.prevHard;
+    const soft = this.prevSoft;
     return (
       c.msgs.length > 0 ||
       c.readStates.length > 0 ||
       c.pendingSnapshot !== null ||
       c.log.stableIndex < c.log.lastIndex() ||
       c.log.hasNextCommitted() ||
-      !sameHard(c.hardState(), this.prevHard) ||
-      !sameSoft(this.softState(), this.prevSoft)
+      c.term !== hard.term ||
+      c.vote !== hard.vote ||
+      c.log.committed !== hard.commit ||
+      c.lead !== soft.leader ||
+      c.role !== soft.role ||
+      c.term !== soft.term
     );
   }
 

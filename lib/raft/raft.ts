@@ -2,7 +2,7 @@ import { resolveConfig, type RaftConfig, type ResolvedConfig } from './config.js
 import { CAMPAIGN_TRANSFER, message, MessageType, type Message } from './message.js';
 import { Progress } from './progress.js';
 import { decodeMembership, encodeMembership, invalidChange, isMembershipEntry, learnersOf, votersOf, type Membership } from './membership.js';
-import { majorityValue, quorumSize, voteOutcome } from './quorum.js';
+import { majorityValueInPlace, quorumSize, voteOutcome } from './quorum.js';
 import { RaftLog } from './raft-log.js';
 import { ReadOnlyQueue } from './read-only.js';
 import { EMPTY_HARD_STATE, NONE, type Entry, type HardState, type NodeId, type Snapshot } from './types.js';
@@ -52,6 +52,8 @@ export class Raft {
   learners: readonly NodeId[] = [];
   /** Every member but this node: whom a leader replicates to. */
   private peers: readonly NodeId[] = [];
+  /** Reused by voterValues(). */
+  private readonly scratch: number[] = [];
   /** Progress of every member (this node included) while leading. */
   prs = new Map<NodeId, Progress>();
   msgs: Message[] = [];
@@ -276,7 +278,12 @@ export class Raft {
 
   /** The tick since which a quorum has acknowledged this leader: the quorum-th newest acknowledged stamp. */
   protected leaseStart(): number {
-    return majorityValue(this.voters.map((v) => (v === this.id ? this.now : this.prs.get(v)!.ackedStamp)));
+    const xs = this.voterValues();
+    for (let i = 0; i < xs.length; i++) {
+      const v = this.voters[i]!;
+      xs[i] = v === this.id ? this.now : this.prs.get(v)!.ackedStamp;
+    }
+    return majorityValueInPlace(xs);
   }
 
   /**
@@ -584,10 +591,8 @@ export class Raft {
   }
 
   private handleAppend(m: Message): void {
-    const reply = (fields: Partial<Message>) =>
-      this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term, stamp: m.stamp, ...fields }));
     if (m.index < this.log.committed) {
-      reply({ index: this.log.committed });
+      this.acceptAppend(m, this.log.committed);
       return;
     }
     const lastNew = this.log.maybeAppend(m.index, m.logTerm, m.entries);
@@ -599,12 +604,18 @@ export class Raft {
     }
     if (lastNew !== undefined) {
       this.log.commitTo(Math.min(m.commit, lastNew));
-      reply({ index: lastNew });
+      this.acceptAppend(m, lastNew);
       return;
     }
     // Tell the leader where our log might match: the last index at or below its probe whose term is not newer.
     const hint = this.log.findConflictByTerm(Math.min(m.index, this.log.lastIndex()), m.logTerm);
-    reply({ index: m.index, reject: true, rejectHint: hint, logTerm: this.log.term(hint) ?? 0 });
+    const logTerm = this.log.term(hint) ?? 0;
+    this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term, stamp: m.stamp, index: m.index, reject: true, rejectHint: hint, logTerm }));
+  }
+
+  /** Answers App `m`: this log matches the leader's up to `index`. */
+  private acceptAppend(m: Message, index: number): void {
+    this.send(message({ type: MessageType.AppResp, from: this.id, to: m.from, term: this.term, stamp: m.stamp, index }));
   }
 
   private handleHeartbeat(m: Message): void {
@@ -729,7 +740,9 @@ export class Raft {
   }
 
   private maybeCommit(): boolean {
-    const index = majorityValue(this.voters.map((v) => this.prs.get(v)!.match));
+    const xs = this.voterValues();
+    for (let i = 0; i < xs.length; i++) xs[i] = this.prs.get(this.voters[i]!)!.match;
+    const index = majorityValueInPlace(xs);
     if (index <= this.log.committed || !this.canCommit(index)) return false;
     return this.log.commitTo(index);
   }
@@ -819,6 +832,12 @@ export class Raft {
     if (!this.leaseVoid) return;
     this.leaseVoid = false;
     this.transferFence = this.now;
+  }
+
+  /** A scratch array with one slot per voter, for the majority checks a leader makes on every acknowledgement. */
+  private voterValues(): number[] {
+    this.scratch.length = this.voters.length;
+    return this.scratch;
   }
 
   private send(m: Message): void {

@@ -58,6 +58,11 @@ export class ByteReader {
     return this.buf.length - this.pos;
   }
 
+  /** Offset of the next byte to read. */
+  get offset(): number {
+    return this.pos;
+  }
+
   /** Throws unless at least `n` bytes remain. */
   need(n: number, field: string): void {
     if (n > this.buf.length - this.pos) {
@@ -110,6 +115,14 @@ export class ByteReader {
     out.set(this.buf.subarray(this.pos, this.pos + n));
     this.pos += n;
     return out;
+  }
+
+  /** Skips `n` bytes, checked like a read; returns the offset they start at. */
+  skip(n: number, field: string): number {
+    this.need(n, field);
+    const at = this.pos;
+    this.pos += n;
+    return at;
   }
 
   /** A view into the input, for fields consumed before the input is released (nonces, MACs). */
