@@ -11,6 +11,12 @@ export interface EntryPayload {
 
 // Records off: plain maps and arrays decode the same on every node and every version of this library.
 const packr = new Packr({ useRecords: false, moreTypes: false });
+/**
+ * The same encoding for snapshot images, on a Packr of its own. A Packr hands out views into one working buffer that
+ * it grows to fit the largest thing packed; with images on it that buffer grew to megabytes, and each log entry
+ * packed after kept a whole such buffer alive until compaction, churn the allocator never gave back (RSS).
+ */
+const imagePackr = new Packr({ useRecords: false, moreTypes: false });
 
 export function encodePayload(p: EntryPayload): Uint8Array {
   const s = p.session;
@@ -27,11 +33,11 @@ export function decodePayload(data: Uint8Array): EntryPayload {
 }
 
 export function encodeImage(image: unknown): Uint8Array {
-  return packr.pack(image);
+  return imagePackr.pack(image);
 }
 
 export function decodeImage(data: Uint8Array): unknown {
-  return packr.unpack(data);
+  return imagePackr.unpack(data);
 }
 
 /** Bytes of the msgpack header that starts an array of `n` elements. */
