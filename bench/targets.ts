@@ -34,6 +34,11 @@ export const TARGETS: readonly Target[] = [
     met: (e) => all(atMost(n(e.ours, 'p50Ms'), 2), atMost(n(e.ours, 'p99Ms'), 10), n(e.ours, 'undelivered') === undefined ? undefined : n(e.ours, 'undelivered') === 0),
   },
   { metric: 'singleton_handoff_ms', text: 'median ≤ 300 ms', met: (e) => atMost(n(e.ours, 'medianMs'), 300) },
+  {
+    metric: 'writer_max_gap_large_state',
+    text: '≤ 20 ms at 200 000 keys or more, with a snapshot in the window',
+    met: (e) => ((n(e.ours, 'keysBefore') ?? 0) < 200_000 ? undefined : atMost(n(e.ours, 'maxGapMs'), 20)),
+  },
   { metric: 'rss_growth_mb', text: '≤ 50 MB over 1M writes', met: (e) => ((n(e.ours, 'writes') ?? 0) < 1_000_000 ? undefined : atMost(n(e.ours, 'growthMb'), 50)) },
 ];
 
