@@ -33,12 +33,27 @@ class GatedDisk extends SimDisk {
 
 const noRandom = (): number => 0.99;
 
+/** A storage on a fresh GatedDisk holding entries 1–30 of term 1. */
+async function storageWith30(): Promise<{ disk: GatedDisk; storage: FileStorage }> {
+  const disk = new GatedDisk();
+  const storage = new FileStorage(disk);
+  await storage.open();
+  await storage.persist(batch({ entries: entries(1, 30, 1) }));
+  return { disk, storage };
+}
+
+/** Opens `disk` again and checks what it recovers: the snapshot's index and the entries after it. */
+async function expectRecovered(disk: Disk, logger: MemoryLogger, snapshotIndex: number, lastIndex: number): Promise<void> {
+  const reopened = new FileStorage(disk, { logger });
+  const state = await reopened.open();
+  expect(state.snapshot?.meta.index).toBe(snapshotIndex);
+  expect(plain(state.entries)).toEqual(plain(entries(snapshotIndex + 1, lastIndex, 1)));
+  await reopened.close();
+}
+
 describe('FileStorage.writeSnapshotImage', () => {
   it('lets persist() go on while an image is written, and saveSnapshot() then only records it', async () => {
-    const disk = new GatedDisk();
-    const storage = new FileStorage(disk);
-    await storage.open();
-    await storage.persist(batch({ entries: entries(1, 30, 1) }));
+    const { disk, storage } = await storageWith30();
     disk.hold(20);
     let imageDone = false;
     const image = storage.writeSnapshotImage(snapshot(20, 1)).then(() => (imageDone = true));
@@ -51,35 +66,20 @@ describe('FileStorage.writeSnapshotImage', () => {
     await storage.saveSnapshot(snapshot(20, 1));
     expect(disk.snapshotWrites).toBe(1); // not written twice
     await storage.close();
-    const reopened = new FileStorage(disk);
-    const state = await reopened.open();
-    expect(state.snapshot?.meta.index).toBe(20);
-    expect(plain(state.entries)).toEqual(plain(entries(21, 32, 1)));
-    await reopened.close();
+    await expectRecovered(disk, new MemoryLogger(), 20, 32);
   });
 
   it('an image whose marker a crash prevented is used at the next open, with its marker written then', async () => {
-    const disk = new GatedDisk();
-    const storage = new FileStorage(disk);
-    await storage.open();
-    await storage.persist(batch({ entries: entries(1, 30, 1) }));
+    const { disk, storage } = await storageWith30();
     await storage.writeSnapshotImage(snapshot(20, 1));
     await storage.persist(batch({ entries: entries(31, 33, 1) }));
-    const crashed = disk.crash(noRandom);
     const logger = new MemoryLogger();
-    const recovered = new FileStorage(crashed, { logger });
-    const state = await recovered.open();
-    expect(state.snapshot?.meta.index).toBe(20);
-    expect(plain(state.entries)).toEqual(plain(entries(21, 33, 1)));
+    await expectRecovered(disk.crash(noRandom), logger, 20, 33);
     expect(logger.warnings.join('\n')).toMatch(/snapshot 20 had no marker in the WAL \(a crash between writing the image and recording it\)/);
-    await recovered.close();
   });
 
   it('an image overtaken by a newer snapshot is never recorded, and close() waits for a write under way', async () => {
-    const disk = new GatedDisk();
-    const storage = new FileStorage(disk);
-    await storage.open();
-    await storage.persist(batch({ entries: entries(1, 30, 1) }));
+    const { disk, storage } = await storageWith30();
     disk.hold(10);
     const image = storage.writeSnapshotImage(snapshot(10, 1));
     // A leader's snapshot lands first.
@@ -91,10 +91,6 @@ describe('FileStorage.writeSnapshotImage', () => {
     disk.release();
     await image;
     await closing;
-    const reopened = new FileStorage(disk);
-    const state = await reopened.open();
-    expect(state.snapshot?.meta.index).toBe(25);
-    expect(plain(state.entries)).toEqual(plain(entries(26, 30, 1)));
-    await reopened.close();
+    await expectRecovered(disk, new MemoryLogger(), 25, 30);
   });
 });
