@@ -82,8 +82,9 @@ export const CLUSTER_OPTIONS = {
   /** ms between leader heartbeats. Default 50. */
   heartbeatInterval: opt.positive(),
   /**
-   * Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. A snapshot
-   * also waits until those entries hold as many bytes as the last image, so a large state is rewritten less often.
+   * Entries applied past the last snapshot before the next snapshot and log compaction. Default 10000. Once images
+   * pass 1 MiB, a snapshot also waits until those entries hold as many bytes as the last image, so a large state is
+   * rewritten less often.
    */
   compactionThreshold: opt.positive(true),
   /**

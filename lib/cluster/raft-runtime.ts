@@ -18,8 +18,9 @@ export interface RuntimeConfig {
   /** Entries applied past the last snapshot before a new one is taken and the log compacted. */
   readonly compactionThreshold: number;
   /**
-   * Default true: a snapshot also waits until the entries applied since the last one hold as many bytes as its image,
-   * so a large state is not rewritten more often than its log replaces it. The simulator turns it off to snapshot often.
+   * Default true: once images are larger than GROWING_IMAGE_BYTES, a snapshot also waits until the entries applied
+   * since the last one hold as many bytes as its image, so a large state is not rewritten more often than its log
+   * replaces it. The simulator turns it off to snapshot often.
    */
   readonly compactionGrowsWithState?: boolean;
   readonly maxClockDrift?: number;
@@ -113,6 +114,9 @@ type LeadershipListener = (s: LeadershipState) => void;
 type LeaseListener = (valid: boolean) => void;
 /** `committedAt`: null when the configuration just came into force (appended), its log index once it commits. */
 type MembershipListener = (m: Membership, committedAt: number | null) => void;
+
+/** Images up to this size are cheap to write again: below it, compactionThreshold alone decides when to snapshot. */
+const GROWING_IMAGE_BYTES = 1024 * 1024;
 
 /** Backoff between retries of a write the full disk refused. */
 const DISK_FULL_RETRY_MS = { first: 100, max: 2000 } as const;
@@ -607,7 +611,7 @@ export class RaftRuntime {
    */
   private maybeCompact(): void {
     if (this.appliedIndex - this.snapshotIndex < this.config.compactionThreshold) return;
-    if (this.config.compactionGrowsWithState !== false && this.appliedBytes < this.imageBytes) return;
+    if (this.config.compactionGrowsWithState !== false && this.imageBytes > GROWING_IMAGE_BYTES && this.appliedBytes < this.imageBytes) return;
     this.snapshotNow();
   }
 
