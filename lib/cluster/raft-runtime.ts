@@ -660,6 +660,9 @@ export class RaftRuntime {
     this.snapshotIndex = snap.meta.index;
     this.imageBytes = snap.data.byteLength;
     this.appliedBytes = 0;
+    // Entries applied while this one was encoded and written were not weighed (one snapshot at a time): weigh them
+    // now, or the last of a burst would wait for the next write to be covered.
+    this.maybeCompact();
   }
 
   private updateLeadership(s: SoftState): void {

@@ -1,5 +1,6 @@
 import { startMemCluster } from './mem-cluster.js';
 
+jest.setTimeout(30_000);
 const big = (kb: number): string => 'x'.repeat(kb * 1024);
 
 test('past 1 MiB of image, a snapshot waits for compactionThreshold entries and for as many bytes of log as the image', async () => {
