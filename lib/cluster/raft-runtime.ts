@@ -154,6 +154,8 @@ export class RaftRuntime {
   /** Bytes of entries applied since the last snapshot, and the size of that snapshot's image. */
   private appliedBytes = 0;
   private imageBytes = 0;
+  /** appliedBytes when the snapshot under way was captured: what it covers, taken off once it is saved. */
+  private capturedBytes = 0;
   /** Term and vote as last written to disk. */
   private durableVote = { term: 0, vote: '' as NodeId };
   private tickStart = 0;
@@ -629,6 +631,7 @@ export class RaftRuntime {
     const meta = { index, term, membership: core.membershipAt(index) };
     const storage = this.deps.storage;
     this.encoding = true;
+    this.capturedBytes = this.appliedBytes;
     this.deps.stateMachine
       .snapshotInSlices(() => new Promise((r) => this.deps.timers.setImmediate(r)))
       .then(async (data) => {
@@ -659,7 +662,8 @@ export class RaftRuntime {
     this.node.compact(snap);
     this.snapshotIndex = snap.meta.index;
     this.imageBytes = snap.data.byteLength;
-    this.appliedBytes = 0;
+    // What was applied after the capture stays counted (less, if a leader's snapshot reset the count meanwhile).
+    this.appliedBytes = Math.max(0, this.appliedBytes - this.capturedBytes);
     // Entries applied while this one was encoded and written were not weighed (one snapshot at a time): weigh them
     // now, or the last of a burst would wait for the next write to be covered.
     this.maybeCompact();
