@@ -78,12 +78,17 @@ export class LogProposer implements Proposer {
     // state, promise and awaits cost some hundreds of bytes per write, a large share of what a write allocates.
     let first: Promise<unknown>;
     try {
-      const left = Math.max(1, deadline - this.d.clock.now());
-      first = runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left);
+      first = this.proposeHere(module, command, session, deadline);
     } catch (e) {
       return Promise.reject(e);
     }
     return first.then(unwrap, (e: unknown) => this.attempts(module, command, options, session, deadline, e));
+  }
+
+  /** Into this node's log, as its leader; the entry gets only what is left of the deadline. */
+  private proposeHere(module: string, command: unknown, session: SessionId, deadline: number): Promise<unknown> {
+    const left = Math.max(1, deadline - this.d.clock.now());
+    return this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left);
   }
 
   /** The attempts until `deadline`; `failure` is how a first attempt made by propose() failed, or NOT_TRIED. */
@@ -104,9 +109,7 @@ export class LogProposer implements Proposer {
         // Every attempt gets only what is left of the deadline: the leader gives up on the entry by then as well.
         const left = Math.max(1, deadline - this.d.clock.now());
         try {
-          if (isLeader) {
-            return unwrap(await this.d.runtime.propose(encodePayload({ module, command, time: this.d.wallClock(), session }), left));
-          }
+          if (isLeader) return unwrap(await this.proposeHere(module, command, session, deadline));
           if (leaderId) {
             const request = encodeRequest({ kind: 'propose', module, command, session, timeoutMs: left });
             const reply = decodeReply(await this.d.network.call(leaderId, request, left));

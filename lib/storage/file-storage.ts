@@ -40,7 +40,8 @@ const SNAPSHOTS_KEPT = 2;
  * the last synced batch and synced, a half-created segment or snapshot temp file deleted — and the call rejects with
  * DiskFullError, leaving the storage usable and unchanged. Only if that rollback fails does the storage fail as above.
  *
- * Calls are serialized, each waiting for the previous one to finish; writeSnapshotImage() alone runs beside them.
+ * Calls are serialized, each waiting for the previous one to finish; writeSnapshotImage() and the pruning of old
+ * snapshots run beside them (close() waits for those too).
  */
 export class FileStorage implements RaftStorage {
   private readonly segmentBytes: number;
