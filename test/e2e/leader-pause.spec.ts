@@ -207,14 +207,20 @@ test('status() right after a 1 s event-loop stall does not report a lease anothe
   expect(statusAfter.isLeader && statusAfter.leaseValid).toBe(false);
 });
 
-async function writeP50(leader: NodeProcess, ms: number, prefix: string): Promise<{ p50: number; n: number }> {
+async function writeP50(leader: NodeProcess, ms: number, prefix: string): Promise<{ p50: number; n: number; errors: number }> {
   const r = await leader.request<WriteLoadResult>({ op: 'writeLoad', writers: 1, durationMs: ms, keyPrefix: prefix });
-  expect(r.errors).toBe(0);
-  return { p50: percentile(r.latencies, 0.5) / 1000, n: r.latencies.length };
+  return { p50: percentile(r.latencies, 0.5) / 1000, n: r.latencies.length, errors: r.errors };
 }
 
-test('with one follower stopped for 3 s, sequential write p50 on the leader stays within 1.5x of all-up', async () => {
+/**
+ * One measurement: `null` when leadership moved while it ran (a busy machine can starve a member past the 150 ms
+ * election timeout), since the comparison then says nothing about a stopped follower.
+ */
+type P50 = Awaited<ReturnType<typeof writeP50>>;
+
+async function pausedFollowerRun(): Promise<{ up: P50; paused: P50 } | null> {
   const leader = await cluster.leader(5000);
+  const term = (await leader.status()).term;
   const follower = cluster.nodes.find((n) => n !== leader)!;
   await writeP50(leader, 300, 'warm-'); // warm-up: connections, JIT
   const up = await writeP50(leader, 1200, 'up-');
@@ -225,18 +231,32 @@ test('with one follower stopped for 3 s, sequential write p50 on the leader stay
     await sleep(300); // past the first heartbeats that go unanswered
     const paused = await writeP50(leader, 2000, 'paused-');
     const s = await leader.status();
-    expect(s.isLeader).toBe(true); // the leader kept its role: the paused node was a follower
-    console.log(
-      `e2e paused follower: all-up p50 ${up.p50.toFixed(3)} ms (${up.n} writes), ` +
-        `one follower stopped p50 ${paused.p50.toFixed(3)} ms (${paused.n} writes), ratio ${(paused.p50 / up.p50).toFixed(2)}`,
-    );
-    expect(paused.p50).toBeLessThanOrEqual(1.5 * up.p50);
+    if (!s.isLeader || s.term !== term) return null;
+    // With one leader throughout, no write may fail.
+    expect([up.errors, paused.errors]).toEqual([0, 0]);
+    return { up, paused };
   } finally {
     const left = 3000 - (Date.now() - stoppedAt);
     if (left > 0) await sleep(left);
     await follower.signal('SIGCONT');
+    // The resumed follower catches up.
+    const target = (await (await cluster.leader(5000)).status()).commitIndex;
+    await waitUntil('the resumed follower catching up', 5000, async () => ((await follower.status()).appliedIndex >= target ? true : undefined));
   }
-  // The resumed follower catches up.
-  const target = (await leader.status()).commitIndex;
-  await waitUntil('the resumed follower catching up', 5000, async () => ((await follower.status()).appliedIndex >= target ? true : undefined));
-});
+}
+
+test('with one follower stopped for 3 s, sequential write p50 on the leader stays within 1.5x of all-up', async () => {
+  // Up to three tries, each needing one leader throughout; a run where leadership moved is reported and repeated.
+  let result: Awaited<ReturnType<typeof pausedFollowerRun>> = null;
+  for (let attempt = 1; attempt <= 3 && result === null; attempt++) {
+    result = await pausedFollowerRun();
+    if (result === null) console.log(`e2e paused follower: leadership moved during attempt ${attempt}; measuring again`);
+  }
+  expect(result).not.toBeNull();
+  const { up, paused } = result!;
+  console.log(
+    `e2e paused follower: all-up p50 ${up.p50.toFixed(3)} ms (${up.n} writes), ` +
+      `one follower stopped p50 ${paused.p50.toFixed(3)} ms (${paused.n} writes), ratio ${(paused.p50 / up.p50).toFixed(2)}`,
+  );
+  expect(paused.p50).toBeLessThanOrEqual(1.5 * up.p50);
+}, 60_000);
