@@ -15,9 +15,9 @@ import { resolveClusterOptions } from '../lib/testing.js';
 import { ProcessCluster, type NodeProcess } from '../test/support/process-cluster.js';
 import { guardCluster } from './cleanup.js';
 import { failoverRound, gracefulRound, lockCase, readCase, settled, stallCase, writeCase } from './cluster.js';
-import { findEtcd, type EtcdBinary } from './etcd/binary.js';
+import { findEtcd, type EtcdBinary } from '../test/support/etcd-binary.js';
 import { etcdFailoverRound, etcdGracefulRound, etcdLockCase, etcdReadCase, etcdWriteCase } from './etcd/etcd-cases.js';
-import { EtcdCluster, type EtcdMember } from './etcd/etcd-cluster.js';
+import { EtcdCluster, type EtcdMember } from '../test/support/etcd-cluster.js';
 import { emit, percentile, round, rounds, type Measurement } from './measure.js';
 import type { FailoverRound, GracefulRound } from './rounds.js';
 

@@ -19,9 +19,9 @@ import { guardCluster } from './cleanup.js';
 import { settled } from './cluster.js';
 import type { Pair } from './compare.js';
 import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS } from './compare.js';
-import { findEtcd, type EtcdBinary } from './etcd/binary.js';
+import { findEtcd, type EtcdBinary } from '../test/support/etcd-binary.js';
 import { etcdFanoutCase, type FanoutSample } from './etcd/etcd-cases.js';
-import { EtcdCluster } from './etcd/etcd-cluster.js';
+import { EtcdCluster } from '../test/support/etcd-cluster.js';
 import { emit, percentile, round, rounds, type Measurement } from './measure.js';
 
 export interface EventsOptions {

@@ -8,7 +8,7 @@ import { sleep } from '../../test/support/process-cluster.js';
 import { runLoad, type LoadResult } from '../load.js';
 import { percentile, throughput, type Measurement } from '../measure.js';
 import { firstCommit, gracefulPause, type FailoverRound, type GracefulRound, type WriterTrace } from '../rounds.js';
-import type { EtcdCluster, EtcdMember } from './etcd-cluster.js';
+import type { EtcdCluster, EtcdMember } from '../../test/support/etcd-cluster.js';
 
 /** A deadline for one request, so nothing waits on a dead member for etcd's own 5 s request timeout and more. */
 const call = (ms: number) => ({ deadline: Date.now() + ms });

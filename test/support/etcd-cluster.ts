@@ -1,16 +1,35 @@
 /**
- * An etcd of N members (3 unless told) on 127.0.0.1 for the side-by-side benchmarks: one process per member, data
- * dirs under the same parent as our nodes' (fsync on: etcd's default, nothing turns it off), one etcd3 client per
- * member. Every process is killed and every data dir removed by `destroy()`, or at exit if the benchmark dies first.
+ * An etcd of N members (3 unless told) on 127.0.0.1, for the etcd backend's tests and the side-by-side benchmarks:
+ * one process per member, data dirs under one parent (fsync on: etcd's default, nothing turns it off), one etcd3
+ * client per member. Every process is killed and every data dir removed by `destroy()`, or at exit if the test or
+ * benchmark dies first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
-import { sleep, waitUntil } from '../../test/support/process-cluster.js';
-import { atExit } from '../cleanup.js';
-import type { EtcdBinary } from './binary.js';
+import { freePorts } from '../transport/helpers.js';
+import { findEtcd, type EtcdBinary } from './etcd-binary.js';
+import { sleep, waitUntil } from './process-cluster.js';
+
+const exitHooks = new Set<() => void>();
+process.on('exit', () => {
+  for (const hook of exitHooks) {
+    try {
+      hook();
+    } catch {
+      // the next cluster is still torn down
+    }
+  }
+});
+
+/** Runs `fn` at exit unless the returned function is called first (after an orderly teardown). */
+function atExit(fn: () => void): () => void {
+  exitHooks.add(fn);
+  return () => exitHooks.delete(fn);
+}
 
 export interface EtcdClusterOptions {
   readonly binary: EtcdBinary;
@@ -19,6 +38,9 @@ export interface EtcdClusterOptions {
   /** Client ports clientPort..+members−1, peer ports peerPort..+members−1. */
   readonly clientPort: number;
   readonly peerPort: number;
+  /** Explicit ports per member, instead of consecutive ones from clientPort/peerPort. */
+  readonly clientPorts?: readonly number[];
+  readonly peerPorts?: readonly number[];
   /** Members e1..eN; default 3. */
   readonly members?: number;
   readonly heartbeatMs: number;
@@ -91,12 +113,12 @@ export class EtcdCluster {
   private readonly unguard: () => void;
 
   constructor(readonly opts: EtcdClusterOptions) {
-    this.dataRoot = mkdtempSync(join(opts.dataParent, 'catga-bench-etcd-'));
+    this.dataRoot = mkdtempSync(join(opts.dataParent, 'catga-etcd-'));
     const names = Array.from({ length: opts.members ?? 3 }, (_, i) => `e${i + 1}`);
-    const peer = (i: number) => `http://127.0.0.1:${opts.peerPort + i}`;
+    const peer = (i: number) => `http://127.0.0.1:${opts.peerPorts?.[i] ?? opts.peerPort + i}`;
     const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
     this.members = names.map((name, i) => {
-      const client = `http://127.0.0.1:${opts.clientPort + i}`;
+      const client = `http://127.0.0.1:${opts.clientPorts?.[i] ?? opts.clientPort + i}`;
       const args = [
         `--name=${name}`,
         `--data-dir=${join(this.dataRoot, name)}`,
@@ -106,7 +128,7 @@ export class EtcdCluster {
         `--initial-advertise-peer-urls=${peer(i)}`,
         `--initial-cluster=${initial}`,
         '--initial-cluster-state=new',
-        '--initial-cluster-token=catga-bench',
+        '--initial-cluster-token=catga-etcd',
         `--heartbeat-interval=${opts.heartbeatMs}`,
         `--election-timeout=${opts.electionMs}`,
         '--logger=zap',
@@ -175,4 +197,37 @@ export class EtcdCluster {
     for (const m of this.members) m.killNow();
     rmSync(this.dataRoot, { recursive: true, force: true });
   }
+}
+
+/**
+ * A started etcd of `members` members on free loopback ports, data under the system temp dir: for tests. Heartbeat
+ * 50 ms and election 500 ms, so a lost etcd leader is replaced within a second and leases as short as 1 s exist.
+ */
+export async function startEtcd(members = 3): Promise<EtcdCluster> {
+  const ports = await freePorts(2 * members);
+  const spread = (from: number) => ports.slice(from, from + members);
+  // EtcdCluster takes consecutive ports; free ports are not, so the cluster gets its own list.
+  const cluster = new EtcdCluster({
+    binary: findEtcd(),
+    dataParent: tmpdir(),
+    clientPort: 0,
+    peerPort: 0,
+    clientPorts: spread(0),
+    peerPorts: spread(members),
+    members,
+    heartbeatMs: 50,
+    electionMs: 500,
+  });
+  try {
+    await cluster.start();
+  } catch (e) {
+    await cluster.destroy();
+    throw e;
+  }
+  return cluster;
+}
+
+/** The members' client URLs, for `backend: { type: 'etcd', hosts }`. */
+export function etcdHosts(cluster: EtcdCluster): string[] {
+  return cluster.members.map((m) => m.clientUrl);
 }
