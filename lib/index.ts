@@ -5,11 +5,12 @@ export { ClusterCoordinator, type ClusterMember, type MemberView, type MemberLis
 export type { NewMember, MembershipEvent } from './cluster/cluster-membership.js';
 export type { MemberRole } from './raft/membership.js';
 export { createCluster } from './cluster/create-cluster.js';
-export { ClusterStore, type StoreEntry, type WriteResult, type CasResult, type ReadConsistency } from './cluster/cluster-store.js';
+export type { StoreEntry, WriteResult, CasResult, ReadConsistency } from './cluster/cluster-store.js';
+export type { ClusterStore, ClusterLocks, BackendKind, BackendStatus, EtcdView } from './cluster/backend.js';
 export type { ClusterOptions } from './cluster/options.js';
 export { ClusterOptionsError } from './cluster/options.js';
 export type { ClusterLogger } from './cluster/logger.js';
-export type { RuntimeStatus, MemberStatus } from './cluster/raft-runtime.js';
+export type { RuntimeStatus, MemberStatus } from './cluster/backend.js';
 export {
   NotLeaderException,
   NoLeaderException,
@@ -20,7 +21,7 @@ export {
   MembershipChangeError,
 } from './cluster/errors.js';
 export { LockTimeoutException, LockLostException } from './cluster/lock-errors.js';
-export { ClusterLocks, DistributedLock, type LockAcquireOptions } from './cluster/distributed-lock.js';
+export { DistributedLock, type LockAcquireOptions } from './cluster/distributed-lock.js';
 export { TaskLedger, type TaskRun, type TaskOutcome, type TaskRunContext, type TaskStartResult, type FireOutcome } from './cluster/task-ledger.js';
 export type { EventGap, EventSink } from './cluster/event-delivery.js';
 export type { CommittedEvent } from './cluster/state/event-log-module.js';

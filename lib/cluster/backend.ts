@@ -170,6 +170,8 @@ export interface ClusterBackend extends LeadershipSource {
    * before the call. Throws NotLeaderException otherwise.
    */
   readBarrier(timeoutMs: number): Promise<void>;
+  /** How long confirmLeadership() waits for readBarrier. */
+  readonly confirmTimeoutMs: number;
   /** Moves leadership to `to` (or whoever is next) and resolves once another node leads. */
   transferLeadership(to: NodeId | undefined): Promise<void>;
 

@@ -1,20 +1,15 @@
 import { setMaxListeners } from 'node:events';
 import { BehaviorSubject, type Observable } from 'rxjs';
 import type { MemberRole, NodeId } from '../raft/index.js';
-import { fromWire, type ClusterStore, type Proposer } from './cluster-store.js';
-import { ClusterMembership, type MembershipEvent, type NewMember } from './cluster-membership.js';
+import type { BackendStatus, ClusterBackend, ClusterLocks, ClusterStore, LeadershipState, MembershipOps } from './backend.js';
+import type { MembershipEvent, NewMember } from './cluster-membership.js';
 import { ClusterStoppedError, MembershipChangeError, NoLeaderException, NotLeaderException } from './errors.js';
-import type { Clock, Timers } from '../io/clock.js';
-import type { Network } from '../io/network.js';
-import { DEFAULT_REQUEST_TIMEOUT_MS, type LeadershipState, type RaftRuntime, type RuntimeStatus } from './raft-runtime.js';
-import type { AppRequestHandler, RequestRouter } from './request-handler.js';
-import { decodeReply, encodeRequest } from './rpc.js';
-import type { ClusterStateMachine } from './state/cluster-state-machine.js';
-import { ClusterLocks } from './distributed-lock.js';
+import type { Clock } from '../io/clock.js';
+import type { AppRequestHandler } from './request-handler.js';
+import { EmbeddedBackend, type EmbeddedParts } from './embedded/embedded-backend.js';
 import { EventDelivery, type DeliveryCursor, type EventSink } from './event-delivery.js';
 import { TaskLedger } from './task-ledger.js';
 import { pauseUntilLeaderElected } from './leader-wait.js';
-import { silentLogger, type ClusterLogger } from './logger.js';
 
 export interface ClusterMember {
   readonly id: NodeId;
@@ -39,32 +34,37 @@ export class MemberList extends Array<MemberView> {
   }
 
   /** @internal Made by the coordinator. */
-  constructor(views: readonly MemberView[], ops: ClusterMembership) {
+  constructor(views: readonly MemberView[], ops: MembershipOps | null) {
     super();
     this.push(...views);
     Object.defineProperty(this, 'ops', { value: ops, enumerable: false });
   }
 
-  private declare readonly ops: ClusterMembership;
+  private declare readonly ops: MembershipOps | null;
+
+  private get changes(): MembershipOps {
+    if (!this.ops) throw new MembershipChangeError('this backend has no membership changes: on etcd, nodes join and leave by their session lease');
+    return this.ops;
+  }
 
   /** Adds a node that is already running (started with `join`, or with no member list): a learner by default. */
   add(member: NewMember): Promise<void> {
-    return this.ops.add(member);
+    return this.changes.add(member);
   }
 
   /** Removes a member; the leader hands leadership over first when it is the one to go. */
   remove(id: NodeId): Promise<void> {
-    return this.ops.remove(id);
+    return this.changes.remove(id);
   }
 
   /** Makes a caught-up learner a voter (waits, bounded, for it to catch up). */
   promote(id: NodeId): Promise<void> {
-    return this.ops.promote(id);
+    return this.changes.promote(id);
   }
 
   /** Makes a voter a learner. */
   demote(id: NodeId): Promise<void> {
-    return this.ops.demote(id);
+    return this.changes.demote(id);
   }
 }
 
@@ -80,29 +80,16 @@ export interface LeadershipChange {
 /** Leadership changes kept for status pages. */
 const LEADERSHIP_HISTORY = 20;
 
-export interface CoordinatorParts {
-  readonly runtime: RaftRuntime;
-  readonly network: Network;
-  readonly router: RequestRouter;
-  readonly stateMachine: ClusterStateMachine;
-  readonly proposer: Proposer;
-  readonly store: ClusterStore;
-  readonly clock: Clock;
-  readonly timers: Timers;
-  /** Default: membership changes through the API only (no joining, no automatic replacement), 3 target voters. */
-  readonly membership?: ClusterMembership;
-  /** A graceful stop removes this node from the membership first. */
-  readonly leaveOnShutdown?: boolean;
-  readonly electionTimeoutMs: number;
-  /** Unique per process start (lock requests are told apart by it); default: node id and start time. */
-  readonly clientId?: string;
-  /** Wall-clock ms for the leadership history; default Date.now. */
-  readonly wallClock?: () => number;
-  /** Peers this node has a live, authenticated connection to; omitted without a transport (a single member). */
-  readonly connectedPeers?: () => ReadonlySet<NodeId>;
+/** The embedded backend's parts, with where this node remembers the last cluster event it delivered. */
+export interface CoordinatorParts extends EmbeddedParts {
   /** Where this node remembers the last cluster event it delivered (a file in the dataDir). */
   readonly eventCursor: DeliveryCursor;
-  readonly logger?: ClusterLogger;
+}
+
+/** A coordinator on any backend. */
+export interface BackendParts {
+  readonly backend: ClusterBackend;
+  readonly eventCursor: DeliveryCursor;
 }
 
 export type { LeadershipState };
@@ -121,8 +108,9 @@ export class ClusterCoordinator {
   readonly clock: Clock;
   /** Unique per process start: requests from this node are told apart by it. */
   readonly clientId: string;
+  /** @internal The consensus engine underneath: the embedded Raft group or etcd. */
+  readonly backend: ClusterBackend;
   private readonly events: EventDelivery;
-  private readonly membership: ClusterMembership;
   private readonly subject: BehaviorSubject<LeadershipState>;
   /** Leadership changes, starting with the current state. */
   readonly leadership$: Observable<LeadershipState>;
@@ -132,47 +120,26 @@ export class ClusterCoordinator {
   /** Oldest first, at most LEADERSHIP_HISTORY. */
   private readonly history: LeadershipChange[] = [];
 
-  constructor(private readonly parts: CoordinatorParts) {
-    this.store = parts.store;
-    this.clock = parts.clock;
-    this.clientId = parts.clientId ?? `${parts.runtime.nodeId}@${Date.now().toString(36)}`;
-    this.locks = new ClusterLocks({
-      proposer: parts.proposer,
-      table: parts.stateMachine.locks,
-      clock: parts.clock,
-      timers: parts.timers,
-      owner: this.clientId,
-    });
-    this.tasks = new TaskLedger(parts.proposer, parts.stateMachine.tasks, parts.runtime.nodeId, {
-      term: () => parts.runtime.leadership.term,
+  constructor(parts: CoordinatorParts | BackendParts) {
+    const backend = 'backend' in parts ? parts.backend : new EmbeddedBackend(parts);
+    this.backend = backend;
+    this.store = backend.store;
+    this.locks = backend.locks;
+    this.clock = backend.clock;
+    this.clientId = backend.clientId;
+    this.tasks = new TaskLedger(backend.tasks, backend.nodeId, {
+      term: () => backend.leadership.term,
       leaderSignal: () => this.leaderSignal(),
     });
-    this.membership =
-      parts.membership ??
-      new ClusterMembership({
-        runtime: parts.runtime,
-        network: parts.network,
-        clock: parts.clock,
-        timers: parts.timers,
-        logger: parts.logger ?? silentLogger,
-        electionTimeoutMs: parts.electionTimeoutMs,
-        requestTimeoutMs: parts.runtime.config.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-        targetVoters: 3,
-        autoRemoveAfterMs: null,
-        self: { address: '', role: 'voter' },
-        join: [],
-        wallClock: parts.wallClock ?? Date.now,
-      });
-    parts.router.membership = this.membership.handle;
-    this.events = new EventDelivery(parts.stateMachine.events, parts.eventCursor, parts.timers, parts.logger ?? silentLogger);
-    this.subject = new BehaviorSubject(parts.runtime.leadership);
+    this.events = new EventDelivery(backend.events, parts.eventCursor, backend.timers, backend.logger);
+    this.subject = new BehaviorSubject(backend.leadership);
     this.leadership$ = this.subject.asObservable();
-    parts.runtime.onLeadershipChange((s) => {
+    backend.onLeadershipChange((s) => {
       if (!s.isLeader) this.endTenure();
       this.recordLeadership(s);
       this.subject.next(s);
     });
-    parts.runtime.onLeaseChange((valid) => {
+    backend.onLeaseChange((valid) => {
       if (valid && !this.tenure) {
         this.tenure = new AbortController();
         // One signal for every piece of leader work of this tenure (each singleton run, a backlog of fires): many
@@ -186,50 +153,48 @@ export class ClusterCoordinator {
   /** Reads this node's event cursor, then starts the node: recovers its log and joins the others. */
   async start(): Promise<void> {
     await this.events.load();
-    await this.parts.runtime.start();
-    this.membership.start();
+    await this.backend.start();
   }
 
   /** Committed membership changes (joins, promotions, removals) as this node saw them, newest first. */
   membershipHistory(): readonly MembershipEvent[] {
-    return this.membership.changes();
+    return this.backend.membershipHistory();
   }
 
   get nodeId(): NodeId {
-    return this.parts.runtime.nodeId;
+    return this.backend.nodeId;
   }
 
   get isLeader(): boolean {
-    return this.parts.runtime.leadership.isLeader;
+    return this.backend.leadership.isLeader;
   }
 
   /** False once stop() was called, or once the node halted by itself (its storage failed). */
   get isRunning(): boolean {
-    return !this.stopped && this.parts.runtime.isRunning;
+    return !this.stopped && this.backend.isRunning;
   }
 
   /** The leader's id, or null while none is known. */
   get leaderId(): NodeId | null {
-    return this.parts.runtime.leadership.leaderId || null;
+    return this.backend.leadership.leaderId || null;
   }
 
   get term(): number {
-    return this.parts.runtime.leadership.term;
+    return this.backend.leadership.term;
   }
 
   get members(): MemberList {
     const leader = this.leaderId;
-    const views = this.membership.current.members.map(
-      (m): MemberView => ({ id: m.id, address: m.address, membership: m.role, isLeader: m.id === leader, isSelf: m.id === this.nodeId }),
-    );
-    return new MemberList(views, this.membership);
+    const views = this.backend
+      .members()
+      .map((m): MemberView => ({ id: m.id, address: m.address, membership: m.membership, isLeader: m.id === leader, isSelf: m.id === this.nodeId }));
+    return new MemberList(views, this.backend.membership);
   }
 
   /** True while this node leads with a lease a quorum confirmed; no other node can be leading meanwhile. */
   hasLease(): boolean {
-    return this.parts.runtime.hasValidLease();
+    return this.backend.hasValidLease();
   }
-
   /**
    * The signal of this node's current tenure as leader: it aborts when the lease lapses, leadership moves, or the node
    * stops. Null when this node is not leading with a valid lease.
@@ -251,20 +216,21 @@ export class ClusterCoordinator {
 
   /** Resolves after `ms`, or sooner when a leader is elected: for retry loops that wait for somewhere to send to. */
   pauseUntilLeaderElected(ms: number): Promise<void> {
-    return pauseUntilLeaderElected(this.parts.runtime, this.parts.timers, ms);
+    return pauseUntilLeaderElected(this.backend, this.backend.timers, ms);
   }
 
   /** Resolves with the leader's id once one is known (and, when it is this node, once its lease is valid). */
   waitForLeader(opts: { timeout?: number } = {}): Promise<NodeId> {
     const timeout = opts.timeout ?? 5000;
-    const deadline = this.parts.clock.now() + timeout;
+    const { clock, timers } = this.backend;
+    const deadline = clock.now() + timeout;
     return new Promise((resolve, reject) => {
       const check = () => {
         if (this.stopped) return reject(new ClusterStoppedError());
         const id = this.leaderId;
         if (id && (id !== this.nodeId || this.hasLease())) return resolve(id);
-        if (this.parts.clock.now() >= deadline) return reject(new NoLeaderException(`no leader within ${timeout} ms`));
-        this.parts.timers.setTimeout(check, 5);
+        if (clock.now() >= deadline) return reject(new NoLeaderException(`no leader within ${timeout} ms`));
+        timers.setTimeout(check, 5);
       };
       check();
     });
@@ -274,31 +240,8 @@ export class ClusterCoordinator {
    * Moves leadership to `to` (or the most up-to-date follower) and resolves once another node leads. Works from any
    * node: a follower asks the leader.
    */
-  async transferLeadership(to?: NodeId): Promise<void> {
-    const timeoutMs = this.parts.electionTimeoutMs * 4;
-    const before = this.parts.runtime.leadership;
-    const learner = to ? this.membership.current.members.find((m) => m.id === to && m.role === 'learner') : undefined;
-    if (learner) throw new MembershipChangeError(`cannot transfer leadership to ${to}: it is a learner, which never leads; promote it first`);
-    if (before.isLeader) {
-      if (!this.parts.runtime.transferLeadership(to)) throw new Error(`cannot transfer leadership to ${to ?? 'a follower'}: not a voting member`);
-    } else {
-      const leader = before.leaderId;
-      if (!leader) throw new NoLeaderException();
-      const reply = decodeReply(await this.parts.network.call(leader, encodeRequest({ kind: 'transfer', to: to ?? null }), timeoutMs));
-      if (!reply.ok) throw fromWire(reply.error);
-      if (reply.value === null) throw new NotLeaderException(leader, `${leader} could not start a transfer to ${to ?? 'a follower'}`);
-    }
-    const deadline = this.parts.clock.now() + timeoutMs;
-    while (this.parts.clock.now() < deadline) {
-      const now = this.parts.runtime.leadership;
-      if (now.leaderId && now.leaderId !== before.leaderId && (!to || now.leaderId === to)) return;
-      await new Promise<void>((r) => this.parts.timers.setTimeout(r, 5));
-    }
-    const s = this.parts.runtime.status();
-    throw new Error(
-      `leadership did not move within ${timeoutMs} ms (${s.nodeId} is ${s.role}; leader ${s.leaderId || "unknown"}, term ${s.term}, ` +
-        `members ${s.members.map((m) => `${m.id}:${m.matchIndex ?? '?'}`).join(' ')}, last index ${s.lastIndex})`,
-    );
+  transferLeadership(to?: NodeId): Promise<void> {
+    return this.backend.transferLeadership(to);
   }
 
   /**
@@ -307,13 +250,13 @@ export class ClusterCoordinator {
    */
   async confirmLeadership(): Promise<void> {
     if (!this.isLeader) throw new NotLeaderException(this.leaderId ?? '');
-    await this.parts.runtime.readBarrier(this.parts.electionTimeoutMs * 4);
+    await this.backend.readBarrier(this.backend.confirmTimeoutMs);
     if (!this.isLeader) throw new NotLeaderException(this.leaderId ?? '');
   }
 
   /** Serves requests other members send on `channel` (see requestLeader). */
   onRequest(channel: string, handler: AppRequestHandler): void {
-    this.parts.router.register(channel, handler);
+    this.backend.onRequest(channel, handler);
   }
 
   /**
@@ -321,17 +264,13 @@ export class ClusterCoordinator {
    * no leader is known, NotSentError when it surely did not arrive, CallTimeoutError/ConnectionLostError when the
    * outcome is unknown, and the handler's error (as a plain Error with its name) otherwise.
    */
-  async requestLeader(channel: string, body: unknown, timeoutMs: number): Promise<{ leaderId: NodeId; value: unknown }> {
-    const leaderId = this.leaderId;
-    if (!leaderId) throw new NoLeaderException();
-    const reply = decodeReply(await this.parts.network.call(leaderId, encodeRequest({ kind: 'app', channel, body }), timeoutMs));
-    if (!reply.ok) throw fromWire(reply.error);
-    return { leaderId, value: reply.value };
+  requestLeader(channel: string, body: unknown, timeoutMs: number): Promise<{ leaderId: NodeId; value: unknown }> {
+    return this.backend.requestLeader(channel, body, timeoutMs);
   }
 
   /** Publishes a cluster-wide event: it is committed to the log and then delivered on every node in log order. */
-  async publishEvent(name: string, payload: unknown): Promise<{ index: number }> {
-    return (await this.parts.proposer.propose('event', { name, payload })) as { index: number };
+  publishEvent(name: string, payload: unknown): Promise<{ index: number }> {
+    return this.backend.publishEvent(name, payload);
   }
 
   /**
@@ -354,8 +293,9 @@ export class ClusterCoordinator {
     return this.events.position;
   }
 
-  status(): RuntimeStatus {
-    return this.parts.runtime.status();
+  /** Who leads, how far this node is, the members; and which backend runs (with etcd's view on etcd). */
+  status(): BackendStatus {
+    return this.backend.status();
   }
 
   /** Recent leadership changes as this node saw them, newest first: each new leader, and each loss of one. */
@@ -365,17 +305,14 @@ export class ClusterCoordinator {
 
   /** Whether this node has a live, authenticated connection to `peer`; null for itself or without a transport. */
   isConnectedTo(peer: NodeId): boolean | null {
-    if (peer === this.nodeId || !this.parts.connectedPeers) return null;
-    return this.parts.connectedPeers().has(peer);
+    return this.backend.isConnectedTo(peer);
   }
 
   /** Stops this node; a leader hands over first. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.parts.leaveOnShutdown) await this.membership.leave();
-    this.membership.stop();
-    await this.parts.runtime.stop();
+    await this.backend.stop();
     this.endTenure();
     await this.events.flush();
     this.subject.complete();
@@ -386,7 +323,7 @@ export class ClusterCoordinator {
     const last = this.history[this.history.length - 1];
     if (!s.leaderId && (!last || last.leaderId === null)) return;
     if (last && last.leaderId === (s.leaderId || null) && last.term === s.term) return;
-    this.history.push({ term: s.term, leaderId: s.leaderId || null, at: (this.parts.wallClock ?? Date.now)() });
+    this.history.push({ term: s.term, leaderId: s.leaderId || null, at: this.backend.wallClock() });
     if (this.history.length > LEADERSHIP_HISTORY) this.history.shift();
   }
 

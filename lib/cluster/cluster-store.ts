@@ -8,6 +8,7 @@ import { encodePayload } from './state/entry-codec.js';
 import type { KvCommand, KvEntry, KvWriteResult } from './state/kv-module.js';
 import type { SessionId } from './state/session-table.js';
 import { ApplyError, type ClusterStateMachine } from './state/cluster-state-machine.js';
+import type { ClusterStore } from './backend.js';
 
 export type ReadConsistency = 'local' | 'linearizable';
 
@@ -190,8 +191,8 @@ function deleteResult(r: KvWriteResult): WriteResult {
   return { version: 0, revision: r.revision };
 }
 
-/** The replicated key-value store: `cluster.store`. Writes from any node; reads local or linearizable. */
-export class ClusterStore {
+/** The key-value store kept in the replicated log: `cluster.store` on the embedded backend. */
+export class LogStore implements ClusterStore {
   constructor(
     private readonly proposer: Proposer,
     private readonly runtime: RaftRuntime,

@@ -8,7 +8,7 @@ import type { MemberAddress } from '../transport/member-address.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
 import { ClusterMembership } from './cluster-membership.js';
 import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
-import { ClusterStore, LogProposer } from './cluster-store.js';
+import { LogProposer, LogStore } from './cluster-store.js';
 import { systemClock, systemTimers, type Clock } from '../io/clock.js';
 import { type Network } from '../io/network.js';
 import type { ClusterLogger } from './logger.js';
@@ -154,7 +154,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     router,
     stateMachine,
     proposer,
-    store: new ClusterStore(proposer, runtime, stateMachine, o.requestTimeout),
+    store: new LogStore(proposer, runtime, stateMachine, o.requestTimeout),
     clock,
     timers: systemTimers,
     membership,

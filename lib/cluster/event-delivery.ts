@@ -1,4 +1,5 @@
-import type { CommittedEvent, EventLogModule } from './state/event-log-module.js';
+import type { EventSource } from './backend.js';
+import type { CommittedEvent } from './state/event-log-module.js';
 import type { TimerHandle, Timers } from '../io/clock.js';
 import type { ClusterLogger } from './logger.js';
 
@@ -50,7 +51,7 @@ export class EventDelivery {
   private saving: Promise<void> | null = null;
 
   constructor(
-    private readonly events: EventLogModule,
+    private readonly events: EventSource,
     private readonly cursor: DeliveryCursor,
     private readonly timers: Timers,
     private readonly logger: ClusterLogger,

@@ -1,4 +1,5 @@
-import { MessageType, RaftNode, isMembershipEntry, type Membership, type MemberRole, type Message, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
+import { MessageType, RaftNode, isMembershipEntry, type Membership, type Message, type NodeId, type RaftConstructor, type Ready, type ReadOnlyMode, type Snapshot, type SoftState } from '../raft/index.js';
+import type { LeadershipState, MemberStatus, RuntimeStatus } from './backend.js';
 import { DiskFullError } from '../storage/errors.js';
 import type { RaftStorage } from '../storage/raft-storage.js';
 import { ClusterStoppedError, MembershipChangeError, NoLeaderException, NotLeaderException, ProposalDroppedError, ProposalOutcomeUnknownError } from './errors.js';
@@ -48,39 +49,7 @@ export interface RuntimeDeps {
   readonly core?: RaftConstructor;
 }
 
-export interface LeadershipState {
-  readonly isLeader: boolean;
-  /** '' while no leader is known. */
-  readonly leaderId: NodeId;
-  readonly term: number;
-}
-
-export interface MemberStatus {
-  readonly id: NodeId;
-  readonly address: string;
-  readonly role: 'leader' | 'follower' | 'self';
-  readonly membership: MemberRole;
-  /** Highest log index known to be on that member (leader's view; null elsewhere). */
-  readonly matchIndex: number | null;
-  /** ms since a message from it arrived; null when never, 0 for this node. */
-  readonly lastContactMs: number | null;
-}
-
-export interface RuntimeStatus {
-  readonly nodeId: NodeId;
-  readonly role: string;
-  readonly isLeader: boolean;
-  readonly leaderId: NodeId;
-  readonly term: number;
-  readonly commitIndex: number;
-  readonly appliedIndex: number;
-  readonly snapshotIndex: number;
-  readonly lastIndex: number;
-  readonly leaseValid: boolean;
-  readonly members: readonly MemberStatus[];
-  /** A configuration change appended but not yet committed (as far as this node knows). */
-  readonly membershipChange: { readonly index: number } | null;
-}
+export type { LeadershipState, MemberStatus, RuntimeStatus };
 
 /**
  * A proposal from the moment it is queued until it settles: first in `proposals`, then, once in the log at

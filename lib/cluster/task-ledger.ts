@@ -1,5 +1,5 @@
-import type { Proposer } from './cluster-store.js';
-import type { TaskLedgerModule, TaskRun, TaskStartResult } from './state/task-ledger-module.js';
+import type { TaskRecords } from './backend.js';
+import type { TaskRun, TaskStartResult } from './state/task-ledger-module.js';
 
 export type { TaskRun, TaskOutcome, TaskStartResult } from './state/task-ledger-module.js';
 
@@ -34,7 +34,7 @@ export type FireOutcome =
 
 /** What the ledger needs to know about this node's leadership. */
 export interface LedgerLeadership {
-  /** The current term. */
+  /** The current term (on etcd: the leader's election revision). */
   term(): number;
   /** The signal of this node's current tenure as leader with a valid lease, or null. */
   leaderSignal(): AbortSignal | null;
@@ -43,20 +43,19 @@ export interface LedgerLeadership {
 /** `cluster.tasks`: the replicated record of singleton task runs (the last 50 per task), and running them once. */
 export class TaskLedger {
   constructor(
-    private readonly proposer: Proposer,
-    private readonly module: TaskLedgerModule,
+    private readonly records: TaskRecords,
     private readonly nodeId: string,
     private readonly leadership: LedgerLeadership,
   ) {}
 
   /** Recorded runs, newest fire time first: of `task`, or of every task. Reads this node's copy. */
   runs(task?: string): readonly TaskRun[] {
-    return this.module.runs(task);
+    return this.records.runs(task);
   }
 
   /** The run with the newest fire time of `task`, from this node's copy. */
   latest(task: string): TaskRun | undefined {
-    return this.module.latest(task);
+    return this.records.latest(task);
   }
 
   /**
@@ -95,27 +94,20 @@ export class TaskLedger {
 
   /**
    * Records the start of `task`'s run for `fireTime` as this node, leader of `term` (default: the current one).
-   * Proposed on this node only: it throws NotLeaderException elsewhere. `started` is false when the fire time was
-   * recorded before or when the entry landed in another term: the caller must not run it.
+   * Recorded from this node only: it throws NotLeaderException elsewhere. `started` is false when the fire time was
+   * recorded before or when the tenure is over: the caller must not run it.
    */
-  async start(task: string, fireTime: number, term = this.leadership.term()): Promise<TaskStartResult> {
-    return (await this.proposer.propose('task', { op: 'start', task, fireTime, node: this.nodeId, term }, { localOnly: true })) as TaskStartResult;
+  start(task: string, fireTime: number, term = this.leadership.term()): Promise<TaskStartResult> {
+    return this.records.start(task, fireTime, this.nodeId, term);
   }
 
   /** Records a fire time that was deliberately not run. */
-  async skip(task: string, fireTime: number): Promise<void> {
-    await this.proposer.propose('task', { op: 'start', task, fireTime, node: this.nodeId, outcome: 'skipped' });
+  skip(task: string, fireTime: number): Promise<void> {
+    return this.records.skip(task, fireTime, this.nodeId);
   }
 
   /** Records how a started run ended (`token`: the run's, when known). */
-  async finish(task: string, fireTime: number, outcome: 'ok' | 'error', error?: string, token?: number): Promise<void> {
-    await this.proposer.propose('task', {
-      op: 'end',
-      task,
-      fireTime,
-      outcome,
-      ...(error !== undefined ? { error } : {}),
-      ...(token !== undefined ? { token } : {}),
-    });
+  finish(task: string, fireTime: number, outcome: 'ok' | 'error', error?: string, token?: number): Promise<void> {
+    return this.records.finish(task, fireTime, outcome, error, token);
   }
 }

@@ -1,11 +1,11 @@
 /**
- * N complete nodes in this process — RaftRuntime, ClusterStateMachine, RequestRouter, LogProposer, ClusterStore and
+ * N complete nodes in this process — RaftRuntime, ClusterStateMachine, RequestRouter, LogProposer, LogStore and
  * ClusterCoordinator, as createCluster wires them — on real timers and MemoryStorage, over an in-memory network whose
  * links can be cut one way or both and whose messages can be dropped by a rule. Each node's clock can be pushed
  * ahead, as a blocked event loop sees time when it wakes.
  */
 import { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
-import { ClusterStore, LogProposer } from '../../lib/cluster/cluster-store.js';
+import { LogProposer, LogStore } from '../../lib/cluster/cluster-store.js';
 import { systemTimers, type Clock } from '../../lib/io/clock.js';
 import { CallTimeoutError, NotSentError, type InboundHandler, type Network } from '../../lib/io/network.js';
 import { silentLogger, type ClusterLogger } from '../../lib/cluster/logger.js';
@@ -83,7 +83,7 @@ export interface MemNode {
   readonly id: NodeId;
   readonly runtime: RaftRuntime;
   readonly sm: ClusterStateMachine;
-  readonly store: ClusterStore;
+  readonly store: LogStore;
   readonly cluster: ClusterCoordinator;
   /** Pushes this node's clock ahead by `ms`, as a process whose event loop was blocked sees time on waking. */
   jump(ms: number): void;
@@ -127,7 +127,7 @@ export async function startMemCluster(o: MemClusterOptions = {}) {
     router = new RequestRouter(runtime, Date.now);
     const clientId = `${id}@${Math.random().toString(36).slice(2)}`;
     const proposer = new LogProposer({ runtime, network, clock, timers: systemTimers, wallClock: Date.now, clientId, requestTimeoutMs });
-    const store = new ClusterStore(proposer, runtime, sm, requestTimeoutMs);
+    const store = new LogStore(proposer, runtime, sm, requestTimeoutMs);
     const cluster = new ClusterCoordinator({
       runtime,
       network,

@@ -7,6 +7,7 @@ import { NotLeaderException } from '../../lib/cluster/errors.js';
 import type { Proposer } from '../../lib/cluster/cluster-store.js';
 import { TaskLedgerModule, type TaskCommand } from '../../lib/cluster/state/task-ledger-module.js';
 import { TaskLedger, type TaskRunContext } from '../../lib/cluster/task-ledger.js';
+import { LogTaskRecords } from '../../lib/cluster/embedded/log-task-records.js';
 import { startMemCluster } from './mem-cluster.js';
 
 jest.setTimeout(30_000);
@@ -24,7 +25,7 @@ function ledger() {
       return module.apply(cmd, { index: ++index, term: state.entryTerm, time: 1000 + index });
     },
   };
-  const tasks = new TaskLedger(proposer, module, 'n1', { term: () => state.term, leaderSignal: () => state.tenure?.signal ?? null });
+  const tasks = new TaskLedger(new LogTaskRecords(proposer, module), 'n1', { term: () => state.term, leaderSignal: () => state.tenure?.signal ?? null });
   return { module, tasks, state };
 }
 

@@ -1,3 +1,4 @@
+import { EmbeddedBackend } from '../../lib/cluster/embedded/embedded-backend';
 import { Injectable, Module, type INestApplicationContext, type Provider } from '@nestjs/common';
 import { Cron, Interval, ScheduleModule } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
@@ -146,7 +147,8 @@ export async function startTaskCluster(basePort: number | undefined, providers: 
 
 /** The runtime under a coordinator: tests reach in to stop it without a handover. */
 export function runtimeOf(c: ClusterCoordinator): RaftRuntime {
-  return (c as unknown as { parts: { runtime: RaftRuntime } }).parts.runtime;
+  if (!(c.backend instanceof EmbeddedBackend)) throw new Error(`runtimeOf: ${c.nodeId} runs the ${c.backend.kind} backend`);
+  return c.backend.runtime;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -1,5 +1,5 @@
 import { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
-import { LogProposer, ClusterStore } from '../../lib/cluster/cluster-store.js';
+import { LogProposer, LogStore } from '../../lib/cluster/cluster-store.js';
 import { type Clock, type Timers } from '../../lib/io/clock.js';
 import { CallTimeoutError, NotSentError, type InboundHandler, type Network } from '../../lib/io/network.js';
 import { silentLogger } from '../../lib/cluster/logger.js';
@@ -54,7 +54,7 @@ export interface RuntimeMemberOptions {
 export class RuntimeMember implements SimMember {
   private disk: SimDisk;
   private runtime: RaftRuntime | null = null;
-  private store: ClusterStore | null = null;
+  private store: LogStore | null = null;
   private coord: ClusterCoordinator | null = null;
   private fwd: LeaderForwarding | null = null;
   private timers: Timers | null = null;
@@ -215,7 +215,7 @@ export class RuntimeMember implements SimMember {
     const proposer = broken?.proposer?.(logProposer, timers) ?? logProposer;
     this.runtime = runtime;
     this.sm = sm;
-    this.store = new ClusterStore(proposer, runtime, sm, this.opts.requestTimeoutMs);
+    this.store = new LogStore(proposer, runtime, sm, this.opts.requestTimeoutMs);
     this.coord = new ClusterCoordinator({
       runtime,
       network,
