@@ -298,6 +298,12 @@ export class ClusterCoordinator {
     return this.backend.status();
   }
 
+  /** status(), after refreshing what needs a round trip (on etcd: each endpoint's status and the nodes' leases). */
+  async refreshStatus(): Promise<BackendStatus> {
+    await this.backend.refreshStatus();
+    return this.backend.status();
+  }
+
   /** Recent leadership changes as this node saw them, newest first: each new leader, and each loss of one. */
   leadershipHistory(): readonly LeadershipChange[] {
     return [...this.history].reverse();

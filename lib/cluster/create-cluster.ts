@@ -4,7 +4,7 @@ import { MemoryStorage } from '../storage/memory-storage.js';
 import { NodeDisk } from '../storage/node-disk.js';
 import { NumberFile } from '../storage/number-file.js';
 import { TcpNetwork } from '../transport/tcp-network.js';
-import type { MemberAddress } from '../transport/member-address.js';
+import { formatAddress, type MemberAddress } from '../transport/member-address.js';
 import { ClusterCoordinator } from './cluster-coordinator.js';
 import { ClusterMembership } from './cluster-membership.js';
 import { countedProposer, timedStorage, type ClusterMetrics } from './cluster-metrics.js';
@@ -30,10 +30,6 @@ function consoleLogger(nodeId: string): ClusterLogger {
     warn: (m) => console.warn(`${p} ${m}`),
     error: (m) => console.error(`${p} ${m}`),
   };
-}
-
-function addressOf(m: { host: string; port: number }): string {
-  return m.host.includes(':') ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`;
 }
 
 /**
@@ -79,6 +75,11 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   if (o.networked && o.secret === undefined && !o.tls) {
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
   }
+  if (o.backend.type === 'etcd') {
+    // Loaded only when used: the embedded backend never needs the etcd client.
+    const { createEtcdCluster } = await import('./etcd/create-etcd.js');
+    return createEtcdCluster(o, o.backend, { clock, logger });
+  }
   const tcp = !o.networked
     ? null
     : new TcpNetwork({
@@ -101,7 +102,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
   const runtime = new RaftRuntime(
     {
       nodeId: o.nodeId,
-      membership: { members: o.members.map((m) => ({ id: m.id, address: addressOf(m), role: m.role ?? 'voter' })) },
+      membership: { members: o.members.map((m) => ({ id: m.id, address: formatAddress(m), role: m.role ?? 'voter' })) },
       tickMs: o.tickMs,
       electionTick: o.electionTick,
       heartbeatTick: o.heartbeatTick,
@@ -143,9 +144,9 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     requestTimeoutMs: o.requestTimeout,
     targetVoters: o.targetVoters,
     autoRemoveAfterMs: o.autoRemoveAfter,
-    self: { address: addressOf(o.self), role: o.role },
+    self: { address: formatAddress(o.self), role: o.role },
     join: o.join,
-    localAddresses: new Map(o.members.map((m) => [m.id, addressOf(m)])),
+    localAddresses: new Map(o.members.map((m) => [m.id, formatAddress(m)])),
     wallClock,
   });
   const coordinator = new ClusterCoordinator({
@@ -172,7 +173,7 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     members.length === 0
       ? `joining through ${o.join.join(', ')}`
       : members.length === 1 && members[0]!.isSelf
-        ? `single member, leads at once${tcp ? `; others may join at ${addressOf(o.self)}` : ''}`
+        ? `single member, leads at once${tcp ? `; others may join at ${formatAddress(o.self)}` : ''}`
         : `members ${members.map((m) => `${m.id}${m.membership === 'learner' ? ' (learner)' : ''}`).join(', ')}`;
   logger.log(`node ${o.nodeId} started (${how}; ${disk ? `dataDir ${o.dataDir}` : 'in memory, nothing is kept'})`);
   return coordinator;

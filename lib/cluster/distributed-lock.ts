@@ -27,6 +27,30 @@ export interface LockClientDeps {
 const POLL_MS = 10;
 
 /**
+ * How a held lock's lease is kept: the embedded backend proposes lock-table commands, etcd keeps an etcd lease alive.
+ * `renew` resolves false once the lock is surely no longer ours; it throws when it cannot tell (ClusterStoppedError
+ * ends the lock, any other error leaves the expiry timer to decide).
+ */
+export interface LockLease {
+  renew(): Promise<boolean>;
+  /** Best effort: a lease that is not released ends by itself. */
+  release(): Promise<void>;
+}
+
+/**
+ * Checks acquire's arguments and fills in the defaults (ttl 10000 ms, wait 5000 ms): one set of rules and messages
+ * for every backend.
+ */
+export function lockAcquireArgs(name: string, opts: LockAcquireOptions): { ttl: number; wait: number } {
+  const ttl = opts.ttl ?? 10_000;
+  const wait = opts.wait ?? 5_000;
+  if (typeof name !== 'string' || name.length === 0) throw new TypeError('lock names are non-empty strings');
+  if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError(`lock ttl must be a positive number of ms, got ${ttl}`);
+  if (!Number.isFinite(wait) || wait < 0) throw new TypeError(`lock wait must be a number of ms >= 0, got ${wait}`);
+  return { ttl, wait };
+}
+
+/**
  * Lease time this side gives up before the replicated lease could end. The replicated lease is measured on leader wall
  * clocks (entry times), ours on the local monotonic clock from when the renewal was sent; the margin covers clock
  * rate differences and the offset between two leaders' wall clocks, which must stay below it.
@@ -47,11 +71,7 @@ export class ClusterLocks {
    * acquired in time.
    */
   async acquire(name: string, opts: LockAcquireOptions = {}): Promise<DistributedLock> {
-    const ttl = opts.ttl ?? 10_000;
-    const wait = opts.wait ?? 5_000;
-    if (typeof name !== 'string' || name.length === 0) throw new TypeError('lock names are non-empty strings');
-    if (!Number.isFinite(ttl) || ttl <= 0) throw new TypeError(`lock ttl must be a positive number of ms, got ${ttl}`);
-    if (!Number.isFinite(wait) || wait < 0) throw new TypeError(`lock wait must be a number of ms >= 0, got ${wait}`);
+    const { ttl, wait } = lockAcquireArgs(name, opts);
     const { clock } = this.d;
     const deadline = clock.now() + wait;
     const retryEvery = Math.min(250, Math.max(20, ttl / 4));
@@ -90,26 +110,27 @@ export class ClusterLocks {
         }
       }
       const token = r.granted ? r.token : this.d.table.holder(name)!.token;
+      const lease = this.leaseOf(name, token);
       // A grant seen in the table, or one whose reply came too late to leave a usable lease, is renewed until the lease
       // is measured from a moment we know and some of it is left.
       let lost = false;
       while (leaseFrom === null || leaseFrom + ttl - lockSafetyMargin(ttl) <= clock.now()) {
         if (clock.now() >= deadline) throw timeout();
         const renewSentAt = clock.now();
-        let renewed: { ok: boolean };
+        let renewed: boolean;
         try {
-          renewed = (await this.propose({ op: 'renew', name, owner: this.d.owner, token })) as { ok: boolean };
+          renewed = await lease.renew();
         } catch (e) {
           if (!(e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError)) throw giveUp(e as Error);
           continue; // renewing is idempotent: ask again
         }
-        if (!renewed.ok) {
+        if (!renewed) {
           lost = true;
           break;
         }
         leaseFrom = renewSentAt;
       }
-      if (!lost && leaseFrom !== null) return new DistributedLock(name, token, ttl, leaseFrom, this.d, (c) => this.propose(c));
+      if (!lost && leaseFrom !== null) return new DistributedLock(name, token, ttl, leaseFrom, this.d, lease);
       retry = false; // it lapsed before we could use it: queue again
       if (clock.now() >= deadline) throw timeout();
     }
@@ -117,6 +138,17 @@ export class ClusterLocks {
 
   private propose(cmd: LockCommand): Promise<unknown> {
     return this.d.proposer.propose('lock', cmd);
+  }
+
+  /** The grant's lease as replicated lock-table commands. */
+  private leaseOf(name: string, token: number): LockLease {
+    const owner = this.d.owner;
+    return {
+      renew: async () => ((await this.propose({ op: 'renew', name, owner, token })) as { ok: boolean }).ok,
+      release: async () => {
+        await this.propose({ op: 'release', name, owner, token });
+      },
+    };
   }
 
   /** Polls the local table until the request holds the lock, `until` passes, or the caller aborts. */
@@ -145,12 +177,16 @@ export class DistributedLock {
 
   constructor(
     readonly name: string,
-    /** Fencing token: the log index of the grant, strictly increasing per lock name. Pass it to guarded resources. */
+    /**
+     * Fencing token, strictly increasing per lock name: the log index of the grant (embedded) or the create revision
+     * of the lock's etcd key. Pass it to guarded resources.
+     */
     readonly token: number,
     private readonly ttl: number,
+    /** Local monotonic time at which the lease surely started (or was last surely renewed). */
     leaseFrom: number,
-    private readonly d: LockClientDeps,
-    private readonly propose: (c: LockCommand) => Promise<unknown>,
+    private readonly d: { readonly clock: Clock; readonly timers: Timers },
+    private readonly lease: LockLease,
   ) {
     this.signal = this.controller.signal;
     this.validUntil = leaseFrom + ttl - lockSafetyMargin(ttl);
@@ -177,20 +213,20 @@ export class DistributedLock {
   async release(): Promise<void> {
     if (this.done) return;
     this.finish(new Error(`lock "${this.name}" was released`));
-    await this.propose({ op: 'release', name: this.name, owner: this.d.owner, token: this.token }).catch(() => undefined);
+    await this.lease.release().catch(() => undefined);
   }
 
   private async doRenew(): Promise<void> {
     const sentAt = this.d.clock.now();
-    let r: { ok: boolean };
+    let ok: boolean;
     try {
-      r = (await this.propose({ op: 'renew', name: this.name, owner: this.d.owner, token: this.token })) as { ok: boolean };
+      ok = await this.lease.renew();
     } catch (e) {
       if (e instanceof ClusterStoppedError) this.finish(new LockLostException(this.name, `lock "${this.name}" lost: ${e.message}`));
       throw e;
     }
     if (this.done) return;
-    if (!r.ok) {
+    if (!ok) {
       const e = new LockLostException(this.name, `lock "${this.name}" (token ${this.token}) is no longer ours: its lease ran out or another holder has it`);
       this.finish(e);
       throw e;
@@ -226,6 +262,7 @@ export class DistributedLock {
   }
 }
 
-function abortReason(signal: AbortSignal): Error {
+/** What an aborted acquire rejects with: the signal's reason when it is an Error. */
+export function abortReason(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new Error('lock acquisition aborted');
 }

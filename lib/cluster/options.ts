@@ -6,6 +6,59 @@ import { unknownOptionProblem } from './option-keys.js';
 import { envList, envNumber, envText, opt, type OptionSpec, type OptionsOf } from './option-schema.js';
 import { DEFAULT_EVENT_RETENTION } from './state/event-log-module.js';
 
+/** The etcd cluster a node coordinates through instead of the embedded Raft group. */
+export interface EtcdBackendOptions {
+  readonly type: 'etcd';
+  /** etcd client URLs, like `['http://10.0.0.5:2379', …]`; a bare `host:port` means http. */
+  readonly hosts: readonly string[];
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** PEM file paths: `ca` to verify etcd, `cert` and `key` for client certificates. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** Every key this cluster writes is under it. Default `catga/`. */
+  readonly prefix?: string;
+}
+
+export type BackendOptions = { readonly type: 'embedded' } | EtcdBackendOptions;
+
+export interface ResolvedEtcdBackend {
+  readonly type: 'etcd';
+  readonly hosts: readonly string[];
+  readonly auth?: { readonly username: string; readonly password: string };
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  /** Ends with '/'. */
+  readonly prefix: string;
+}
+
+const isStringRecord = (v: unknown, keys: readonly string[]): boolean =>
+  typeof v === 'object' && v !== null && Object.entries(v).every(([k, x]) => keys.includes(k) && typeof x === 'string' && x !== '');
+
+const isBackend = (v: unknown): boolean => {
+  if (typeof v !== 'object' || v === null) return false;
+  const b = v as Record<string, unknown>;
+  if (b.type === 'embedded') return Object.keys(b).length === 1;
+  return (
+    b.type === 'etcd' &&
+    Object.keys(b).every((k) => ['type', 'hosts', 'auth', 'tls', 'prefix'].includes(k)) &&
+    Array.isArray(b.hosts) &&
+    b.hosts.length > 0 &&
+    b.hosts.every((h) => typeof h === 'string' && etcdUrl(h) !== null) &&
+    (b.auth === undefined || (isStringRecord(b.auth, ['username', 'password']) && Object.keys(b.auth as object).length === 2)) &&
+    (b.tls === undefined || isStringRecord(b.tls, ['ca', 'cert', 'key'])) &&
+    (b.prefix === undefined || (typeof b.prefix === 'string' && b.prefix !== ''))
+  );
+};
+
+/** An etcd client URL as given, or `http://` + a bare host:port; null when it is neither. */
+function etcdUrl(h: string): string | null {
+  const url = /^[a-z]+:\/\//i.test(h) ? h : `http://${h}`;
+  try {
+    const u = new URL(url);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.pathname === '/' ? url : null;
+  } catch {
+    return null;
+  }
+}
+
 const isAddress = (v: unknown): boolean => typeof v === 'string' && parseAddress(v) !== null;
 const isSecret = (v: unknown): boolean => typeof v === 'string' && v.length >= 8;
 const isLogger = (v: unknown): boolean =>
@@ -73,6 +126,25 @@ export const CLUSTER_OPTIONS = {
       },
     },
   ),
+  /**
+   * The consensus engine: the embedded Raft group (default), or an etcd cluster the team already runs —
+   * `{ type: 'etcd', hosts: ['http://10.0.0.5:2379'], auth?, tls?, prefix? }`. Env: CATGA_ETCD_HOSTS (comma-separated)
+   * and CATGA_ETCD_PREFIX. On etcd, nodes register themselves by lease: members only tells this node its own address.
+   */
+  backend: opt.custom<BackendOptions>(
+    "'{ type: 'embedded' }' or { type: 'etcd', hosts: ['http://host:2379', ...], auth?: { username, password }, tls?: { ca?, cert?, key? }, prefix? }",
+    isBackend,
+    {
+      fromEnv: {
+        names: ['CATGA_ETCD_HOSTS', 'CATGA_ETCD_PREFIX'],
+        read: (env) => {
+          const hosts = env.CATGA_ETCD_HOSTS?.split(',').map((h) => h.trim()).filter(Boolean);
+          if (!hosts || hosts.length === 0) return undefined;
+          return { type: 'etcd', hosts, ...(env.CATGA_ETCD_PREFIX ? { prefix: env.CATGA_ETCD_PREFIX } : {}) };
+        },
+      },
+    },
+  ),
   /** Run a multi-member cluster without a secret (anyone who reaches the port can join the conversation). */
   insecure: opt.boolean(),
   /** Mutual TLS for cluster connections (node:tls options: key, cert, ca). */
@@ -126,6 +198,7 @@ export function clusterOptionsOf(o: ClusterOptions): ClusterOptions {
 
 export interface ResolvedClusterOptions {
   readonly nodeId: string;
+  readonly backend: { readonly type: 'embedded' } | ResolvedEtcdBackend;
   /** The bootstrap members: empty when joining by seed. */
   readonly members: readonly MemberAddress[];
   /** Where this node listens and others dial it. */
@@ -204,6 +277,16 @@ export function resolveClusterOptions(
   const join = c.join ?? [];
   const advertiseText = c.advertise;
   const advertise = advertiseText === undefined ? undefined : parseAddress(advertiseText)!;
+  const backend = resolveBackend(c.backend);
+  if (backend.type === 'etcd') {
+    // Options of the embedded group's log and membership: on etcd they would be silently ignored, so they are refused.
+    for (const key of ['join', 'role', 'targetVoters', 'autoRemoveAfter', 'leaveOnShutdown', 'compactionThreshold', 'storage'] as const) {
+      if (c[key] !== undefined) fail(key, `no ${key} with backend etcd (nodes join and leave by their session lease; etcd keeps the data)`, key === 'storage' ? c[key] : undefined);
+    }
+    if (!advertise && !c.members?.length) {
+      fail('advertise', 'this node\'s address "host:port" (CATGA_ADVERTISE): required with backend etcd, so other nodes can forward to it when it leads');
+    }
+  }
   const givenMembers = c.members;
   if (join.length > 0 && givenMembers !== undefined) {
     fail('join', 'either join (to join an existing cluster) or members (to start a new one), not both');
@@ -227,7 +310,8 @@ export function resolveClusterOptions(
   }
   const self: MemberAddress = listed ?? { id: nodeId, ...(advertise as { host: string; port: number }) };
   const role = c.role ?? 'voter';
-  const networked = members.length > 1 || join.length > 0 || advertise !== undefined;
+  // On etcd every node takes forwarded requests: any of them may lead.
+  const networked = backend.type === 'etcd' || members.length > 1 || join.length > 0 || advertise !== undefined;
   const heartbeatInterval = c.heartbeatInterval ?? 50;
   const electionTimeout = c.electionTimeout ?? 150;
   if (heartbeatInterval >= electionTimeout) {
@@ -249,6 +333,7 @@ export function resolveClusterOptions(
   }
   return {
     nodeId,
+    backend,
     members,
     self,
     join,
@@ -272,6 +357,18 @@ export function resolveClusterOptions(
     tickMs,
     electionTick,
     heartbeatTick: HEARTBEAT_TICKS,
+  };
+}
+
+function resolveBackend(b: BackendOptions | undefined): ResolvedClusterOptions['backend'] {
+  if (!b || b.type === 'embedded') return { type: 'embedded' };
+  const prefix = b.prefix ?? 'catga/';
+  return {
+    type: 'etcd',
+    hosts: b.hosts.map((h) => etcdUrl(h)!),
+    ...(b.auth ? { auth: b.auth } : {}),
+    ...(b.tls ? { tls: b.tls } : {}),
+    prefix: prefix.endsWith('/') ? prefix : `${prefix}/`,
   };
 }
 

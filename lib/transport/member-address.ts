@@ -103,3 +103,8 @@ function describe(v: unknown): string {
     return String(v);
   }
 }
+
+/** `host:port`, with an IPv6 host in brackets: how a member's address is written in lists and handshakes. */
+export function formatAddress(m: { readonly host: string; readonly port: number }): string {
+  return m.host.includes(':') ? `[${m.host}]:${m.port}` : `${m.host}:${m.port}`;
+}

@@ -7,15 +7,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CatgaClusterModule, ClusterCoordinator } from '../../lib/index';
 import { freePorts } from '../transport/helpers';
+import { BACKENDS, backendOptions, stopSharedEtcd } from '../support/backends';
 import { Journal, OrderCreated, OrdersModule, startApp, startCluster } from './fixtures';
 
 jest.setTimeout(60_000);
 
-describe('@ClusterEvent across three Nest apps', () => {
+afterAll(stopSharedEtcd);
+
+describe.each(BACKENDS)('@ClusterEvent across three Nest apps (%s backend)', (backend) => {
   let c: Awaited<ReturnType<typeof startCluster>>;
   beforeAll(async () => {
     // 1,000 proposals from three apps sharing two cores with other suites: give each write room beyond 5 s.
-    c = await startCluster(undefined, { requestTimeout: 30_000 });
+    c = await startCluster(undefined, { requestTimeout: 30_000, ...(await backendOptions(backend)) });
   });
   afterAll(async () => {
     await c?.close();
@@ -51,7 +54,7 @@ describe('@ClusterEvent across three Nest apps', () => {
 
 // Regression: the EventBus drops its handlers in onModuleDestroy, while the node kept applying (and counting as
 // delivered) events until the cluster module stopped it; those events were then lost to that node for good.
-describe('an event committed while a node shuts down', () => {
+describe.each(BACKENDS)('an event committed while a node shuts down (%s backend)', (backend) => {
   let hook: (() => Promise<void>) | null = null;
 
   @Injectable()
@@ -71,7 +74,9 @@ describe('an event committed while a node shuts down', () => {
     const ports = await freePorts(3);
     const members = ids.map((id, i) => `${id}=127.0.0.1:${ports[i]}`);
     const quiet = { log() {}, warn() {}, error() {} };
-    const module = (id: string) => CatgaClusterModule.forRoot({ nodeId: id, members, dataDir: join(root, id), secret: 'nest-test-secret', logger: quiet });
+    const chosen = await backendOptions(backend);
+    const module = (id: string) =>
+      CatgaClusterModule.forRoot({ nodeId: id, members, dataDir: join(root, id), secret: 'nest-test-secret', logger: quiet, ...chosen });
     const apps = await Promise.all(ids.map((id) => startApp(module(id), [ShutdownModule])));
     try {
       const clusters = apps.map((a) => a.get(ClusterCoordinator));

@@ -1,14 +1,17 @@
 import { NotFoundException } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { NotLeaderException } from '../../lib/index';
+import { BACKENDS, backendOptions, stopSharedEtcd } from '../support/backends';
 import { CloseDay, CreateOrder, GetRanOn, OrderRejected, startCluster } from './fixtures';
 
 jest.setTimeout(30_000);
 
-describe('three Nest apps over loopback', () => {
+afterAll(stopSharedEtcd);
+
+describe.each(BACKENDS)('three Nest apps over loopback (%s backend)', (backend) => {
   let c: Awaited<ReturnType<typeof startCluster>>;
   beforeAll(async () => {
-    c = await startCluster();
+    c = await startCluster(undefined, await backendOptions(backend));
   });
   afterAll(async () => {
     await c?.close();
@@ -40,6 +43,13 @@ describe('three Nest apps over loopback', () => {
     const err = await follower.app.get(CommandBus).execute(new CloseDay()).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotLeaderException);
     expect((err as NotLeaderException).leaderId).toBe(leader.id);
+  });
+
+  test('every node runs on the chosen backend and lists the three nodes', () => {
+    for (const n of c.nodes) {
+      expect(n.cluster.status().backend).toBe(backend);
+      expect(n.cluster.members.map((m) => m.id).sort()).toEqual(['a', 'b', 'c']);
+    }
   });
 
   test('queries stay local', async () => {

@@ -1,10 +1,13 @@
 import { CommandBus } from '@nestjs/cqrs';
+import { BACKENDS, backendOptions, stopSharedEtcd } from '../support/backends';
 import { CreateOrder, startCluster } from './fixtures';
 
 jest.setTimeout(60_000);
 
-test('a leader change in the middle of a stream of forwarded commands: each returns or fails clearly, none runs twice', async () => {
-  const c = await startCluster();
+afterAll(stopSharedEtcd);
+
+test.each(BACKENDS)('%s backend: a leader change in the middle of a stream of forwarded commands: each returns or fails clearly, none runs twice', async (backend) => {
+  const c = await startCluster(undefined, await backendOptions(backend));
   try {
     const follower = c.followers()[0]!;
     const bus = follower.app.get(CommandBus);

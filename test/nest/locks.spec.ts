@@ -1,7 +1,10 @@
 import { LockLostException, LockTimeoutException } from '../../lib/index';
+import { BACKENDS, backendOptions, stopSharedEtcd } from '../support/backends';
 import { sleep, startTaskCluster, type TaskNode } from './task-fixtures';
 
 jest.setTimeout(30_000);
+
+afterAll(stopSharedEtcd);
 
 interface Section {
   readonly node: string;
@@ -10,10 +13,10 @@ interface Section {
   end: number;
 }
 
-describe('cluster.locks across three Nest apps', () => {
+describe.each(BACKENDS)('cluster.locks across three Nest apps (%s backend)', (backend) => {
   let c: Awaited<ReturnType<typeof startTaskCluster>>;
   beforeAll(async () => {
-    c = await startTaskCluster(undefined, []);
+    c = await startTaskCluster(undefined, [], await backendOptions(backend));
     await c.waitLeader();
   });
   afterAll(async () => {

@@ -28,6 +28,13 @@ describe('bad options fail at bootstrap, naming the option', () => {
     ['a misspelt key', { nodeId: 'a', electionTimout: 300 } as object, /option "electionTimout" is not an option; did you mean "electionTimeout"\?/],
     ['a key unlike any', { nodeId: 'a', colour: 'blue' } as object, /option "colour" is not an option$/],
     ['memory storage with a cluster port', { nodeId: 'a', members: three, secret: 'long-enough', storage: 'memory' }, /storage: expected 'file' for a node with a cluster port/],
+    ['etcd without hosts', { nodeId: 'a', backend: { type: 'etcd', hosts: [] } as never, secret: 'long-enough' }, /backend: expected .*type: 'etcd', hosts/],
+    ['etcd with a host that is no URL', { nodeId: 'a', backend: { type: 'etcd', hosts: ['ftp://x:1'] }, secret: 'long-enough' }, /backend: expected/],
+    ['etcd with an unknown key', { nodeId: 'a', backend: { type: 'etcd', hosts: ['127.0.0.1:2379'], endpoints: [] } as never, secret: 'long-enough' }, /backend: expected/],
+    ['etcd with join', { nodeId: 'a', advertise: '127.0.0.1:7001', join: ['127.0.0.1:7002'], backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /join: expected no join with backend etcd/],
+    ['etcd with targetVoters', { nodeId: 'a', members: three, targetVoters: 5, backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /targetVoters: expected no targetVoters with backend etcd/],
+    ['etcd without an address', { nodeId: 'a', backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /advertise: expected .*required with backend etcd/],
+    ['etcd without a secret', { nodeId: 'a', advertise: '127.0.0.1:7001', backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] } }, /secret: expected a shared secret/],
   ];
   test.each(cases)('%s', (_name, options, message) => {
     expect(() => resolveClusterOptions(options, {})).toThrow(ClusterOptionsError);
@@ -55,6 +62,16 @@ describe('bad options fail at bootstrap, naming the option', () => {
     expect(coded.ignoredEnv).toEqual(expect.arrayContaining(['CATGA_NODE_ID', 'CATGA_MEMBERS', 'CATGA_SECRET', 'CATGA_DATA_DIR']));
     expect(resolveClusterOptions({ fromEnv: false }, env).ignoredEnv).toEqual([]);
     expect(resolveClusterOptions({}, env).ignoredEnv).toEqual([]);
+  });
+
+  test('CATGA_ETCD_HOSTS and CATGA_ETCD_PREFIX pick the etcd backend; members then only give this node its address', () => {
+    const env = { CATGA_NODE_ID: 'b', CATGA_MEMBERS: three.join(','), CATGA_SECRET: 'from-the-env', CATGA_ETCD_HOSTS: '127.0.0.1:2379, https://e2:2379', CATGA_ETCD_PREFIX: 'shop' };
+    const o = resolveClusterOptions({}, env);
+    expect(o.backend).toEqual({ type: 'etcd', hosts: ['http://127.0.0.1:2379', 'https://e2:2379'], prefix: 'shop/' });
+    expect(o.self).toMatchObject({ id: 'b', host: '127.0.0.1', port: 17442 });
+    expect(o.networked).toBe(true);
+    expect(resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: undefined }).backend).toEqual({ type: 'embedded' });
+    expect(() => resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: 'ftp://x' })).toThrow(/backend \(from CATGA_ETCD_HOSTS and CATGA_ETCD_PREFIX\): expected/);
   });
 
   test('a bad value from the environment names its variable', () => {

@@ -25,8 +25,11 @@ import {
   tempDir,
   waitUntil,
 } from './task-fixtures';
+import { BACKENDS, backendOptions, failoverMs, stopSharedEtcd } from '../support/backends';
 
 jest.setTimeout(30_000);
+
+afterAll(stopSharedEtcd);
 
 type Fire = TaskJournal['fires'][number];
 type Run = TaskJournal['runs'][number];
@@ -80,10 +83,10 @@ test('the mirrored @nestjs/schedule metadata matches, and both decorator orders 
   expect([fixedCronPeriod('0 0-23/1 * * *'), fixedCronPeriod('*/7 * * * * *'), fixedCronPeriod('0 0 12 * * 1')]).toEqual([undefined, undefined, undefined]);
 });
 
-describe('@SingletonTask across three Nest apps', () => {
+describe.each(BACKENDS)('@SingletonTask across three Nest apps (%s backend)', (backend) => {
   let c: Awaited<ReturnType<typeof startTaskCluster>>;
   beforeAll(async () => {
-    c = await startTaskCluster(undefined, [IntervalTasks, LongTask]);
+    c = await startTaskCluster(undefined, [IntervalTasks, LongTask], await backendOptions(backend));
   });
   afterAll(async () => {
     await c?.closeAll();
@@ -136,7 +139,7 @@ describe('@SingletonTask across three Nest apps', () => {
     const old = await c.waitLeader();
     await c.crash(old);
     const crashedAt = Date.now();
-    const next = await c.waitLeader();
+    const next = await c.waitLeader(failoverMs(backend));
     expect(next.id).not.toBe(old.id);
     await waitUntil(() => c.journal.runs.some((r) => r.node === next.id && r.start >= crashedAt && r.stop === null), 3000, 'the run on the new leader');
     const t0 = Date.now();
@@ -149,8 +152,8 @@ describe('@SingletonTask across three Nest apps', () => {
   });
 });
 
-test('@Cron every second over ~3 s: each second runs once, on the leader', async () => {
-  const c = await startTaskCluster(undefined, [CronTasks]);
+test.each(BACKENDS)('%s backend: @Cron every second over ~3 s: each second runs once, on the leader', async (backend) => {
+  const c = await startTaskCluster(undefined, [CronTasks], await backendOptions(backend));
   try {
     await c.waitLeader();
     const t0 = Date.now();

@@ -1,4 +1,3 @@
-import { EmbeddedBackend } from '../../lib/cluster/embedded/embedded-backend';
 import { Injectable, Module, type INestApplicationContext, type Provider } from '@nestjs/common';
 import { Cron, Interval, ScheduleModule } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
@@ -6,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CatgaClusterModule, ClusterCoordinator, SingletonTask, type ClusterModuleOptions, type LeaderTask } from '../../lib/index';
-import type { RaftRuntime } from '../../lib/cluster/raft-runtime';
+import { crashNode } from '../support/backends';
 import { freePorts } from '../transport/helpers';
 
 /** Shared by the apps of one test cluster (they run in one process): what ran where, and when. */
@@ -136,19 +135,13 @@ export async function startTaskCluster(basePort: number | undefined, providers: 
     /** Stops a node's Raft runtime at once, as a crash would look to the others; the app stays up, cut off. */
     crash: async (n: TaskNode) => {
       closed.add(n);
-      await runtimeOf(n.cluster).stop({ transfer: false });
+      await crashNode(n.cluster);
     },
     closeAll: async () => {
       await Promise.all(apps.map((a) => a.close().catch(() => undefined)));
       rmSync(dataRoot, { recursive: true, force: true });
     },
   };
-}
-
-/** The runtime under a coordinator: tests reach in to stop it without a handover. */
-export function runtimeOf(c: ClusterCoordinator): RaftRuntime {
-  if (!(c.backend instanceof EmbeddedBackend)) throw new Error(`runtimeOf: ${c.nodeId} runs the ${c.backend.kind} backend`);
-  return c.backend.runtime;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -182,7 +182,9 @@ const SCRIPT = `
       );
       return tr;
     }));
-    $('view').textContent = r.viewFrom === r.nodeId && !r.isLeader
+    $('view').textContent = r.backend === 'etcd'
+      ? 'nodes present by their session lease; etcd replicates the data, so there is no lag between them'
+      : r.viewFrom === r.nodeId && !r.isLeader
       ? 'no leader answered: last contact as this node saw it'
       : 'match index, lag and last contact as leader ' + r.viewFrom + ' sees them';
   }
@@ -238,6 +240,33 @@ const SCRIPT = `
     $('tasks-empty').hidden = r.tasks.length > 0;
   }
 
+  function renderEtcd(r) {
+    const panel = $('etcd');
+    panel.hidden = r.backend !== 'etcd' || !r.etcd;
+    if (panel.hidden) return;
+    const e = r.etcd;
+    $('etcd-prefix').textContent = 'keys under ' + e.prefix + (e.leaderEndpoint ? ' · etcd leader ' + e.leaderEndpoint : ' · no etcd leader answered');
+    fill($('etcd-endpoints').tBodies[0], e.endpoints.map((x) => {
+      const tr = el('tr');
+      tr.dataset.endpoint = x.url;
+      tr.append(
+        el('td', 'mono', x.url),
+        el('td', '', x.name || '—'),
+        el('td', x.isLeader ? 'role-leader' : '', x.reachable ? (x.isLeader ? 'leader' : 'member') : 'unreachable'),
+        el('td', 'num', x.raftTerm === null ? '—' : String(x.raftTerm)),
+        el('td', 'num', x.revision === null ? '—' : x.revision.toLocaleString()),
+        el('td', '', x.version || (x.error || '—')),
+      );
+      return tr;
+    }));
+    fill($('etcd-nodes').tBodies[0], e.nodes.map((n) => {
+      const tr = el('tr');
+      tr.dataset.node = n.id;
+      tr.append(el('td', '', n.id), el('td', 'mono', n.address), el('td', 'mono', n.leaseId), el('td', 'num', n.ttlLeftS === null ? '—' : n.ttlLeftS + ' s'));
+      return tr;
+    }));
+  }
+
   function render(r) {
     document.title = (r.leaderId ? r.leaderId + ' leads' : 'no leader') + ' · catga cluster';
     $('node').textContent = r.nodeId;
@@ -254,7 +283,9 @@ const SCRIPT = `
     $('applied').textContent = 'applied ' + r.appliedIndex.toLocaleString() + ' · snapshot ' + r.snapshotIndex.toLocaleString();
     $('self-role').textContent = r.role;
     $('self-sub').textContent = r.isLeader ? (r.leaseValid ? 'lease valid' : 'lease not confirmed') : 'last index ' + r.lastIndex.toLocaleString();
+    $('backend').textContent = r.backend === 'etcd' ? 'etcd backend' : 'embedded Raft';
     renderMembers(r);
+    renderEtcd(r);
     renderChanges(r);
     renderMembership(r);
     renderTasks(r);
@@ -472,7 +503,7 @@ const SCRIPT = `
 const BODY = `
 <header>
   <div class="brand"><span class="logo"></span>catga cluster</div>
-  <div class="meta">viewed from <b id="node">…</b> · <span id="updated">connecting…</span></div>
+  <div class="meta"><span id="backend" data-testid="backend"></span> · viewed from <b id="node">…</b> · <span id="updated">connecting…</span></div>
 </header>
 <main>
   <div id="banner" class="banner" hidden></div>
@@ -494,6 +525,18 @@ const BODY = `
     <h2>Members <span class="hint" id="view"></span></h2>
     <table id="members">
       <thead><tr><th>Node</th><th>Cluster address</th><th>Role</th><th>Membership</th><th>State</th><th class="num">Match index</th><th>Lag (entries)</th><th class="num">Last contact</th></tr></thead>
+      <tbody></tbody>
+    </table>
+  </section>
+  <section class="panel" id="etcd" hidden>
+    <h2>etcd <span class="hint" id="etcd-prefix"></span></h2>
+    <table id="etcd-endpoints">
+      <thead><tr><th>Endpoint</th><th>Name</th><th>Role</th><th class="num">Raft term</th><th class="num">Revision</th><th>Version</th></tr></thead>
+      <tbody></tbody>
+    </table>
+    <h3>App nodes present <span class="hint">each holds a session lease</span></h3>
+    <table id="etcd-nodes">
+      <thead><tr><th>Node</th><th>Forward address</th><th>Lease</th><th class="num">Lease left</th></tr></thead>
       <tbody></tbody>
     </table>
   </section>

@@ -14,8 +14,9 @@ const VIEW_TIMEOUT_MS = 300;
 const TASK_RUNS_SHOWN = 20;
 
 /**
- * Builds status reports. Match indexes and last contact are known only on the leader, so a follower asks the leader
- * for them (one small request per report): the status of any node shows lag for every member.
+ * Builds status reports. On the embedded backend, match indexes and last contact are known only on the leader, so a
+ * follower asks the leader for them (one small request per report): the status of any node shows lag for every
+ * member. On etcd there is no replication between app nodes to show; the report carries etcd's own view instead.
  */
 @Injectable()
 export class ClusterStatusService {
@@ -35,7 +36,8 @@ export class ClusterStatusService {
 
   async report(): Promise<ClusterStatusReport> {
     const c = this.cluster;
-    const view = await this.replicationView();
+    const status = await c.refreshStatus();
+    const view = status.backend === 'embedded' ? await this.replicationView() : null;
     return buildStatusReport({
       status: c.status(),
       view,

@@ -1,6 +1,6 @@
 import type { LeadershipChange } from '../../cluster/cluster-coordinator.js';
 import type { MembershipEvent } from '../../cluster/cluster-membership.js';
-import type { RuntimeStatus } from '../../cluster/raft-runtime.js';
+import type { BackendKind, BackendStatus, EtcdView, RuntimeStatus } from '../../cluster/backend.js';
 import type { TaskRun } from '../../cluster/task-ledger.js';
 
 /** One member as the status endpoint reports it. */
@@ -31,6 +31,10 @@ export interface MemberReport {
 /** GET /cluster/status: DESIGN §7 plus lag, reachability, recent leadership changes and task runs. */
 export interface ClusterStatusReport {
   readonly nodeId: string;
+  /** The consensus engine: the embedded Raft group or etcd. */
+  readonly backend: BackendKind;
+  /** On etcd: its endpoints, which of them leads etcd, and the app nodes present (their leases). */
+  readonly etcd?: EtcdView;
   /** follower, pre-candidate, candidate or leader. */
   readonly role: string;
   readonly isLeader: boolean;
@@ -77,7 +81,7 @@ export function replicationViewOf(s: RuntimeStatus): ReplicationView {
 }
 
 export interface ReportInputs {
-  readonly status: RuntimeStatus;
+  readonly status: BackendStatus;
   /** The leader's view; null when this node follows and the leader did not answer (or none is known). */
   readonly view: ReplicationView | null;
   readonly connected: (id: string) => boolean | null;
@@ -114,6 +118,8 @@ export function buildStatusReport(i: ReportInputs): ClusterStatusReport {
   });
   return {
     nodeId: s.nodeId,
+    backend: s.backend,
+    ...(s.etcd ? { etcd: s.etcd } : {}),
     role: s.role,
     isLeader: s.isLeader,
     leaderId: s.leaderId || null,

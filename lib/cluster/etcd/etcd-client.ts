@@ -1,0 +1,174 @@
+/**
+ * The etcd3 client as the etcd backend uses it: no blind retries (a re-sent write could apply twice), a deadline on
+ * every call, a startup probe that turns the usual misconfigurations into messages that say what to fix, and the
+ * mapping of etcd3's errors onto the library's.
+ */
+import { readFileSync } from 'node:fs';
+import { ExponentialBackoff, noop } from 'cockatiel';
+import {
+  ClientClosedError,
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdError,
+  EtcdPermissionDeniedError,
+  EtcdWatchStreamEnded,
+  GRPCCancelledError,
+  GRPCDeadlineExceededError,
+  GRPCInternalError,
+  GRPCResourceExhastedError,
+  GRPCUnavailableError,
+  type IOptions,
+} from 'etcd3';
+import { NoLeaderException, ProposalOutcomeUnknownError } from '../errors.js';
+
+export interface EtcdConnectOptions {
+  /** 'http://127.0.0.1:2379' or 'https://…' */
+  readonly hosts: readonly string[];
+  readonly auth?: { readonly username: string; readonly password: string };
+  /** PEM file paths. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
+  readonly requestTimeoutMs: number;
+}
+
+/** Per-call options with a deadline (grpc takes wall-clock dates). */
+export function callOptions(timeoutMs: number): { deadline: Date } {
+  return { deadline: new Date(Date.now() + timeoutMs) };
+}
+
+function clientOptions(o: EtcdConnectOptions, hosts: readonly string[]): IOptions {
+  return {
+    hosts: [...hosts],
+    auth: o.auth && { username: o.auth.username, password: o.auth.password, callOptions: () => callOptions(o.requestTimeoutMs) },
+    credentials: o.tls && (o.tls.ca || o.tls.cert || o.tls.key) ? readTls(o.tls) : undefined,
+    // Pings find a watch stream on a member that stopped answering (etcd refuses pings more often than every 5 s).
+    grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+    // noop policies: a call goes to one host once; the callers decide what may be retried.
+    faultHandling: {
+      host: () => noop,
+      global: noop,
+      // etcd3 types this as a backoff but calls next() on it first: a backoff state is a factory of the next one.
+      watchBackoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 5_000 }).next(),
+    },
+  };
+}
+
+function readTls(tls: NonNullable<EtcdConnectOptions['tls']>): NonNullable<IOptions['credentials']> {
+  const read = (what: string, path: string | undefined): Buffer | undefined => {
+    if (!path) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw new Error(`cannot read etcd tls.${what} file ${path}: ${(e as Error).message}`);
+    }
+  };
+  return {
+    // grpc's createSsl takes a missing root certificate as "use the system's CAs"; etcd3's type insists on a Buffer.
+    rootCertificate: read('ca', tls.ca) as Buffer,
+    privateKey: read('key', tls.key),
+    certChain: read('cert', tls.cert),
+  };
+}
+
+const TLS_FAILURE = /certificate|ssl|tls|handshake|wrong version number|self.signed|unable to verify|CERT_|EPROTO/i;
+
+/** One line per endpoint on what went wrong, with the fix when the cause is recognisable. */
+function describeEndpointFailure(host: string, e: unknown, o: EtcdConnectOptions): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (e instanceof EtcdAuthenticationFailedError) return authRejected(o);
+  if (e instanceof EtcdError && /authentication is not enabled/.test(msg)) {
+    return `etcd at ${host} has authentication disabled: remove auth from the options, or enable auth in etcd`;
+  }
+  if (TLS_FAILURE.test(msg)) {
+    return `etcd at ${host}: TLS handshake failed (${msg}) — check tls.ca (the CA that signed etcd's certificate), tls.cert/tls.key, and that the host uses https://`;
+  }
+  return `etcd at ${host} is unreachable (${msg})`;
+}
+
+function authRejected(o: EtcdConnectOptions): string {
+  return `etcd rejected user ${o.auth?.username ?? '(none)'}: wrong user name or password — check auth.username and auth.password`;
+}
+
+/** A client with the backend's settings and no probe (for per-endpoint status calls). */
+export function etcdClient(o: EtcdConnectOptions): Etcd3 {
+  return new Etcd3(clientOptions(o, o.hosts));
+}
+
+/**
+ * Creates the client and probes it: maintenance.status() on each endpoint, then a linearizable get under `probeKey`.
+ * Fails with an Error that says what is wrong and what to do. Endpoints that do not answer are tolerated as long as
+ * one does (a member may be down); all of them are listed when none answers.
+ */
+export async function connectEtcd(o: EtcdConnectOptions, probeKey: string): Promise<Etcd3> {
+  if (o.hosts.length === 0) throw new Error('etcd backend: no hosts given (expected e.g. http://127.0.0.1:2379)');
+  const bad = o.hosts.filter((h) => !/^https?:\/\/[^/]+/.test(h));
+  if (bad.length) throw new Error(`etcd hosts must look like http://host:port or https://host:port; got ${bad.join(', ')}`);
+  const secure = o.hosts.filter((h) => h.startsWith('https:')).length;
+  if (secure > 0 && secure < o.hosts.length) throw new Error('etcd hosts mix http:// and https://: use one scheme for all');
+
+  const failures: string[] = [];
+  let reachable: string | null = null;
+  for (const host of o.hosts) {
+    const one = etcdClient({ ...o, hosts: [host] });
+    try {
+      await one.maintenance.status(callOptions(o.requestTimeoutMs));
+      reachable ??= host;
+    } catch (e) {
+      if (e instanceof EtcdAuthenticationFailedError) throw new Error(authRejected(o));
+      failures.push(describeEndpointFailure(host, e, o));
+    } finally {
+      one.close();
+    }
+  }
+  if (reachable === null) {
+    throw new Error(`no etcd endpoint answered within ${o.requestTimeoutMs} ms: ${failures.join('; ')}. Check the hosts and that etcd runs there`);
+  }
+
+  // Probe a linearizable read through a reachable endpoint: it needs an etcd leader and read permission.
+  const probe = etcdClient({ ...o, hosts: [reachable] });
+  try {
+    await probe.get(probeKey).options(callOptions(o.requestTimeoutMs)).exec();
+  } catch (e) {
+    const prefix = probeKey.slice(0, probeKey.lastIndexOf('/') + 1) || probeKey;
+    if (e instanceof EtcdPermissionDeniedError) {
+      throw new Error(
+        `etcd user ${o.auth?.username ?? '(none)'} may not read ${prefix}*: grant its role readwrite on the prefix ` +
+          `(etcdctl role grant-permission <role> --prefix=true readwrite ${prefix})`,
+      );
+    }
+    if (e instanceof EtcdAuthenticationFailedError) throw new Error(authRejected(o));
+    throw new Error(`etcd at ${reachable} answered but a linearizable read failed (${(e as Error).message}): does etcd have a leader?`);
+  } finally {
+    probe.close();
+  }
+  return etcdClient(o);
+}
+
+/** grpc details that mean the request never left this process, or etcd refused it before proposing it. */
+const NEVER_SENT =
+  /No connection established|ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|Name resolution failed|Stream refused by server|etcdserver: no leader|etcdserver: too many requests|Waiting for LB pick|waiting for name resolution|waiting for metadata filters/;
+
+/**
+ * Maps an etcd3 error to the library's: a call that surely never reached etcd -> NoLeaderException("etcd unreachable:
+ * …"); deadline exceeded / stream reset after sending -> ProposalOutcomeUnknownError; others are returned unchanged
+ * (non-Error values wrapped). `what` names the operation in the message.
+ */
+export function toClusterError(e: unknown, what: string): Error {
+  if (!(e instanceof Error)) return new Error(`${what}: ${String(e)}`);
+  if (e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError) return e;
+  const transport =
+    e instanceof GRPCUnavailableError ||
+    e instanceof GRPCDeadlineExceededError ||
+    e instanceof GRPCCancelledError ||
+    e instanceof GRPCInternalError ||
+    e instanceof GRPCResourceExhastedError ||
+    e instanceof EtcdWatchStreamEnded;
+  if (!transport) return e;
+  if (NEVER_SENT.test(e.message)) return new NoLeaderException(`etcd unreachable: ${what} failed: ${e.message}`);
+  if (e instanceof GRPCResourceExhastedError) return e;
+  return new ProposalOutcomeUnknownError(`${what}: no answer from etcd, the outcome is unknown (${e.message})`);
+}
+
+/** True for errors that say the client itself was closed (stop in progress): not worth a warning. */
+export function isClosedClient(e: unknown): boolean {
+  return e instanceof ClientClosedError;
+}
