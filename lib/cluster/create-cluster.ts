@@ -13,7 +13,7 @@ import { systemClock, systemTimers, type Clock } from '../io/clock.js';
 import { type Network } from '../io/network.js';
 import type { ClusterLogger } from './logger.js';
 import { MemoryCursor } from './memory-cursor.js';
-import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
+import { ClusterOptionsError, resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
 import { RaftRuntime } from './raft-runtime.js';
 import { RequestRouter } from './request-handler.js';
 import { SnapshotExporter } from './snapshot-export.js';
@@ -76,9 +76,14 @@ export async function createCluster(options: ClusterOptions = {}, internals: Clu
     logger.warn('running WITHOUT a cluster secret (insecure: true): any process that reaches the cluster port can act as a member');
   }
   if (o.backend.type === 'etcd') {
-    // Loaded only when used: the embedded backend never needs the etcd client.
-    const { createEtcdCluster } = await import('./etcd/create-etcd.js');
-    return createEtcdCluster(o, o.backend, { clock, logger });
+    // Loaded only when used: the embedded backend never needs the etcd client (an optional peer dependency).
+    const etcd = await import('./etcd/create-etcd.js').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'MODULE_NOT_FOUND' && /'(etcd3|cockatiel)'/.test(e.message)) {
+        throw new ClusterOptionsError(`catga-cluster option backend: type 'etcd' needs the etcd client; install it with: npm install etcd3 cockatiel`);
+      }
+      throw e;
+    });
+    return etcd.createEtcdCluster(o, o.backend, { clock, logger });
   }
   const tcp = !o.networked
     ? null

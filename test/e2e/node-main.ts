@@ -6,6 +6,7 @@
  * workloads (test/chaos/leader-work-app.ts, loaded only then), writing its effect log to CATGA_EFFECT_LOG.
  */
 import { createCluster } from '../../lib/cluster/create-cluster.js';
+import { EtcdBackend } from '../../lib/cluster/etcd/etcd-backend.js';
 import type { ClusterCoordinator } from '../../lib/cluster/cluster-coordinator.js';
 import type { DistributedLock } from '../../lib/cluster/distributed-lock.js';
 import type { Clock } from '../../lib/io/clock.js';
@@ -363,6 +364,12 @@ function probe(cluster: ClusterCoordinator): ProbeResult {
   const s = cluster.status();
   const hasLease = cluster.hasLease();
   const at = epochMs();
+  if (cluster.backend instanceof EtcdBackend) {
+    // On etcd the lease is the session lease: it surely ends by its validUntil (monotonic), here in epoch ms.
+    const session = cluster.backend.election.session;
+    const bound = hasLease && session ? at + (session.validUntil - cluster.clock.now()) + 1 : null;
+    return { nodeId: s.nodeId, isLeader: s.isLeader, leaseValid: s.leaseValid, hasLease, leaderId: s.leaderId, term: s.term, at, leaseBound: bound, leaseMs: (session?.ttlS ?? 0) * 1000 };
+  }
   const contacts = s.members.filter((m) => m.role !== 'self').map((m) => m.lastContactMs ?? Number.POSITIVE_INFINITY);
   contacts.sort((a, b) => a - b);
   // The quorum counts this node; the (quorum - 1)-th most recent follower completes it. +1 ms: lastContactMs is rounded.

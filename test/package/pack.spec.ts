@@ -114,7 +114,7 @@ test('the metadata a registry page and an installer read', () => {
     expect([name, /^\^\d|<\s*\d/.test(range)]).toEqual([name, true]);
   }
   // @nestjs/cqrs is required (docs/architecture.md, Dependencies); the others the module loads lazily or not at all.
-  expect(Object.keys(pkg.peerDependenciesMeta).sort()).toEqual(['@nestjs/schedule', '@nestjs/terminus', 'prom-client']);
+  expect(Object.keys(pkg.peerDependenciesMeta).sort()).toEqual(['@nestjs/schedule', '@nestjs/terminus', 'cockatiel', 'etcd3', 'prom-client']);
 });
 
 test(`stays within the size budget`, () => {
