@@ -3,6 +3,7 @@
  * (between the `<!-- bench:results -->` markers; the prose around it is written by hand).
  */
 import * as fs from 'node:fs';
+import { BACKEND_METRICS } from './backends.js';
 import type { Measurement } from './measure.js';
 import { isLatencyMetric, type MetricEntry, type Results } from './results.js';
 import { targetFor, TARGETS } from './targets.js';
@@ -32,6 +33,10 @@ export const SIDE_BY_SIDE = [
 ] as const;
 
 const OURS_ONLY = ['forward_added_ms', 'singleton_handoff_ms', 'rss_growth_mb', 'writer_max_gap_small_state', 'writer_max_gap_large_state'] as const;
+
+function isBackendMetric(metric: string): boolean {
+  return (BACKEND_METRICS as readonly string[]).includes(metric);
+}
 
 function v(m: Measurement, key: string): number | undefined {
   const x = m[key];
@@ -85,9 +90,18 @@ function targetCell(metric: string, e: MetricEntry): string {
   return `${t.text}: ${met === undefined ? 'not judged' : met ? 'met' : 'missed'}`;
 }
 
+/** Column names for the two sides of a table. */
+export interface Sides {
+  readonly ours: string;
+  readonly other: string;
+}
+
+/** The backends metrics: `ours` is the embedded backend, `etcd` the etcd backend (not etcd itself). */
+export const BACKENDS_SIDES: Sides = { ours: 'embedded', other: 'etcd backend' };
+
 /** The console table: every metric of the run, ours next to etcd with the ratio and the target. */
-export function consoleTable(results: Results, metrics: readonly string[]): string {
-  const rows: string[][] = [['metric', 'ours', 'etcd', 'ours/etcd', 'target']];
+export function consoleTable(results: Results, metrics: readonly string[], sides: Sides = { ours: 'ours', other: 'etcd' }): string {
+  const rows: string[][] = [['metric', sides.ours, sides.other, `${sides.ours}/${sides.other}`, 'target']];
   for (const metric of metrics) {
     const e = results[metric];
     if (!e) continue;
@@ -127,7 +141,7 @@ function roundsLine(m: Measurement | undefined, key = 'roundsMs'): string {
 /** The generated region of docs/benchmarks.md, markers included. */
 export function docsRegion(results: Results): string {
   const out: string[] = [REGION_START, '', 'Results from:', '', provenance(results), ''];
-  const etcdSide = Object.values(results).find((e) => e.etcd)?.etcd;
+  const etcdSide = Object.entries(results).find(([m, e]) => e.etcd && !isBackendMetric(m))?.[1].etcd;
   if (etcdSide) {
     out.push(
       `etcd ${String(etcdSide.etcdVersion)}, heartbeat ${String(etcdSide.heartbeatMs)} ms, election ${String(etcdSide.electionMs)} ms, ` +
@@ -140,9 +154,29 @@ export function docsRegion(results: Results): string {
   const side = SIDE_BY_SIDE.filter((m) => results[m]).map((m) => [`\`${m}\``, cell(results[m]!.ours), cell(results[m]!.etcd), ratioCell(m, results[m]!), targetCell(m, results[m]!)]);
   out.push('### Side by side', '', mdTable(['metric', 'ours', 'etcd', 'ours / etcd', 'target'], side), '');
 
+  const backends = BACKEND_METRICS.filter((m) => results[m]);
+  if (backends.length > 0) {
+    const b = results[backends[0]!]!;
+    const etcdNote = b.etcd
+      ? ` The etcd backend's etcd: ${String(b.etcd.etcdVersion)}, 3 members, heartbeat ${String(b.etcd.heartbeatMs)} ms, election ${String(b.etcd.electionMs)} ms.`
+      : ' The etcd side was not measured (--no-etcd).';
+    out.push(
+      '### Embedded vs etcd backend',
+      '',
+      'The same operations with each coordination backend: three app node processes a side (seed defaults), requests ' +
+        `from a follower; not etcd against us as above, but our library on etcd against our library on its own Raft group.${etcdNote}`,
+      '',
+      mdTable(
+        ['metric', 'embedded', 'etcd backend', 'embedded / etcd backend'],
+        backends.map((m) => [`\`${m}\``, cell(results[m]!.ours), cell(results[m]!.etcd), ratioCell(m, results[m]!)]),
+      ),
+      '',
+    );
+  }
+
   const fo = results.failover_ms;
   const gp = results.graceful_pause_ms;
-  if (fo || gp || results.singleton_handoff_ms) {
+  if (fo || gp || results.singleton_handoff_ms || results.backend_failover_ms) {
     const rows: string[][] = [];
     if (fo) {
       rows.push(['`failover_ms` ours', roundsLine(fo.ours), `elected after ${fmt(v(fo.ours, 'electedMedianMs'), 1)} ms (median): ${roundsLine(fo.ours, 'electedMs')}`]);
@@ -153,6 +187,12 @@ export function docsRegion(results: Results): string {
     if (gp) {
       rows.push(['`graceful_pause_ms` ours', roundsLine(gp.ours), gpNote(gp.ours)]);
       if (gp.etcd) rows.push(['`graceful_pause_ms` etcd', roundsLine(gp.etcd), gpNote(gp.etcd)]);
+    }
+    const bf = results.backend_failover_ms;
+    const leaderNote = (m: Measurement) => `a leader (lease or not) after ${fmt(v(m, 'leaderMedianMs'), 1)} ms (median): ${roundsLine(m, 'leaderMs')}`;
+    if (bf) {
+      rows.push(['`backend_failover_ms` embedded', roundsLine(bf.ours), leaderNote(bf.ours)]);
+      if (bf.etcd) rows.push(['`backend_failover_ms` etcd backend', roundsLine(bf.etcd), leaderNote(bf.etcd)]);
     }
     const ho = results.singleton_handoff_ms;
     if (ho) rows.push(['`singleton_handoff_ms` ours', roundsLine(ho.ours), `kill -9 to the first fire on the new leader ${fmt(v(ho.ours, 'killToFirstMedianMs'), 1)} ms (median): ${roundsLine(ho.ours, 'killToFirstMs')}`]);

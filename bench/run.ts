@@ -1,6 +1,8 @@
 /**
- * Benchmarks: `npm run bench -- [storage] [cluster] [cluster5] [forward] [memory] [events] [options]`; with no name, all
- * of them. cluster5: writes on the leader at 1 and 64 writers with five members a side.
+ * Benchmarks: `npm run bench -- [storage] [cluster] [cluster5] [forward] [memory] [events] [backends] [options]`; with
+ * no name, all of them. cluster5: writes on the leader at 1 and 64 writers with five members a side. backends: the
+ * embedded backend against the etcd backend (three app nodes each, the etcd side on a 3-member etcd): forward, lock,
+ * event fan-out and failover latencies, on free ports, the etcd's data under the system temp dir whatever --dir says.
  *
  *   --quick              every case shortened (the whole run stays under three minutes)
  *   --no-etcd            ours only (cluster, cluster5, events): no etcd is started
@@ -12,29 +14,32 @@
  *                        P+30.. and P+55.. (events: fan-out without and with Nest), P+50.. (events: singleton hand-off), P+80..P+84 (cluster5);
  *                        default 18900
  *   --handoff-rounds N   events: kill -9 rounds of the singleton hand-off (default 7, quick 3)
+ *   --backend-rounds N   backends: kill -9 rounds per backend (default 5, quick 2); --no-etcd: the embedded side only
  *   --etcd-port P        etcd client ports P..P+2, peer ports P+10..P+12; cluster5's 5 members: clients P+40..P+44,
  *                        peers P+50..P+54; default 18960
  *   --report-only        measure nothing: redraw the charts and the docs region from bench/results/latest.json
  *   (bench/storage.ts reads its own: --max, --rounds, --durability, --io)
  *
- * Prints one JSON line per measurement, then a table with ours / etcd ratios and the targets. Merges the metrics into
+ * Prints one JSON line per measurement, then a table with ours / etcd ratios and the targets (backends: a table of its
+ * own, embedded vs etcd backend, with embedded / etcd-backend ratios). Merges the metrics into
  * bench/results/latest.json, redraws docs/bench/*.svg and rewrites the generated region of docs/benchmarks.md.
  * Never part of `npm test`.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { BACKEND_ETCD_ELECTION_MS, BACKEND_ETCD_HEARTBEAT_MS, runBackendsBench } from './backends.js';
 import { writeCharts } from './charts.js';
 import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS, runCompare, runCompare5, type Pair } from './compare.js';
 import { runEventsBench } from './events.js';
 import { runForwardBench } from './forward.js';
 import { emit, type Measurement } from './measure.js';
 import { runMemoryBench } from './memory.js';
-import { consoleTable, updateDocs } from './report.js';
+import { BACKENDS_SIDES, consoleTable, updateDocs } from './report.js';
 import { mergeResults, readResults, writeResults, type Results } from './results.js';
 import { runStorageBench, storageOptionsFromArgs, type CaseResult } from './storage.js';
 
-const BENCHES = ['storage', 'cluster', 'cluster5', 'forward', 'memory', 'events'] as const;
+const BENCHES = ['storage', 'cluster', 'cluster5', 'forward', 'memory', 'events', 'backends'] as const;
 type BenchName = (typeof BENCHES)[number];
 /** Flags followed by a value (the storage ones are read by bench/storage.ts). */
 const VALUE_FLAGS = new Set([
@@ -46,6 +51,7 @@ const VALUE_FLAGS = new Set([
   '--graceful-rounds',
   '--writes',
   '--handoff-rounds',
+  '--backend-rounds',
   '--max',
   '--rounds',
   '--durability',
@@ -191,6 +197,13 @@ async function main(): Promise<void> {
     Object.assign(fresh, r.metrics);
     etcdVersion = r.etcd?.version ?? etcdVersion;
   }
+  /** Kept apart from `fresh`: their etcd side is the etcd backend on startEtcd's etcd, with metadata of its own. */
+  let backends: { metrics: Record<string, Pair>; etcdVersion: string | null } | null = null;
+  if (which.includes('backends')) {
+    backends = await timed('backends', () =>
+      runBackendsBench({ quick, dir, withEtcd, failoverRounds: numberFlag('backend-rounds', quick ? 2 : 5) }),
+    );
+  }
 
   const runSeconds = (Date.now() - started) / 1000;
   const meta: Measurement = {
@@ -204,11 +217,22 @@ async function main(): Promise<void> {
     loadAverageAtStart: loadAtStart.join(' '),
   };
   const etcdMeta: Measurement = { etcdVersion, heartbeatMs: ETCD_HEARTBEAT_MS, electionMs: ETCD_ELECTION_MS, client: 'etcd3 (node), in the benchmark process' };
-  const results = mergeResults(readResults(file), fresh, meta, etcdMeta);
+  let results = mergeResults(readResults(file), fresh, meta, etcdMeta);
+  if (backends) {
+    const backendMeta: Measurement = {
+      etcdVersion: backends.etcdVersion,
+      heartbeatMs: BACKEND_ETCD_HEARTBEAT_MS,
+      electionMs: BACKEND_ETCD_ELECTION_MS,
+      client: 'the etcd backend (etcd3) in each app node process',
+    };
+    results = mergeResults(results, backends.metrics, meta, backendMeta);
+  }
   writeResults(file, results);
   render(results);
 
-  process.stdout.write(`\n${consoleTable(results, Object.keys(fresh))}\n\n`);
+  if (Object.keys(fresh).length > 0) process.stdout.write(`\n${consoleTable(results, Object.keys(fresh))}\n`);
+  if (backends) process.stdout.write(`\n${consoleTable(results, Object.keys(backends.metrics), BACKENDS_SIDES)}\n`);
+  process.stdout.write('\n');
   process.stdout.write(
     `${which.join(' + ')}${quick ? ' (quick)' : ''} in ${runSeconds.toFixed(1)} s; wrote ${path.relative(process.cwd(), file)}, docs/bench/*.svg and docs/benchmarks.md\n`,
   );

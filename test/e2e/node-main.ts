@@ -16,8 +16,10 @@ import type { RaftRuntime, RuntimeStatus } from '../../lib/cluster/raft-runtime.
 import { leaseTicksFor } from '../../lib/raft/config.js';
 import type { LeaderWork } from '../chaos/leader-work-app.js';
 import {
+  BENCH_ECHO_CHANNEL,
   epochMs,
   type EventPositionResult,
+  type ForwardLoadResult,
   type LockAcquireResult,
   type LockHeldResult,
   type NodeReply,
@@ -137,7 +139,36 @@ async function handle(served: Served, r: NodeRequest): Promise<unknown> {
       return eventDeliveryTimes(r.namePrefix);
     case 'snapshotNow':
       return runtime?.snapshotNow() ?? false;
+    case 'forwardLoad':
+      return forwardLoad(cluster, r);
   }
+}
+
+/** Sequential requests to the leader's echo handler (see the op in node-protocol.ts). */
+async function forwardLoad(cluster: ClusterCoordinator, r: Req<'forwardLoad'>): Promise<ForwardLoadResult> {
+  const latencies: number[] = [];
+  const errorNames: Record<string, number> = {};
+  const servedBy: Record<string, number> = {};
+  let errors = 0;
+  let startedAt = epochMs();
+  for (let i = 0; i < r.warmup + r.count; i++) {
+    if (i === r.warmup) startedAt = epochMs();
+    const t = performance.now();
+    try {
+      const { value } = await cluster.requestLeader(BENCH_ECHO_CHANNEL, i, r.timeoutMs);
+      if (i < r.warmup) continue;
+      latencies.push(Math.round((performance.now() - t) * 1000));
+      servedBy[String(value)] = (servedBy[String(value)] ?? 0) + 1;
+    } catch (e) {
+      if (i >= r.warmup) {
+        errors++;
+        countError(errorNames, e);
+      }
+      // No leader known fails at once: do not spin.
+      await new Promise((res) => setTimeout(res, 1));
+    }
+  }
+  return { latencies, errors, errorNames, startedAt, endedAt: epochMs(), servedBy };
 }
 
 async function memberChange(cluster: ClusterCoordinator, r: Req<'memberChange'>): Promise<true> {
@@ -431,6 +462,7 @@ async function main(): Promise<void> {
   if (app !== undefined) throw new Error(`CATGA_TEST_APP must be leader-work or unset, got ${app}`);
   const cluster = await createCluster(options, { clock: testClock(), onRuntime: (r) => (runtime = r) });
   bootStatus = cluster.status();
+  cluster.onRequest(BENCH_ECHO_CHANNEL, async () => id);
   cluster.deliverEvents({
     deliver: (e) => {
       deliveredAt.set(e.name, epochMs());

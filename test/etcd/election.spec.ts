@@ -1,5 +1,4 @@
 /** Leader election on a real 3-member etcd: one leader, agreeing observers, tenures that never overlap. */
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { LeadershipState } from '../../lib/cluster/backend';
@@ -10,7 +9,7 @@ import { EtcdKeys, revisionOf } from '../../lib/cluster/etcd/keys';
 import { NotLeaderException } from '../../lib/cluster/errors';
 import { systemClock, systemTimers } from '../../lib/io/clock';
 import type { ClusterLogger } from '../../lib/cluster/logger';
-import { etcdHosts, startEtcd, type EtcdCluster, type EtcdMember } from '../support/etcd-cluster';
+import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { sleep, waitUntil } from '../support/process-cluster';
 
 jest.setTimeout(90_000);
@@ -111,12 +110,6 @@ function watchOverlap(among: readonly Node[]): () => { samples: number; overlaps
   };
 }
 
-function signal(m: EtcdMember, sig: 'SIGSTOP' | 'SIGCONT'): void {
-  const child = (m as unknown as { child: ChildProcess | null }).child;
-  if (!child?.pid) throw new Error(`etcd ${m.name} is not running`);
-  process.kill(child.pid, sig);
-}
-
 test('exactly one of three leads, observers agree, and the term is the key create revision, rising over resigns', async () => {
   const { keys, nodes: all } = await startNodes(['a', 'b', 'c']);
   let { leader, term } = await agreedLeader(all);
@@ -194,20 +187,20 @@ test.each(['SIGKILL', 'SIGSTOP'] as const)(
     const etcdLeader = await etcd.settled(20_000);
     try {
       if (sig === 'SIGKILL') await etcdLeader.stop('SIGKILL');
-      else signal(etcdLeader, 'SIGSTOP');
+      else etcdLeader.pause();
       logs.push(`${stamp()} stopped ${etcdLeader.name}`);
       await sleep(3_000);
       const during = await agreedLeader(all, 30_000);
       expect(during.term).toBeGreaterThanOrEqual(term);
       logs.push(`${stamp()} resuming ${etcdLeader.name}`);
-      if (sig === 'SIGSTOP') signal(etcdLeader, 'SIGCONT');
+      if (sig === 'SIGSTOP') etcdLeader.resume();
       else await etcd.restart(etcdLeader);
       await sleep(1_000);
       await agreedLeader(all, 30_000);
     } finally {
       if (sig === 'SIGSTOP') {
         try {
-          signal(etcdLeader, 'SIGCONT');
+          etcdLeader.resume();
         } catch {
           // not running
         }

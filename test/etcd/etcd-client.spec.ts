@@ -1,5 +1,4 @@
 /** The etcd client: the startup probe's messages and the error mapping, against a real 3-member etcd. */
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { noop } from 'cockatiel';
 import {
@@ -12,7 +11,7 @@ import {
 } from 'etcd3';
 import { callOptions, connectEtcd, toClusterError } from '../../lib/cluster/etcd/etcd-client';
 import { NoLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
-import { etcdHosts, startEtcd, type EtcdCluster, type EtcdMember } from '../support/etcd-cluster';
+import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { freePorts } from '../transport/helpers';
 
 jest.setTimeout(60_000);
@@ -26,13 +25,6 @@ afterAll(async () => {
 });
 
 const prefix = () => `t${randomBytes(4).toString('hex')}/`;
-
-/** The harness only sends SIGKILL/SIGTERM; SIGSTOP/SIGCONT go to the member's process directly. */
-function signal(m: EtcdMember, sig: 'SIGSTOP' | 'SIGCONT'): void {
-  const child = (m as unknown as { child: ChildProcess | null }).child;
-  if (!child?.pid) throw new Error(`etcd ${m.name} is not running`);
-  process.kill(child.pid, sig);
-}
 
 function rawClient(hosts: string[]): Etcd3 {
   return new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop } });
@@ -104,14 +96,14 @@ test('toClusterError on a real killed endpoint says unreachable, and on a stoppe
     await client.put(`${p}k`).value('1').options(callOptions(2_000)).exec(); // connection established
 
     // Stopped (not dead): the request is on the wire, no answer comes back before the deadline.
-    signal(victim, 'SIGSTOP');
+    victim.pause();
     try {
       const e = await failure(client.put(`${p}k`).value('2').options(callOptions(500)).exec());
       const mapped = toClusterError(e, 'writing k');
       expect(mapped).toBeInstanceOf(ProposalOutcomeUnknownError);
       expect(mapped.message).toMatch(/writing k/);
     } finally {
-      signal(victim, 'SIGCONT');
+      victim.resume();
     }
 
     await victim.stop('SIGKILL');

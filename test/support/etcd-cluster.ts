@@ -96,6 +96,15 @@ export class EtcdMember {
     this.closeClient();
   }
 
+  /** SIGSTOP: the member stops answering but keeps its connections open, as a hung or overloaded one does. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   killNow(): void {
     this.child?.kill('SIGKILL');
     this.closeClient();

@@ -94,7 +94,15 @@ export type NodeRequest = { readonly id: number } & (
   | { readonly op: 'eventDeliveryTimes'; readonly namePrefix: string }
   /** Starts a snapshot now, whatever the thresholds; answers whether one started. */
   | { readonly op: 'snapshotNow' }
+  /**
+   * Benchmarks: `warmup` untimed, then `count` timed coordinator.requestLeader calls on BENCH_ECHO_CHANNEL (every
+   * node serves it from boot, answering its own id), one at a time, each waiting at most `timeoutMs`.
+   */
+  | { readonly op: 'forwardLoad'; readonly count: number; readonly warmup: number; readonly timeoutMs: number }
 );
+
+/** The request channel node-main serves for forwardLoad: answers the id of the node that ran the handler. */
+export const BENCH_ECHO_CHANNEL = 'catga-bench-echo';
 
 export type NodeReply =
   | { readonly id: number; readonly ok: true; readonly result: unknown }
@@ -247,3 +255,16 @@ export interface PublishEventsResult {
 
 /** The answer of eventDeliveryTimes: epochMs() of delivery by event name. */
 export type EventDeliveryTimesResult = Record<string, number>;
+
+/** The answer of forwardLoad. */
+export interface ForwardLoadResult {
+  /** Latency of each timed request that was answered, µs, in order. */
+  readonly latencies: number[];
+  readonly errors: number;
+  readonly errorNames: Record<string, number>;
+  /** epochMs() around the timed requests. */
+  readonly startedAt: number;
+  readonly endedAt: number;
+  /** Timed requests by the node whose handler answered them: more than one key means leadership moved. */
+  readonly servedBy: Record<string, number>;
+}
