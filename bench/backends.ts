@@ -128,6 +128,8 @@ interface FailoverRound {
   readonly leaderMs: number;
   readonly killed: string;
   readonly next: string;
+  /** The new leader's lease length (the session TTL on etcd), as its probe reports it. */
+  readonly leaseMs: number;
 }
 
 async function failoverRound(c: ProcessCluster): Promise<FailoverRound> {
@@ -148,7 +150,7 @@ async function failoverRound(c: ProcessCluster): Promise<FailoverRound> {
     PROBE_EVERY_MS,
   );
   await leader.start(60_000);
-  return { ms: found.at - killAt, leaderMs: (Number.isNaN(leaderAt) ? found.at : leaderAt) - killAt, killed: leader.id, next: found.nodeId };
+  return { ms: found.at - killAt, leaderMs: (Number.isNaN(leaderAt) ? found.at : leaderAt) - killAt, killed: leader.id, next: found.nodeId, leaseMs: found.leaseMs };
 }
 
 /** Every metric on one backend: three fresh node processes, torn down (processes and data dirs) at the end. */
@@ -198,6 +200,7 @@ async function runSide(side: Side, opts: BackendsOptions, etcd: EtcdCluster | nu
       ...rounds(rs.map((x) => x.ms)),
       leaderMedianMs: round(percentile(rs.map((x) => x.leaderMs), 0.5), 1),
       leaderMs: rs.map((x) => round(x.leaderMs, 1)),
+      leaseMs: Math.max(...rs.map((x) => x.leaseMs)),
       until: 'a survivor answers a probe with hasLease',
     });
     return out;

@@ -189,7 +189,8 @@ export function docsRegion(results: Results): string {
       if (gp.etcd) rows.push(['`graceful_pause_ms` etcd', roundsLine(gp.etcd), gpNote(gp.etcd)]);
     }
     const bf = results.backend_failover_ms;
-    const leaderNote = (m: Measurement) => `a leader (lease or not) after ${fmt(v(m, 'leaderMedianMs'), 1)} ms (median): ${roundsLine(m, 'leaderMs')}`;
+    const leaderNote = (m: Measurement) =>
+      `leader lease ${fmt(v(m, 'leaseMs'), 0)} ms; first probe naming itself leader (lease or not) ${fmt(v(m, 'leaderMedianMs'), 1)} ms (median): ${roundsLine(m, 'leaderMs')}`;
     if (bf) {
       rows.push(['`backend_failover_ms` embedded', roundsLine(bf.ours), leaderNote(bf.ours)]);
       if (bf.etcd) rows.push(['`backend_failover_ms` etcd backend', roundsLine(bf.etcd), leaderNote(bf.etcd)]);
