@@ -182,7 +182,7 @@ async function runSide(side: Side, opts: BackendsOptions, etcd: EtcdCluster | nu
 
     ({ leader, follower } = await followerOf());
     const lockMs = opts.quick ? 1500 : 4000;
-    await lockCase(follower, 1, opts.quick ? 500 : 1000, 'bl-warm-', LOCK_TTL_MS);
+    await lockCase(follower, 1, opts.quick ? 1000 : 2000, 'bl-warm-', LOCK_TTL_MS);
     put('backend_lock_ms', { ...(await lockCase(follower, 1, lockMs, 'bl-', LOCK_TTL_MS)), leader: leader.id });
 
     ({ leader, follower } = await followerOf());

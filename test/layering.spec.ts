@@ -42,3 +42,23 @@ test('the layer table covers every folder of lib/', () => {
   const folders = readdirSync(LIB).filter((n) => statSync(join(LIB, n)).isDirectory());
   expect(folders.sort()).toEqual(Object.keys(ALLOWED).sort());
 });
+
+/** Imports of lib/ files from `file`, as paths relative to lib/. */
+function importsOf(file: string, dynamic: boolean): string[] {
+  const pattern = dynamic ? /(?:from|import\()\s*'(\.{1,2}\/[^']+)'/g : /from\s*'(\.{1,2}\/[^']+)'/g;
+  return [...readFileSync(file, 'utf8').matchAll(pattern)].map((m) => relative(LIB, resolve(file, '..', m[1]!)));
+}
+
+test('nothing above the backend seam knows which backend runs, and only a dynamic import loads the etcd one', () => {
+  const offenders: string[] = [];
+  for (const file of [...files(join(LIB, 'nest')), ...files(join(LIB, 'cli'))]) {
+    for (const target of importsOf(file, true)) {
+      if (target.startsWith('cluster/embedded/') || target.startsWith('cluster/etcd/')) offenders.push(`${relative(LIB, file)} imports ${target}`);
+    }
+  }
+  // The embedded backend and the shared parts never reach into etcd/; create-cluster loads it with import() only.
+  for (const file of files(join(LIB, 'cluster')).filter((f) => !relative(LIB, f).startsWith('cluster/etcd/'))) {
+    for (const target of importsOf(file, false)) if (target.startsWith('cluster/etcd/')) offenders.push(`${relative(LIB, file)} imports ${target}`);
+  }
+  expect(offenders).toEqual([]);
+});

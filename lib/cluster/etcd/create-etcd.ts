@@ -13,8 +13,11 @@ import { connectEtcd, etcdClient } from './etcd-client.js';
 import { EtcdBackend } from './etcd-backend.js';
 import { EtcdKeys } from './keys.js';
 
-/** In the dataDir: the index (an etcd revision) of the last cluster event this node delivered. */
-const EVENT_CURSOR_FILE = 'events.cursor';
+/**
+ * In the dataDir: the index (an etcd revision) of the last cluster event this node delivered. Not the embedded
+ * backend's file: its log indexes mean nothing here, and a node moved between backends must not skip events.
+ */
+const EVENT_CURSOR_FILE = 'etcd-events.cursor';
 
 /**
  * Starts a node on the etcd backend: connects to etcd (failing with a clear message on bad hosts, TLS or
