@@ -4,7 +4,6 @@
  * (signal) before anyone else can get the lock. All times are read on this process's performance.now().
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { systemClock, systemTimers } from '../../lib/io/clock';
@@ -13,6 +12,7 @@ import { EtcdLocks } from '../../lib/cluster/etcd/etcd-locks';
 import { EtcdKeys } from '../../lib/cluster/etcd/keys';
 import { LockLostException, LockTimeoutException } from '../../lib/cluster/lock-errors';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { freezableRelay } from '../support/freezable-relay';
 
 jest.setTimeout(120_000);
 
@@ -207,35 +207,6 @@ test('an abort while waiting rejects with its reason and removes the waiter\'s k
   await expect(waiter.acquire('ab', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
   expect(await queueLength(keys, 'ab')).toBe(1);
 });
-
-/** A TCP relay to one etcd member that can freeze: connections stay open but no byte moves, as with a cut network. */
-async function freezableRelay(target: string): Promise<{ url: string; freeze(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  let frozen = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const up = connect(Number(port), hostname);
-    for (const [from, to] of [
-      [down, up],
-      [up, down],
-    ] as const) {
-      sockets.add(from);
-      from.on('data', (b) => frozen || to.write(b));
-      from.on('error', () => to.destroy());
-      from.on('close', () => to.destroy());
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const addr = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    freeze: () => (frozen = true),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 test('a holder cut off from etcd: its signal aborts (lease not renewable) before the waiter gets the lock', async () => {
   const keys = freshKeys();

@@ -1,12 +1,12 @@
 /** EtcdStore against a real three-member etcd: the embedded store's semantics, and bounded failures when etcd is gone. */
 import { randomUUID } from 'node:crypto';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { NoLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
 import { EtcdStore } from '../../lib/cluster/etcd/etcd-store';
 import { EtcdKeys } from '../../lib/cluster/etcd/keys';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { freezableRelay } from '../support/freezable-relay';
 
 jest.setTimeout(90_000);
 
@@ -128,35 +128,6 @@ test('bad keys and expected versions are TypeErrors, as in the embedded store', 
   }
   expect(await store.get('k')).toBeUndefined(); // nothing was written
 });
-
-/** A TCP relay to one etcd member that can freeze: connections stay open but no byte moves, as with a stopped process. */
-async function freezableRelay(target: string): Promise<{ url: string; freeze(): void; close(): Promise<void> }> {
-  const { hostname, port } = new URL(target);
-  let frozen = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((down) => {
-    const up = connect(Number(port), hostname);
-    for (const [from, to] of [
-      [down, up],
-      [up, down],
-    ] as const) {
-      sockets.add(from);
-      from.on('data', (b) => frozen || to.write(b));
-      from.on('error', () => to.destroy());
-      from.on('close', () => to.destroy());
-    }
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const addr = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    freeze: () => (frozen = true),
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 test('a stalled etcd (connected, never answering): put rejects within about the request timeout, not later', async () => {
   const relay = await freezableRelay(etcd.members[0]!.clientUrl);

@@ -18,7 +18,7 @@ import { NoLeaderException, NotLeaderException } from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
 import type { AppRequestHandler } from '../request-handler.js';
 import { decodeReply, decodeRequest, encodeReply, encodeRequest, toWireError } from '../rpc.js';
-import { EtcdElection } from './election.js';
+import { EtcdElection, sessionTiming } from './election.js';
 import { callOptions } from './etcd-client.js';
 import { EtcdEvents } from './etcd-events.js';
 import { EtcdLocks } from './etcd-locks.js';
@@ -128,7 +128,7 @@ export class EtcdBackend implements ClusterBackend {
       requestTimeoutMs: p.requestTimeoutMs,
       timers: p.timers,
       logger: p.logger,
-      takeoverWaitMs: 2 * ttlSeconds(p.electionTimeoutMs) * 1000,
+      takeoverWaitMs: 2 * sessionTiming(p.electionTimeoutMs).ttlS * 1000,
       onChange: () => this.dialable(),
     });
     this.election = new EtcdElection({
@@ -198,7 +198,7 @@ export class EtcdBackend implements ClusterBackend {
     }
     if (before.isLeader) await this.election.resign();
     else await this.requestLeader(TRANSFER_CHANNEL, null, this.p.requestTimeoutMs);
-    const timeoutMs = this.p.requestTimeoutMs + 4 * ttlSeconds(this.p.electionTimeoutMs) * 1000;
+    const timeoutMs = this.p.requestTimeoutMs + 4 * sessionTiming(this.p.electionTimeoutMs).ttlS * 1000;
     const deadline = this.clock.now() + timeoutMs;
     while (this.clock.now() < deadline) {
       const now = this.election.leadership;
@@ -352,9 +352,4 @@ export class EtcdBackend implements ClusterBackend {
     byId.set(this.nodeId, this.p.address);
     this.p.network.setMembers([...byId].map(([id, address]) => ({ id, address })));
   }
-}
-
-/** The session lease's TTL in whole seconds for an election timeout: etcd leases are whole seconds, at least 2 here. */
-export function ttlSeconds(electionTimeoutMs: number): number {
-  return Math.max(2, Math.ceil((electionTimeoutMs * 10) / 1000));
 }

@@ -12,7 +12,7 @@ import type { TimerHandle, Timers } from '../../io/clock.js';
 import type { EventSource } from '../backend.js';
 import { ProposalOutcomeUnknownError } from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
-import type { CommittedEvent } from '../state/event-log-module.js';
+import { eventsAfter, type CommittedEvent } from '../state/event-log-module.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
 import { WatchedPrefix } from './watched-prefix.js';
 
@@ -154,14 +154,7 @@ export class EtcdEvents {
   }
 
   private after(index: number): CommittedEvent[] {
-    let lo = this.first;
-    let hi = this.kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.kept[mid]!.index <= index) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.kept.slice(lo);
+    return eventsAfter(this.kept, this.first, index);
   }
 
   /** Every kept event above the floor, in index order, in pages read at one revision; then the evicted marker. */

@@ -14,6 +14,18 @@ export interface CommittedEvent extends EventCommand {
 /** Events every node keeps in its replicated state by default (`eventRetention`). */
 export const DEFAULT_EVENT_RETENTION = 10_000;
 
+/** The events of `kept[from..]` (in index order) with an index above `index`: a binary search, then one slice. */
+export function eventsAfter(kept: readonly CommittedEvent[], from: number, index: number): CommittedEvent[] {
+  let lo = from;
+  let hi = kept.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (kept[mid]!.index <= index) lo = mid + 1;
+    else hi = mid;
+  }
+  return kept.slice(lo);
+}
+
 /**
  * Cluster-wide events: publishing one is a log entry, so every node sees every event at the same log position, in
  * the same order. The newest `retention` events are kept in the replicated state and travel in snapshots, so a node
@@ -46,14 +58,7 @@ export class EventLogModule implements BulkStateModule<EventCommand, { index: nu
 
   /** Kept events with an index above `index`, oldest first. */
   after(index: number): CommittedEvent[] {
-    let lo = this.first;
-    let hi = this.kept.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.kept[mid]!.index <= index) lo = mid + 1;
-      else hi = mid;
-    }
-    return this.kept.slice(lo);
+    return eventsAfter(this.kept, this.first, index);
   }
 
   apply(cmd: EventCommand, ctx: ApplyContext): { index: number } {
