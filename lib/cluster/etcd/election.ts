@@ -7,12 +7,14 @@
  * Because older etcd releases can revoke a lease early (takeoverDelayMs), a new leader's lease counts only a TTL after
  * its predecessor vanished, unless that predecessor marked its key released (resign, stop) after ending its tenure.
  */
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { LeadershipSource, LeadershipState } from '../backend.js';
 import type { Clock, TimerHandle, Timers } from '../../io/clock.js';
 import type { ClusterLogger } from '../logger.js';
 import { NotLeaderException } from '../errors.js';
-import { callOptions, isClosedClient, toClusterError } from './etcd-client.js';
+import { callOptions, toClusterError } from './etcd-client.js';
+import { LeaderObserver } from './election-observer.js';
+import { backoff, Outage, sleep } from './etcd-retry.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
 import { SessionLease } from './session-lease.js';
 
@@ -52,10 +54,6 @@ export function sessionTiming(electionTimeoutMs: number, ttlS?: number): { ttlS:
   return { ttlS: ttl, marginMs: Math.min((ttl * 1000) / 2, Math.max(electionTimeoutMs, (ttl * 1000) / 10)) };
 }
 
-const BACKOFF_FIRST_MS = 100;
-const BACKOFF_MAX_MS = 2_000;
-const backoff = (failures: number) => Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.min(failures, 10));
-
 class Aborted extends Error {}
 /** The own election key is gone (etcd revoked the lease): this session can never lead. */
 class KeyLost extends Error {}
@@ -68,45 +66,11 @@ interface Turn {
   predReleased?: boolean;
 }
 
-function sleep(timers: Timers, ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      t.cancel();
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = timers.setTimeout(done, ms);
-    signal.addEventListener('abort', done);
-  });
-}
-
 function untilAborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
     if (signal.aborted) return reject(new Aborted());
     signal.addEventListener('abort', () => reject(new Aborted()), { once: true });
   });
-}
-
-/** Warns once when etcd stops answering, and once when it answers again. */
-class Outage {
-  private down = false;
-  constructor(
-    private readonly logger: ClusterLogger,
-    private readonly what: string,
-  ) {}
-
-  failed(e: unknown, doing: string): void {
-    if (this.down || isClosedClient(e)) return;
-    this.down = true;
-    this.logger.warn(`${this.what}: ${doing} failed, retrying: ${toClusterError(e, doing).message}`);
-  }
-
-  ok(): void {
-    if (!this.down) return;
-    this.down = false;
-    this.logger.log(`${this.what}: etcd answers again`);
-  }
 }
 
 /** A key its owner marked released after ending its tenure. */
@@ -115,161 +79,6 @@ function isReleased(kv: IKeyValue): boolean {
     return (JSON.parse(kv.value.toString()) as { released?: unknown }).released === true;
   } catch {
     return false;
-  }
-}
-
-function parseValue(kv: IKeyValue): ElectionValue | null {
-  try {
-    const v = JSON.parse(kv.value.toString()) as Partial<ElectionValue>;
-    if (typeof v.id === 'string' && typeof v.address === 'string' && typeof v.clientId === 'string') {
-      return { id: v.id, address: v.address, clientId: v.clientId };
-    }
-  } catch {
-    // falls through: not ours
-  }
-  return null;
-}
-
-interface ObservedLeader {
-  /** null: no candidate, or a key that is not an election value. */
-  readonly value: ElectionValue | null;
-  readonly term: number;
-  /** Create revision of the lowest key; null when there is none. */
-  readonly firstRev: number | null;
-  /** The etcd revision the view was read at. */
-  readonly header: number;
-}
-
-/**
- * Who leads, as every node sees it: the lowest create revision under the election prefix. A watch on the prefix makes
- * changes show at once; a poll every TTL/3 keeps the view honest when the watch hangs on an etcd member that stopped
- * answering. No successful read for a TTL: the leader is unknown.
- */
-class LeaderObserver {
-  private view: ObservedLeader = { value: null, term: 0, firstRev: null, header: 0 };
-  private lastOkAt = -Infinity;
-  private watcher: Watcher | null = null;
-  private pollTimer: TimerHandle | null = null;
-  private reading = false;
-  private again = false;
-  private readonly stopper = new AbortController();
-  private readonly outage: Outage;
-
-  constructor(
-    private readonly d: {
-      readonly client: Etcd3;
-      readonly prefix: string;
-      readonly clock: Clock;
-      readonly timers: Timers;
-      readonly logger: ClusterLogger;
-      readonly requestTimeoutMs: number;
-      readonly ttlMs: number;
-      readonly onChange: () => void;
-    },
-  ) {
-    this.outage = new Outage(d.logger, 'observing the etcd election');
-  }
-
-  /** Resolves with the first view (retrying while etcd does not answer), or when stopped first. */
-  async start(): Promise<void> {
-    for (let failures = 0; !this.stopper.signal.aborted; failures++) {
-      try {
-        await this.readOnce();
-        this.outage.ok();
-        break;
-      } catch (e) {
-        this.outage.failed(e, 'reading the election');
-        await sleep(this.d.timers, backoff(failures), this.stopper.signal);
-      }
-    }
-    if (this.stopper.signal.aborted) return;
-    this.watch();
-    this.schedulePoll();
-  }
-
-  /** The leader as last read, or null when no read succeeded for a TTL. */
-  current(): ObservedLeader | null {
-    return this.d.clock.now() - this.lastOkAt > this.d.ttlMs ? null : this.view;
-  }
-
-  /** The last term seen, even when the view is stale. */
-  get lastTerm(): number {
-    return this.view.term;
-  }
-
-  stop(): void {
-    this.stopper.abort();
-    this.pollTimer?.cancel();
-    this.pollTimer = null;
-    const w = this.watcher;
-    this.watcher = null;
-    if (w) void w.cancel().catch(() => undefined);
-  }
-
-  private async readOnce(): Promise<void> {
-    const sentAt = this.d.clock.now();
-    const r = await this.d.client
-      .getAll()
-      .prefix(this.d.prefix)
-      .sort('Create', 'Ascend')
-      .limit(1)
-      .options(callOptions(this.d.requestTimeoutMs))
-      .exec();
-    const header = revisionOf(r.header.revision);
-    this.lastOkAt = Math.max(this.lastOkAt, sentAt);
-    if (header < this.view.header) return; // an older answer overtaken by a newer one
-    const kv = r.kvs[0];
-    if (!kv) this.view = { value: null, term: this.view.term, firstRev: null, header };
-    else this.view = { value: parseValue(kv), term: revisionOf(kv.create_revision), firstRev: revisionOf(kv.create_revision), header };
-  }
-
-  /** Reads again, one read at a time; changes during a read cause one more. */
-  private refresh(): void {
-    if (this.stopper.signal.aborted) return;
-    if (this.reading) {
-      this.again = true;
-      return;
-    }
-    this.reading = true;
-    this.readOnce()
-      .then(
-        () => this.outage.ok(),
-        (e: unknown) => this.outage.failed(e, 'reading the election'),
-      )
-      .finally(() => {
-        this.reading = false;
-        if (this.stopper.signal.aborted) return;
-        this.d.onChange();
-        if (this.again) {
-          this.again = false;
-          this.refresh();
-        }
-      });
-  }
-
-  private schedulePoll(): void {
-    if (this.stopper.signal.aborted) return;
-    this.pollTimer = this.d.timers.setTimeout(() => {
-      this.refresh();
-      this.d.onChange(); // staleness is judged on the clock: re-evaluate even while reads fail
-      this.schedulePoll();
-    }, this.d.ttlMs / 3);
-  }
-
-  private watch(): void {
-    if (this.stopper.signal.aborted) return;
-    const w = this.d.client.watch().prefix(this.d.prefix).startRevision(String(this.view.header + 1)).watcher();
-    this.watcher = w;
-    w.on('put', () => this.refresh());
-    w.on('delete', () => this.refresh());
-    w.on('connected', () => this.refresh());
-    w.on('error', () => {
-      // The watch was cancelled (history compacted past our revision…): the poll covers the gap; watch anew.
-      if (this.watcher !== w) return;
-      void w.cancel().catch(() => undefined);
-      this.refresh();
-      this.d.timers.setTimeout(() => this.watcher === w && this.watch(), BACKOFF_FIRST_MS);
-    });
   }
 }
 
