@@ -7,7 +7,7 @@ export type { MemberRole } from './raft/membership.js';
 export { createCluster } from './cluster/create-cluster.js';
 export type { StoreEntry, WriteResult, CasResult, ReadConsistency } from './cluster/cluster-store.js';
 export type { ClusterStore, ClusterLocks, BackendKind, BackendStatus, EtcdView } from './cluster/backend.js';
-export type { ClusterOptions } from './cluster/options.js';
+export type { ClusterOptions, BackendOptions, EtcdBackendOptions } from './cluster/options.js';
 export { ClusterOptionsError } from './cluster/options.js';
 export type { ClusterLogger } from './cluster/logger.js';
 export type { RuntimeStatus, MemberStatus } from './cluster/backend.js';

@@ -147,6 +147,11 @@ export interface RuntimeStatus {
 
 export interface BackendStatus extends RuntimeStatus {
   readonly backend: BackendKind;
+  /**
+   * The members replicate one log from the leader, so the leader's view of each one's progress (match index, last
+   * contact) means something; false on etcd, which replicates the data itself.
+   */
+  readonly replicatedLog: boolean;
   readonly etcd?: EtcdView;
 }
 
@@ -193,6 +198,8 @@ export interface ClusterBackend extends LeadershipSource {
   membershipHistory(): readonly MembershipEvent[];
 
   status(): BackendStatus;
+  /** What to check when no leader is known for a while: a sentence for the startup warning. */
+  leaderlessHint(): string;
   /** Refreshes what status() reports that needs a round trip (etcd's endpoints); a no-op where nothing does. */
   refreshStatus(): Promise<void>;
   start(): Promise<void>;

@@ -298,6 +298,11 @@ export class ClusterCoordinator {
     return this.backend.status();
   }
 
+  /** What to check when no leader has been known for a while (the startup warning says it). */
+  leaderlessHint(): string {
+    return this.backend.leaderlessHint();
+  }
+
   /** status(), after refreshing what needs a round trip (on etcd: each endpoint's status and the nodes' leases). */
   async refreshStatus(): Promise<BackendStatus> {
     await this.backend.refreshStatus();

@@ -10,13 +10,15 @@ export interface OptionSpec<T> {
   readonly fromEnv?: EnvSource;
   /** Never shown in an error message. */
   readonly secret?: boolean;
+  /** What an error message shows of a value that holds a secret in one of its fields. */
+  readonly redact?: (value: unknown) => unknown;
   is(value: unknown): value is T;
 }
 
 /** The options object a schema describes: every key optional and read-only; doc comments carry over to the keys. */
 export type OptionsOf<S> = { readonly [K in keyof S]?: S[K] extends OptionSpec<infer T> ? T : never };
 
-type Extra<T> = Partial<Pick<OptionSpec<T>, 'fromEnv' | 'secret'>>;
+type Extra<T> = Partial<Pick<OptionSpec<T>, 'fromEnv' | 'secret' | 'redact'>>;
 
 function option<T>(expected: string, is: (v: unknown) => boolean, extra: Extra<T> = {}): OptionSpec<T> {
   return { expected, ...extra, is: is as (v: unknown) => v is T };

@@ -132,9 +132,13 @@ export const CLUSTER_OPTIONS = {
    * and CATGA_ETCD_PREFIX. On etcd, nodes register themselves by lease: members only tells this node its own address.
    */
   backend: opt.custom<BackendOptions>(
-    "'{ type: 'embedded' }' or { type: 'etcd', hosts: ['http://host:2379', ...], auth?: { username, password }, tls?: { ca?, cert?, key? }, prefix? }",
+    "{ type: 'embedded' } or { type: 'etcd', hosts: ['http://host:2379', ...], auth?: { username, password }, tls?: { ca?, cert?, key? }, prefix? }",
     isBackend,
     {
+      redact: (v) =>
+        typeof v === 'object' && v !== null && 'auth' in v && typeof v.auth === 'object' && v.auth !== null
+          ? { ...v, auth: { ...v.auth, ...('password' in v.auth ? { password: '<hidden>' } : {}) } }
+          : v,
       fromEnv: {
         names: ['CATGA_ETCD_HOSTS', 'CATGA_ETCD_PREFIX'],
         read: (env) => {
@@ -264,7 +268,7 @@ export function resolveClusterOptions(
     const value = given ?? (readEnv ? spec.fromEnv?.read(processEnv) : undefined);
     if (value === undefined) continue;
     const from = given === undefined ? ` (from ${spec.fromEnv!.names.filter((n) => processEnv[n] !== undefined).join(' and ')})` : '';
-    if (!spec.is(value)) fail(`${key}${from}`, spec.expected, spec.secret ? '<hidden>' : value);
+    if (!spec.is(value)) fail(`${key}${from}`, spec.expected, spec.secret ? '<hidden>' : spec.redact ? spec.redact(value) : value);
     v[key] = value;
   }
   // Variables set but passed over because options came in code without fromEnv: worth a word, not an error.
@@ -277,11 +281,16 @@ export function resolveClusterOptions(
   const join = c.join ?? [];
   const advertiseText = c.advertise;
   const advertise = advertiseText === undefined ? undefined : parseAddress(advertiseText)!;
+  if (readEnv && c.backend === undefined && processEnv.CATGA_ETCD_PREFIX !== undefined) {
+    fail('backend (from CATGA_ETCD_PREFIX)', 'CATGA_ETCD_HOSTS too: a prefix alone does not choose the etcd backend');
+  }
   const backend = resolveBackend(c.backend);
   if (backend.type === 'etcd') {
     // Options of the embedded group's log and membership: on etcd they would be silently ignored, so they are refused.
-    for (const key of ['join', 'role', 'targetVoters', 'autoRemoveAfter', 'leaveOnShutdown', 'compactionThreshold', 'storage'] as const) {
-      if (c[key] !== undefined) fail(key, `no ${key} with backend etcd (nodes join and leave by their session lease; etcd keeps the data)`, key === 'storage' ? c[key] : undefined);
+    for (const key of ['join', 'role', 'targetVoters', 'autoRemoveAfter', 'leaveOnShutdown', 'compactionThreshold', 'storage', 'heartbeatInterval'] as const) {
+      if (c[key] !== undefined) {
+        fail(key, `no ${key} with backend etcd: it belongs to the embedded Raft group (on etcd, nodes come and go by their session lease and etcd keeps the data)`, c[key]);
+      }
     }
     if (!advertise && !c.members?.length) {
       fail('advertise', 'this node\'s address "host:port" (CATGA_ADVERTISE): required with backend etcd, so other nodes can forward to it when it leads');

@@ -3,6 +3,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { randomUUID } from 'node:crypto';
+import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { freePorts } from '../transport/helpers';
 
 /**
  * The /cluster live page in a real headless Chromium against the built sample (three processes; the sample opts in to
@@ -59,6 +62,21 @@ function ensureChromium(): void {
   if (!existsSync(CHROMIUM)) throw new Error(`apt-get install -y chromium did not provide ${CHROMIUM}`);
 }
 
+/** One sample node as a process, its output kept for error messages. */
+function spawnSample(n: Node, dataRoot: string, env: Record<string, string>): void {
+  const proc = spawn(process.execPath, [MAIN], {
+    env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'page-e2e-secret', PORT: String(n.http), ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
+  proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
+  n.proc = proc;
+}
+
+function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
+}
+
 describe('the /cluster page in a browser, sample cluster of three processes', () => {
   const dataRoot = mkdtempSync(join(tmpdir(), 'catga-page-'));
   const nodes: Node[] = ids.map((id, i) => ({ id, http: HTTP[i]!, proc: null, out: '' }));
@@ -71,24 +89,13 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     mkdirSync(ARTIFACTS, { recursive: true });
     const members = ids.map((id, i) => `${id}=127.0.0.1:${CLUSTER[i]}`).join(',');
     for (const n of nodes) start(n, { CATGA_MEMBERS: members });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
-    });
+    browser = await launchChromium();
   });
 
   /** A learner that joins through p1 during the test. */
   const learner: Node = { id: 'p4', http: LEARNER.http, proc: null, out: '' };
 
-  function start(n: Node, env: Record<string, string>): void {
-    const proc = spawn(process.execPath, [MAIN], {
-      env: { ...process.env, CATGA_NODE_ID: n.id, CATGA_DATA_DIR: join(dataRoot, n.id), CATGA_SECRET: 'page-e2e-secret', PORT: String(n.http), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    proc.stdout!.on('data', (b: Buffer) => (n.out += b.toString()));
-    proc.stderr!.on('data', (b: Buffer) => (n.out += b.toString()));
-    n.proc = proc;
-  }
+  const start = (n: Node, env: Record<string, string>) => spawnSample(n, dataRoot, env);
 
   afterAll(async () => {
     await browser?.close();
@@ -218,5 +225,67 @@ describe('the /cluster page in a browser, sample cluster of three processes', ()
     expect(problems).toEqual([]);
     expect(foreign).toEqual([]);
     console.log(`cluster page: viewed on ${viewer.id}; leader ${leader.id} killed, ${next.id} took over; then ${second.id} killed; screenshots in ${ARTIFACTS}`);
+  });
+});
+
+describe('the /cluster page on the etcd backend', () => {
+  const dataRoot = mkdtempSync(join(tmpdir(), 'catga-page-etcd-'));
+  const nodes: Node[] = ['q1', 'q2', 'q3'].map((id) => ({ id, http: 0, proc: null, out: '' }));
+  let etcd: EtcdCluster | null = null;
+  let browser: Browser | null = null;
+  const logs = () => nodes.map((n) => `--- ${n.id}\n${n.out.slice(-1500)}`).join('\n');
+
+  beforeAll(async () => {
+    if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+    ensureChromium();
+    etcd = await startEtcd(3);
+    const ports = await freePorts(2 * nodes.length);
+    nodes.forEach((n, i) => ((n as { http: number }).http = ports[i]!));
+    const env = {
+      CATGA_MEMBERS: nodes.map((n, i) => `${n.id}=127.0.0.1:${ports[nodes.length + i]}`).join(','),
+      CATGA_ETCD_HOSTS: etcdHosts(etcd).join(','),
+      CATGA_ETCD_PREFIX: `page/${randomUUID()}/`,
+    };
+    for (const n of nodes) spawnSample(n, dataRoot, env);
+    browser = await launchChromium();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const n of nodes) n.proc?.kill('SIGKILL');
+    await etcd?.destroy();
+    rmSync(dataRoot, { recursive: true, force: true });
+  });
+
+  test("says which backend runs and shows etcd's endpoints, its leader and the app nodes present", async () => {
+    const leaderId = await waitFor(
+      'the three nodes to agree on a leader',
+      30_000,
+      async () => {
+        const all = await Promise.all(nodes.map(status));
+        const id = all[0]!.leaderId;
+        return id && all.every((s) => s.leaderId === id) ? id : undefined;
+      },
+      logs,
+    );
+    const viewer = nodes.find((n) => n.id !== leaderId)!;
+    const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
+    const problems: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && !/Failed to load resource/.test(m.text()) && problems.push(m.text()));
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(`http://127.0.0.1:${viewer.http}/cluster`);
+    await waitFor('the page to name the leader', 15_000, async () => ((await page.locator('[data-testid=leader]').innerText()) === leaderId ? true : undefined));
+    expect(await page.locator('[data-testid=backend]').innerText()).toBe('etcd backend');
+    await waitFor('three etcd endpoints', 15_000, async () => ((await page.locator('#etcd-endpoints tbody tr').count()) === 3 ? true : undefined));
+    expect(await page.locator('#etcd').isVisible()).toBe(true);
+    const endpoints = await page.locator('#etcd-endpoints tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-endpoint')));
+    expect(endpoints.sort()).toEqual(etcdHosts(etcd!).sort());
+    const etcdLeader = await etcd!.settled();
+    expect(await page.locator(`#etcd-endpoints tbody tr[data-endpoint="${etcdLeader.clientUrl}"] td.role-leader`).innerText()).toBe('leader');
+    expect(await page.locator('#etcd-prefix').innerText()).toContain(`etcd leader ${etcdLeader.clientUrl}`);
+    const present = await page.locator('#etcd-nodes tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-node')));
+    expect(present).toEqual(['q1', 'q2', 'q3']);
+    await page.screenshot({ path: join(ARTIFACTS, 'cluster-page-etcd.png'), fullPage: true });
+    expect(problems).toEqual([]);
   });
 });

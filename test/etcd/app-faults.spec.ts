@@ -12,7 +12,7 @@ import type { WriteResult } from '../../lib/cluster/cluster-store.js';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster.js';
 import { claims, LeasePoller, overlaps } from '../support/lease-claims.js';
 import type { LockAcquireResult, LockHeldResult, ReadKeysResult } from '../support/node-protocol.js';
-import { ProcessCluster, assertBuilt, sleep, waitUntil } from '../support/process-cluster.js';
+import { ProcessCluster, assertBuilt, sleep, waitUntil, type NodeProcess } from '../support/process-cluster.js';
 import { freePorts } from '../transport/helpers.js';
 
 jest.setTimeout(120_000);
@@ -77,6 +77,23 @@ test("etcd's leader killed mid-run: at most one app leader at a time, and every 
   expect(overlaps(claims(samples, (s) => s.hasLease))).toEqual([]);
 });
 
+/** A resource guarded by fencing tokens, kept in the store: it takes a write only with a token at least its newest. */
+const FENCED_KEY = 'fenced-resource';
+interface Fenced {
+  readonly token: number;
+  readonly value: string;
+}
+
+/** The guarded write, made through `node`: compare-and-set on the version read, so no check races a newer write. */
+async function fencedWrite(node: NodeProcess, token: number, value: string): Promise<'written' | 'refused'> {
+  for (;;) {
+    const cur = await node.request<{ value: Fenced; version: number } | null>({ op: 'get', key: FENCED_KEY, consistency: 'linearizable' });
+    if (cur && cur.value.token > token) return 'refused';
+    const r = await node.request<{ ok: boolean }>({ op: 'cas', key: FENCED_KEY, expectedVersion: cur?.version ?? 0, value: { token, value } });
+    if (r.ok) return 'written';
+  }
+}
+
 test('the leading app node paused past its session lease: its lease ends before the next begins, and its old token is refused', async () => {
   const old = await cluster.leader(15_000);
   const others = cluster.nodes.filter((n) => n !== old);
@@ -94,7 +111,7 @@ test('the leading app node paused past its session lease: its lease ends before 
     // records it where fenced writes are checked.
     const theirs = await next.request<LockAcquireResult>({ op: 'lockAcquire', name: 'job', ttl: 2000, wait: 15_000 });
     expect(theirs.token).toBeGreaterThan(mine.token);
-    await next.request<WriteResult>({ op: 'put', key: 'job-fence', value: theirs.token });
+    expect(await fencedWrite(next, theirs.token, 'written by the new holder')).toBe('written');
     await old.signal('SIGCONT');
     resumed = true;
     const pausedMs = Date.now() - stoppedAt;
@@ -102,11 +119,10 @@ test('the leading app node paused past its session lease: its lease ends before 
     // Right after resuming, the old holder no longer believes it holds the lock.
     const held = await old.request<LockHeldResult>({ op: 'lockHeld', name: 'job', token: mine.token });
     expect(held.held).toBe(false);
-    // A write fenced with the old token is refused: the resource has seen a newer one.
-    const fence = await old.request<{ value: number; version: number } | null>({ op: 'get', key: 'job-fence', consistency: 'linearizable' });
-    expect(fence?.value).toBe(theirs.token);
-    const fencedWriteAllowed = mine.token >= fence!.value;
-    expect(fencedWriteAllowed).toBe(false);
+    // A write fenced with the old token, made from the resumed node, is refused: the resource has seen a newer one.
+    expect(await fencedWrite(old, mine.token, 'written by the paused holder')).toBe('refused');
+    const kept = await next.request<{ value: Fenced } | null>({ op: 'get', key: FENCED_KEY, consistency: 'linearizable' });
+    expect(kept?.value).toEqual({ token: theirs.token, value: 'written by the new holder' });
     await waitUntil('the old leader stepping down', 10_000, async () => {
       const s = await old.request<{ isLeader: boolean }>({ op: 'status' });
       return s.isLeader ? undefined : true;

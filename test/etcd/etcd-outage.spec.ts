@@ -18,13 +18,11 @@ const REQUEST_TIMEOUT = 2000;
 
 let etcd: EtcdCluster;
 let c: Awaited<ReturnType<typeof startCluster>>;
+const prefix = `outage/${randomUUID()}/`;
 
 beforeAll(async () => {
   etcd = await startEtcd(3);
-  c = await startCluster(undefined, {
-    requestTimeout: REQUEST_TIMEOUT,
-    backend: { type: 'etcd', hosts: etcdHosts(etcd), prefix: `outage/${randomUUID()}/` },
-  });
+  c = await startCluster(undefined, { requestTimeout: REQUEST_TIMEOUT, backend: { type: 'etcd', hosts: etcdHosts(etcd), prefix } });
 });
 
 afterAll(async () => {
@@ -88,6 +86,22 @@ test('every etcd member hung: the leader work signal aborts within the session l
     .execute(new CreateOrder('after-outage', 1))
     .catch((e: Error) => `${e.name}: ${e.message}`);
   expect(after).toMatchObject({ ranOn: next.id });
+});
+
+test('a second process with a node id that is present fails at startup, naming the other process', async () => {
+  const [own] = await freePorts(1);
+  const err = await createCluster({
+    nodeId: 'a',
+    advertise: `127.0.0.1:${own}`,
+    secret: 'nest-test-secret',
+    backend: { type: 'etcd', hosts: etcdHosts(etcd), prefix },
+    logger: { log() {}, warn() {}, error() {} },
+  }).catch((e: unknown) => e as Error);
+  expect(err).toBeInstanceOf(Error);
+  expect((err as Error).message).toMatch(/node id a is already present in etcd .*another process runs with this nodeId/);
+  // The running node a is untouched: still registered, and the cluster still has its leader.
+  const r = await c.nodes[1]!.app.get(ClusterStatusService).report();
+  expect(r.etcd!.nodes.map((n) => n.id)).toEqual(['a', 'b', 'c']);
 });
 
 test('hosts where no etcd answers fail at startup with a message that lists them', async () => {

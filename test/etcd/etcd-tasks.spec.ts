@@ -4,8 +4,8 @@ import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { EtcdTasks } from '../../lib/cluster/etcd/etcd-tasks';
 import { EtcdKeys } from '../../lib/cluster/etcd/keys';
-import { NotLeaderException } from '../../lib/cluster/errors';
-import { silentLogger } from '../../lib/cluster/logger';
+import { NoLeaderException, NotLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
+import { silentLogger, type ClusterLogger } from '../../lib/cluster/logger';
 import { TaskLedger } from '../../lib/cluster/task-ledger';
 import { TASK_RUNS_KEPT, type TaskRun } from '../../lib/cluster/state/task-ledger-module';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
@@ -45,8 +45,8 @@ async function campaign(keys: EtcdKeys, id: string): Promise<{ key: string; term
   return { key, term: Number(kv.create_revision), revoke: () => lease.revoke() };
 }
 
-async function ledger(keys: EtcdKeys, own: () => string | null): Promise<EtcdTasks> {
-  const t = new EtcdTasks({ client: c, keys, requestTimeoutMs: 5_000, logger: silentLogger, wallClock: Date.now, ownKey: own });
+async function ledger(keys: EtcdKeys, own: () => string | null, logger: ClusterLogger = silentLogger): Promise<EtcdTasks> {
+  const t = new EtcdTasks({ client: c, keys, requestTimeoutMs: 5_000, logger, wallClock: Date.now, ownKey: own });
   opened.push(t);
   await t.open();
   return t;
@@ -90,6 +90,55 @@ test('a start in a tenure that is over is not-leader and writes nothing; without
   own = null;
   await expect(t.start('report', 1000, 'n1', lead.term)).rejects.toBeInstanceOf(NotLeaderException);
   expect(t.runs()).toEqual([]);
+});
+
+test('a start without an election key names the leader when one is known, never this node', async () => {
+  const keys = freshKeys();
+  let leader = 'n2';
+  const t = new EtcdTasks({ client: c, keys, requestTimeoutMs: 5_000, logger: silentLogger, wallClock: Date.now, ownKey: () => null, leaderId: () => leader });
+  await expect(t.start('report', 1, 'n1', 1)).rejects.toMatchObject({ name: 'NotLeaderException', leaderId: 'n2' });
+  leader = 'n1';
+  await expect(t.start('report', 1, 'n1', 1)).rejects.toMatchObject({ name: 'NotLeaderException', leaderId: '' });
+});
+
+/** What a failed etcd call may surface as: the library's two outcomes, never etcd3's or grpc's own error types. */
+async function expectClusterError(call: Promise<unknown>, only?: typeof NoLeaderException): Promise<void> {
+  const e = await call.then(
+    () => new Error('the call succeeded'),
+    (err: unknown) => err,
+  );
+  if (only) expect(e).toBeInstanceOf(only);
+  else if (!(e instanceof NoLeaderException) && !(e instanceof ProposalOutcomeUnknownError)) throw new Error(`expected NoLeaderException or ProposalOutcomeUnknownError, got ${String(e)}`);
+}
+
+test('with its client closed every write fails with NoLeaderException (it never reached etcd)', async () => {
+  const keys = freshKeys();
+  const lead = await campaign(keys, 'n1');
+  const closed = client();
+  closed.close();
+  const t = new EtcdTasks({ client: closed, keys, requestTimeoutMs: 2_000, logger: silentLogger, wallClock: Date.now, ownKey: () => lead.key });
+  await expectClusterError(t.start('job', 1, 'n1', lead.term), NoLeaderException);
+  await expectClusterError(t.skip('job', 2, 'n1'), NoLeaderException);
+  await expectClusterError(t.finish('job', 1, 'ok'), NoLeaderException);
+  await expectClusterError(t.abandonBefore(lead.term), NoLeaderException);
+  await expect(t.waitForRevision(1, 1_000)).rejects.toBeInstanceOf(NoLeaderException);
+  expect(await c.getAll().prefix(keys.tasksPrefix).count()).toBe(0);
+});
+
+test('with no etcd member reachable every write fails with NoLeaderException or ProposalOutcomeUnknownError', async () => {
+  const keys = freshKeys();
+  // Nothing listens on port 1: every connection attempt is refused.
+  const unreachable = new Etcd3({ hosts: ['http://127.0.0.1:1'], faultHandling: { host: () => noop, global: noop } });
+  try {
+    const t = new EtcdTasks({ client: unreachable, keys, requestTimeoutMs: 1_000, logger: silentLogger, wallClock: Date.now, ownKey: () => keys.electionKey('1') });
+    await expectClusterError(t.start('job', 1, 'n1', 1));
+    await expectClusterError(t.skip('job', 2, 'n1'));
+    await expectClusterError(t.finish('job', 1, 'ok'));
+    await expectClusterError(t.abandonBefore(1));
+    await expectClusterError(t.waitForRevision(1, 1_000));
+  } finally {
+    unreachable.close();
+  }
 });
 
 test('finish records the outcome once, only for the run its token names', async () => {
@@ -173,6 +222,24 @@ test('abandonBefore marks runs of earlier tenures abandoned; a late finish still
   expect(t2.runs('a')[1]).toEqual({ ...hanging, outcome: 'error', error: 'cut off', end: t2.runs('a')[1]!.end });
   await t2.abandonBefore(next.term);
   expect(t2.runs('a')[1]!.outcome).toBe('error');
+});
+
+test(`abandonBefore after more than ${TASK_RUNS_KEPT} runs of a task (so with its ~evicted marker) warns of nothing`, async () => {
+  const keys = freshKeys();
+  const warnings: string[] = [];
+  const logger: ClusterLogger = { ...silentLogger, warn: (m) => void warnings.push(m) };
+  const old = await campaign(keys, 'n1');
+  const t1 = await ledger(keys, () => old.key, logger);
+  for (let i = 1; i <= TASK_RUNS_KEPT + 2; i++) expect((await t1.start('often', i, 'n1', old.term)).started).toBe(true);
+  expect((await c.get(`${keys.taskPrefix('often')}~evicted`).exec()).kvs).toHaveLength(1);
+  await old.revoke();
+
+  const next = await campaign(keys, 'n2');
+  const t2 = await ledger(keys, () => next.key, logger);
+  await t2.abandonBefore(next.term);
+  expect(t2.runs('often')).toHaveLength(TASK_RUNS_KEPT);
+  expect(t2.runs('often').every((r) => r.outcome === 'abandoned')).toBe(true);
+  expect(warnings).toEqual([]);
 });
 
 test('a second copy follows every change, and waitForRevision tells when it holds a given revision', async () => {

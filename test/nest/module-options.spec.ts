@@ -34,6 +34,7 @@ describe('bad options fail at bootstrap, naming the option', () => {
     ['etcd with join', { nodeId: 'a', advertise: '127.0.0.1:7001', join: ['127.0.0.1:7002'], backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /join: expected no join with backend etcd/],
     ['etcd with targetVoters', { nodeId: 'a', members: three, targetVoters: 5, backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /targetVoters: expected no targetVoters with backend etcd/],
     ['etcd without an address', { nodeId: 'a', backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /advertise: expected .*required with backend etcd/],
+    ['etcd with heartbeatInterval', { nodeId: 'a', members: three, heartbeatInterval: 40, backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] }, secret: 'long-enough' }, /heartbeatInterval: expected no heartbeatInterval with backend etcd/],
     ['etcd without a secret', { nodeId: 'a', advertise: '127.0.0.1:7001', backend: { type: 'etcd', hosts: ['127.0.0.1:2379'] } }, /secret: expected a shared secret/],
   ];
   test.each(cases)('%s', (_name, options, message) => {
@@ -70,8 +71,16 @@ describe('bad options fail at bootstrap, naming the option', () => {
     expect(o.backend).toEqual({ type: 'etcd', hosts: ['http://127.0.0.1:2379', 'https://e2:2379'], prefix: 'shop/' });
     expect(o.self).toMatchObject({ id: 'b', host: '127.0.0.1', port: 17442 });
     expect(o.networked).toBe(true);
-    expect(resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: undefined }).backend).toEqual({ type: 'embedded' });
+    expect(resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: undefined, CATGA_ETCD_PREFIX: undefined }).backend).toEqual({ type: 'embedded' });
     expect(() => resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: 'ftp://x' })).toThrow(/backend \(from CATGA_ETCD_HOSTS and CATGA_ETCD_PREFIX\): expected/);
+    // A prefix alone chooses nothing: said, not ignored.
+    expect(() => resolveClusterOptions({}, { ...env, CATGA_ETCD_HOSTS: undefined })).toThrow(/backend \(from CATGA_ETCD_PREFIX\): expected CATGA_ETCD_HOSTS too/);
+  });
+
+  test("a bad backend option is shown without the etcd password", () => {
+    const bad = { nodeId: 'a', members: three, secret: 'long-enough', backend: { type: 'etcd', hosts: ['ftp://x'], auth: { username: 'u', password: 'SuperSecretPw' } } } as const;
+    expect(() => resolveClusterOptions(bad, {})).toThrow(/backend: expected .*"auth":\{"username":"u","password":"<hidden>"\}/);
+    expect(() => resolveClusterOptions(bad, {})).not.toThrow(/SuperSecretPw/);
   });
 
   test('a bad value from the environment names its variable', () => {

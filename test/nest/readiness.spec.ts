@@ -113,7 +113,7 @@ describe('a StatefulSet-style start: one member, then the others', () => {
     });
     expect(readyLines()).toHaveLength(3);
     expect(readyLines().map((l) => l.message)).toEqual(
-      expect.arrayContaining([expect.stringMatching(new RegExp(`^cluster ready: this node leads \\(term \\d+; members a, b, c\\)$`))]),
+      expect.arrayContaining([expect.stringMatching(new RegExp(`^cluster ready: this node leads \\(embedded backend, term \\d+; members a, b, c\\)$`))]),
     );
   });
 });

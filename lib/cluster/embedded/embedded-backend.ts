@@ -193,7 +193,12 @@ export class EmbeddedBackend implements ClusterBackend {
   }
 
   status(): BackendStatus {
-    return { ...this.parts.runtime.status(), backend: 'embedded' };
+    return { ...this.parts.runtime.status(), backend: 'embedded', replicatedLog: true };
+  }
+
+  leaderlessHint(): string {
+    const members = this.members().map((m) => `${m.id}@${m.address}`);
+    return `check that a majority of members (${members.join(', ')}) can reach each other and share the secret`;
   }
 
   async refreshStatus(): Promise<void> {}

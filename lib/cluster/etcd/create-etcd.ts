@@ -7,7 +7,6 @@ import { formatAddress } from '../../transport/member-address.js';
 import { TcpNetwork } from '../../transport/tcp-network.js';
 import { ClusterCoordinator } from '../cluster-coordinator.js';
 import type { ClusterLogger } from '../logger.js';
-import { MemoryCursor } from '../memory-cursor.js';
 import type { ResolvedClusterOptions, ResolvedEtcdBackend } from '../options.js';
 import { connectEtcd, etcdClient } from './etcd-client.js';
 import { EtcdBackend } from './etcd-backend.js';
@@ -44,7 +43,7 @@ export async function createEtcdCluster(
     bootstrap: '',
     logger: d.logger,
   });
-  const eventCursor = o.storage === 'file' ? new NumberFile(new NodeDisk(o.dataDir), EVENT_CURSOR_FILE) : new MemoryCursor();
+  const eventCursor = new NumberFile(new NodeDisk(o.dataDir), EVENT_CURSOR_FILE);
   const backend = new EtcdBackend({
     nodeId: o.nodeId,
     address,

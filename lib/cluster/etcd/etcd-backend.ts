@@ -28,6 +28,9 @@ import { EtcdStore } from './etcd-store.js';
 import { EtcdTasks } from './etcd-tasks.js';
 import type { EtcdKeys } from './keys.js';
 
+/** How long a status view of etcd is reused. */
+const STATUS_FRESH_MS = 1000;
+
 /** The channel a follower asks the leader to step down on (transferLeadership from any node). */
 const TRANSFER_CHANNEL = '__catga.etcd.transfer';
 
@@ -81,6 +84,9 @@ export class EtcdBackend implements ClusterBackend {
   private readonly channels = new Map<string, AppRequestHandler>();
   private running = false;
   private view: EtcdView;
+  private refreshing: Promise<void> | null = null;
+  /** One client per etcd endpoint for status calls, made on first use and closed on stop. */
+  private readonly endpointClients = new Map<string, Etcd3>();
 
   constructor(private readonly p: EtcdBackendParts) {
     this.nodeId = p.nodeId;
@@ -98,7 +104,10 @@ export class EtcdBackend implements ClusterBackend {
       requestTimeoutMs: p.requestTimeoutMs,
       logger: p.logger,
       wallClock: p.wallClock,
+      clock: p.clock,
+      timers: p.timers,
       ownKey: () => this.election.ownKey(),
+      leaderId: () => this.election.leadership.leaderId,
     });
     this.feed = new EtcdEvents({
       client,
@@ -272,12 +281,25 @@ export class EtcdBackend implements ClusterBackend {
       members,
       membershipChange: null,
       backend: 'etcd',
+      replicatedLog: false,
       etcd: this.view,
     };
   }
 
-  async refreshStatus(): Promise<void> {
-    this.view = await readEtcdView(this.p.client, this.p.hosts, this.p.clientFor, this.p.keys.prefix, this.nodes.list(), this.p.requestTimeoutMs);
+  leaderlessHint(): string {
+    return `check that etcd answers at ${this.p.hosts.join(', ')} and that a node holds the election under ${this.p.keys.electionPrefix}`;
+  }
+
+  /** At most one refresh a second, shared by concurrent reports (a page polls every second, per open tab). */
+  refreshStatus(): Promise<void> {
+    if (this.refreshing) return this.refreshing;
+    if (Date.now() - this.view.checkedAt < STATUS_FRESH_MS) return Promise.resolve();
+    this.refreshing = this.readView().finally(() => (this.refreshing = null));
+    return this.refreshing;
+  }
+
+  private async readView(): Promise<void> {
+    this.view = await readEtcdView(this.p.client, this.p.hosts, (url) => this.endpointClient(url), this.p.keys.prefix, this.nodes.list(), this.p.requestTimeoutMs);
   }
 
   async start(): Promise<void> {
@@ -286,6 +308,7 @@ export class EtcdBackend implements ClusterBackend {
       call: (from, payload) => this.serve(from, payload),
     });
     this.running = true;
+    await this.nodes.checkUnclaimed();
     await this.nodes.open();
     await this.tasks.open();
     await this.feed.start((await this.p.eventCursor.read()) ?? 0);
@@ -297,9 +320,7 @@ export class EtcdBackend implements ClusterBackend {
     this.running = false;
     // Revoking the session deletes the election key: the next candidate leads at once instead of after the TTL.
     await this.election.stop();
-    await Promise.all([this.feed.stop(), this.tasks.close(), this.nodes.close()]);
-    await this.p.network.close();
-    this.p.client.close();
+    await this.closeAll();
   }
 
   /**
@@ -309,9 +330,26 @@ export class EtcdBackend implements ClusterBackend {
   async simulateCrash(): Promise<void> {
     this.running = false;
     this.election.crash();
+    await this.closeAll();
+  }
+
+  /** Watches, the forwarding port and every etcd client: nothing of this node is left running. */
+  private async closeAll(): Promise<void> {
     await Promise.all([this.feed.stop(), this.tasks.close(), this.nodes.close()]);
     await this.p.network.close();
+    this.closeEndpointClients();
     this.p.client.close();
+  }
+
+  private endpointClient(url: string): Etcd3 {
+    let c = this.endpointClients.get(url);
+    if (!c) this.endpointClients.set(url, (c = this.p.clientFor(url)));
+    return c;
+  }
+
+  private closeEndpointClients(): void {
+    for (const c of this.endpointClients.values()) c.close();
+    this.endpointClients.clear();
   }
 
   /** The candidate after the current leader in election order: who leads once the leader resigns. */

@@ -1,9 +1,10 @@
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IEvent, IKeyValue } from 'etcd3';
 import type { NodeId } from '../../raft/index.js';
 import type { Timers } from '../../io/clock.js';
 import type { ClusterLogger } from '../logger.js';
 import { callOptions } from './etcd-client.js';
-import type { EtcdKeys } from './keys.js';
+import { revisionOf, type EtcdKeys } from './keys.js';
+import { WatchedPrefix } from './watched-prefix.js';
 
 /** An app node present in the cluster: it holds a session lease, and its registration key lives as long as the lease. */
 export interface RegisteredNode {
@@ -41,44 +42,40 @@ export interface EtcdNodesDeps {
  */
 export class EtcdNodes {
   private readonly present = new Map<NodeId, RegisteredNode>();
-  private watcher: Watcher | null = null;
-  private closed = false;
+  private readonly watched: WatchedPrefix;
   private readonly startedAt = Date.now();
 
-  constructor(private readonly d: EtcdNodesDeps) {}
+  constructor(private readonly d: EtcdNodesDeps) {
+    this.watched = new WatchedPrefix({
+      client: d.client,
+      prefix: d.keys.nodesPrefix,
+      what: 'app nodes',
+      timers: d.timers,
+      logger: d.logger,
+      requestTimeoutMs: d.requestTimeoutMs,
+      sink: { read: () => this.read(), apply: (events) => this.apply(events) },
+    });
+  }
 
   list(): readonly RegisteredNode[] {
     return [...this.present.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /**
-   * Registers this node under `leaseId` (each new session lease registers again). Another live process with the same
-   * node id is refused with a clear error once its registration outlived `takeoverWaitMs`: a restart after a crash
-   * waits for the old lease to expire, two processes with one id are an operator error.
+   * Fails when another live process holds this node id's registration past `takeoverWaitMs` (its lease TTL, twice):
+   * a restart after a crash waits for the old registration to expire; two processes with one id are an operator
+   * error, reported at startup rather than as endless retries later.
    */
-  async register(leaseId: string): Promise<void> {
+  async checkUnclaimed(): Promise<void> {
     const { client, keys, self } = this.d;
-    const key = keys.node(self.id);
-    const value = JSON.stringify({ id: self.id, address: self.address, clientId: self.clientId, startedAt: this.startedAt } satisfies NodeValue);
     const deadline = Date.now() + this.d.takeoverWaitMs;
     for (;;) {
-      const r = await client
-        .if(key, 'Create', '==', 0)
-        .then(client.put(key).value(value).lease(leaseId))
-        .else(client.get(key))
-        .options(callOptions(this.d.requestTimeoutMs))
-        .commit();
-      if (r.succeeded) return;
-      const kv = r.responses[0]?.response_range?.kvs[0];
+      const kv = (await client.get(keys.node(self.id)).options(callOptions(this.d.requestTimeoutMs)).exec()).kvs[0];
       const other = kv ? parseNode(kv) : null;
-      if (!kv || other?.clientId === self.clientId) {
-        // Our own key from the previous session (or gone meanwhile): write it under the new lease.
-        await client.put(key).value(value).lease(leaseId).options(callOptions(this.d.requestTimeoutMs)).exec();
-        return;
-      }
+      if (!kv || other?.clientId === self.clientId) return;
       if (Date.now() >= deadline) {
         throw new Error(
-          `node id ${self.id} is already present in etcd (${key}, lease ${kv.lease}, process ${other?.clientId ?? 'unknown'} at ` +
+          `node id ${self.id} is already present in etcd (${keys.node(self.id)}, lease ${kv.lease}, process ${other?.clientId ?? 'unknown'} at ` +
             `${other?.address ?? 'unknown'}): another process runs with this nodeId; stop it or give this node another id`,
         );
       }
@@ -86,52 +83,57 @@ export class EtcdNodes {
     }
   }
 
-  /** Reads the present nodes, then follows changes. */
-  async open(): Promise<void> {
-    const { client, keys } = this.d;
-    const all = await client.getAll().prefix(keys.nodesPrefix).options(callOptions(this.d.requestTimeoutMs)).exec();
-    this.present.clear();
-    for (const kv of all.kvs) this.apply(kv, 'put');
-    this.d.onChange(this.list());
-    if (this.closed) return;
-    const watcher = await client.watch().prefix(keys.nodesPrefix).startRevision(String(Number(all.header.revision) + 1)).create();
-    if (this.closed) return void watcher.cancel().catch(() => undefined);
-    this.watcher = watcher;
-    watcher.on('put', (kv) => this.changed(kv, 'put'));
-    watcher.on('delete', (kv) => this.changed(kv, 'delete'));
-    // etcd3 resumes a broken watch from the last revision it saw; only a compacted one ends up here.
-    watcher.on('error', (e) => {
-      this.d.logger.warn(`etcd node registry watch failed (${e.message}); reading it again`);
-      void this.reopen();
-    });
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = null;
-  }
-
-  private async reopen(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = null;
-    for (let delay = 100; !this.closed; delay = Math.min(2000, delay * 2)) {
-      try {
-        return await this.open();
-      } catch {
-        await new Promise<void>((r) => this.d.timers.setTimeout(r, delay));
-      }
+  /**
+   * Registers this node under `leaseId` (each new session lease registers again). The key is written only when it is
+   * absent or ours (same process): a process that took the id meanwhile keeps it, and this one is told.
+   */
+  async register(leaseId: string): Promise<void> {
+    const { client, keys, self } = this.d;
+    const key = keys.node(self.id);
+    const value = JSON.stringify({ id: self.id, address: self.address, clientId: self.clientId, startedAt: this.startedAt } satisfies NodeValue);
+    const r = await client
+      .if(key, 'Create', '==', 0)
+      .then(client.put(key).value(value).lease(leaseId))
+      .else(client.get(key))
+      .options(callOptions(this.d.requestTimeoutMs))
+      .commit();
+    if (r.succeeded) return;
+    const kv = r.responses[0]?.response_range?.kvs[0];
+    const other = kv ? parseNode(kv) : null;
+    if (kv && other?.clientId !== self.clientId) {
+      throw new Error(`node id ${self.id} was taken by process ${other?.clientId ?? 'unknown'} at ${other?.address ?? 'unknown'} while this one started`);
     }
+    // Our own key from the previous session (or gone meanwhile): write it under the new lease.
+    await client.put(key).value(value).lease(leaseId).options(callOptions(this.d.requestTimeoutMs)).exec();
   }
 
-  private changed(kv: IKeyValue, op: 'put' | 'delete'): void {
-    this.apply(kv, op);
+  /** Reads the present nodes, then follows changes (re-reading after a disconnect or a compaction). */
+  open(): Promise<void> {
+    return this.watched.start();
+  }
+
+  close(): Promise<void> {
+    return this.watched.stop();
+  }
+
+  private async read(): Promise<number> {
+    const all = await this.d.client.getAll().prefix(this.d.keys.nodesPrefix).options(callOptions(this.d.requestTimeoutMs)).exec();
+    this.present.clear();
+    for (const kv of all.kvs) this.set(kv);
+    this.d.onChange(this.list());
+    return revisionOf(all.header.revision);
+  }
+
+  private apply(events: readonly IEvent[]): void {
+    for (const e of events) {
+      if (e.type === 'Delete') this.present.delete(e.kv.key.toString().slice(this.d.keys.nodesPrefix.length));
+      else this.set(e.kv);
+    }
     this.d.onChange(this.list());
   }
 
-  private apply(kv: IKeyValue, op: 'put' | 'delete'): void {
+  private set(kv: IKeyValue): void {
     const id = kv.key.toString().slice(this.d.keys.nodesPrefix.length);
-    if (op === 'delete') return void this.present.delete(id);
     const v = parseNode(kv);
     if (v) this.present.set(id, { id, address: v.address, clientId: v.clientId, leaseId: String(kv.lease), startedAt: v.startedAt });
   }

@@ -63,11 +63,6 @@ export class EtcdKeys {
   taskRun(task: string, fireTime: number): string {
     return `${this.taskPrefix(task)}${String(fireTime).padStart(16, '0')}`;
   }
-
-  /** Where a node without a dataDir remembers the last cluster event it delivered. */
-  cursor(nodeId: string): string {
-    return `${this.prefix}cursors/${nodeId}`;
-  }
 }
 
 /** etcd revisions and lease ids arrive as int64 strings; a revision past 2^53 would be misread, so it is refused. */

@@ -16,7 +16,7 @@ const TASK_RUNS_SHOWN = 20;
 /**
  * Builds status reports. On the embedded backend, match indexes and last contact are known only on the leader, so a
  * follower asks the leader for them (one small request per report): the status of any node shows lag for every
- * member. On etcd there is no replication between app nodes to show; the report carries etcd's own view instead.
+ * member. Where the backend replicates the data itself (etcd), there is no such view; the report carries the backend's own.
  */
 @Injectable()
 export class ClusterStatusService {
@@ -37,7 +37,7 @@ export class ClusterStatusService {
   async report(): Promise<ClusterStatusReport> {
     const c = this.cluster;
     const status = await c.refreshStatus();
-    const view = status.backend === 'embedded' ? await this.replicationView() : null;
+    const view = status.replicatedLog ? await this.replicationView() : null;
     return buildStatusReport({
       status: c.status(),
       view,

@@ -27,20 +27,12 @@ export function watchFirstLeader(cluster: ClusterCoordinator, timeoutMs: number,
   const subscription = cluster.leadership$.pipe(filter((s) => s.leaderId !== ''), take(1)).subscribe((s) => {
     stopTimer();
     const who = s.leaderId === cluster.nodeId ? 'this node leads' : `the leader is ${s.leaderId}`;
-    const on = cluster.status().backend === 'etcd' ? 'on etcd; nodes present' : 'members';
-    log.ready(`cluster ready: ${who} (term ${s.term}; ${on} ${cluster.members.map((m) => m.id).join(', ')})`);
+    log.ready(`cluster ready: ${who} (${cluster.status().backend} backend, term ${s.term}; members ${cluster.members.map((m) => m.id).join(', ')})`);
   });
   if (timeoutMs > 0 && !subscription.closed) {
     timer = setTimeout(() => {
       timer = null;
-      const status = cluster.status();
-      log.late(
-        status.backend === 'etcd'
-          ? `no leader after ${timeoutMs} ms; starting anyway. Commands wait for one; check that etcd answers ` +
-              `(${status.etcd?.endpoints.map((e) => e.url).join(', ') || 'see backend.hosts'}) and that a node holds the election`
-          : `no leader after ${timeoutMs} ms; starting anyway. Commands wait for one; check that a majority of members ` +
-              `(${cluster.members.map((m) => `${m.id}@${m.address}`).join(', ')}) can reach each other and share the secret`,
-      );
+      log.late(`no leader after ${timeoutMs} ms; starting anyway. Commands wait for one; ${cluster.leaderlessHint()}`);
     }, timeoutMs);
     timer.unref(); // a warning is no reason to keep the process alive
   }
