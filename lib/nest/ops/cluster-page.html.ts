@@ -46,6 +46,8 @@ main { max-width: 1180px; margin: 0 auto; padding: 22px 28px 8px; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 6px 0 4px; margin-bottom: 18px; min-width: 0; }
 .panel h2 { font-size: 13px; font-weight: 600; margin: 8px 18px 8px; display: flex; justify-content: space-between; gap: 12px; }
 .panel h2 .hint { color: var(--muted); font-weight: 400; }
+.panel h3 { font-size: 12px; font-weight: 600; margin: 14px 18px 6px; display: flex; justify-content: space-between; gap: 12px; }
+.panel h3 .hint { color: var(--muted); font-weight: 400; }
 table { width: 100%; border-collapse: collapse; }
 th, td { text-align: left; padding: 9px 18px; border-top: 1px solid var(--line); white-space: nowrap; }
 th { color: var(--muted); font-weight: 500; font-size: 12px; background: var(--soft); }
@@ -178,12 +180,12 @@ const SCRIPT = `
         state,
         el('td', 'num', m.matchIndex === null ? '—' : m.matchIndex.toLocaleString()),
         lagCell(m, maxLag),
-        el('td', 'num', m.isSelf && r.viewFrom === r.nodeId ? '—' : dur(m.lastContactMs)),
+        el('td', 'num', (m.isSelf && r.viewFrom === r.nodeId) || !r.replicatedLog ? '—' : dur(m.lastContactMs)),
       );
       return tr;
     }));
-    $('view').textContent = r.backend === 'etcd'
-      ? 'nodes present by their session lease; etcd replicates the data, so there is no lag between them'
+    $('view').textContent = !r.replicatedLog
+      ? 'nodes present now; the backend replicates the data, so there is no lag between them'
       : r.viewFrom === r.nodeId && !r.isLeader
       ? 'no leader answered: last contact as this node saw it'
       : 'match index, lag and last contact as leader ' + r.viewFrom + ' sees them';
@@ -242,7 +244,7 @@ const SCRIPT = `
 
   function renderEtcd(r) {
     const panel = $('etcd');
-    panel.hidden = r.backend !== 'etcd' || !r.etcd;
+    panel.hidden = !r.etcd;
     if (panel.hidden) return;
     const e = r.etcd;
     $('etcd-prefix').textContent = 'keys under ' + e.prefix + (e.leaderEndpoint ? ' · etcd leader ' + e.leaderEndpoint : ' · no etcd leader answered');
@@ -283,7 +285,7 @@ const SCRIPT = `
     $('applied').textContent = 'applied ' + r.appliedIndex.toLocaleString() + ' · snapshot ' + r.snapshotIndex.toLocaleString();
     $('self-role').textContent = r.role;
     $('self-sub').textContent = r.isLeader ? (r.leaseValid ? 'lease valid' : 'lease not confirmed') : 'last index ' + r.lastIndex.toLocaleString();
-    $('backend').textContent = r.backend === 'etcd' ? 'etcd backend' : 'embedded Raft';
+    $('backend').textContent = r.backend + ' backend';
     renderMembers(r);
     renderEtcd(r);
     renderChanges(r);

@@ -33,6 +33,8 @@ export interface ClusterStatusReport {
   readonly nodeId: string;
   /** The consensus engine: the embedded Raft group or etcd. */
   readonly backend: BackendKind;
+  /** The members replicate one log from the leader: match index, lag and last contact describe them. */
+  readonly replicatedLog: boolean;
   /** On etcd: its endpoints, which of them leads etcd, and the app nodes present (their leases). */
   readonly etcd?: EtcdView;
   /** follower, pre-candidate, candidate or leader. */
@@ -119,6 +121,7 @@ export function buildStatusReport(i: ReportInputs): ClusterStatusReport {
   return {
     nodeId: s.nodeId,
     backend: s.backend,
+    replicatedLog: s.replicatedLog,
     ...(s.etcd ? { etcd: s.etcd } : {}),
     role: s.role,
     isLeader: s.isLeader,
