@@ -7,7 +7,7 @@ import { EtcdElection, sessionTiming } from '../../lib/cluster/etcd/election';
 import { SessionLease } from '../../lib/cluster/etcd/session-lease';
 import { EtcdKeys, revisionOf } from '../../lib/cluster/etcd/keys';
 import { NotLeaderException } from '../../lib/cluster/errors';
-import { systemClock, systemTimers } from '../../lib/io/clock';
+import { systemClock, systemTimers, type Timers } from '../../lib/io/clock';
 import type { ClusterLogger } from '../../lib/cluster/logger';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { sleep, waitUntil } from '../support/process-cluster';
@@ -41,32 +41,36 @@ const logger: ClusterLogger = {
   error: (m) => logs.push(`error ${m}`),
 };
 
+const newKeys = () => new EtcdKeys(`t${randomBytes(4).toString('hex')}/`);
+
+/** One node, not started yet; stopped and closed after the test. */
+async function makeNode(keys: EtcdKeys, id: string, electionTimeoutMs = 150, timers: Timers = systemTimers): Promise<Node> {
+  const client = await connectEtcd({ hosts: etcdHosts(etcd), requestTimeoutMs: 1_000 }, `${keys.prefix}probe`);
+  const election = new EtcdElection({
+    client,
+    keys,
+    self: { id, address: `127.0.0.1:${1000 + id.charCodeAt(0)}`, clientId: `${id}-client` },
+    clock: systemClock,
+    timers,
+    logger,
+    electionTimeoutMs,
+    requestTimeoutMs: 1_000,
+  });
+  const node: Node = { id, election, client, leaseChanges: [], leadershipChanges: [] };
+  election.onLeaseChange((valid) => {
+    node.leaseChanges.push({ valid, at: systemClock.now() });
+    logs.push(`${stamp()} ${id} lease ${valid} (session ${election.session?.id ?? 'none'})`);
+  });
+  election.onLeadershipChange((s) => node.leadershipChanges.push({ s, at: systemClock.now() }));
+  nodes.push(node);
+  return node;
+}
+
 async function startNodes(ids: readonly string[]): Promise<{ keys: EtcdKeys; nodes: Node[] }> {
-  const keys = new EtcdKeys(`t${randomBytes(4).toString('hex')}/`);
-  nodes = await Promise.all(
-    ids.map(async (id) => {
-      const client = await connectEtcd({ hosts: etcdHosts(etcd), requestTimeoutMs: 1_000 }, `${keys.prefix}probe`);
-      const election = new EtcdElection({
-        client,
-        keys,
-        self: { id, address: `127.0.0.1:${1000 + id.charCodeAt(0)}`, clientId: `${id}-client` },
-        clock: systemClock,
-        timers: systemTimers,
-        logger,
-        electionTimeoutMs: 150,
-        requestTimeoutMs: 1_000,
-      });
-      const node: Node = { id, election, client, leaseChanges: [], leadershipChanges: [] };
-      election.onLeaseChange((valid) => {
-        node.leaseChanges.push({ valid, at: systemClock.now() });
-        logs.push(`${stamp()} ${id} lease ${valid} (session ${election.session?.id ?? 'none'})`);
-      });
-      election.onLeadershipChange((s) => node.leadershipChanges.push({ s, at: systemClock.now() }));
-      return node;
-    }),
-  );
-  await Promise.all(nodes.map((n) => n.election.start()));
-  return { keys, nodes };
+  const keys = newKeys();
+  const started = await Promise.all(ids.map((id) => makeNode(keys, id)));
+  await Promise.all(started.map((n) => n.election.start()));
+  return { keys, nodes: started };
 }
 
 afterEach(async () => {
@@ -120,7 +124,7 @@ test('exactly one of three leads, observers agree, and the term is the key creat
     expect(key.startsWith(keys.electionPrefix)).toBe(true);
     const kv = (await leader.client.get(key).options(callOptions(2_000)).exec()).kvs[0]!;
     expect(revisionOf(kv.create_revision)).toBe(term);
-    expect(JSON.parse(kv.value.toString())).toEqual({ id: leader.id, address: expect.any(String), clientId: `${leader.id}-client` });
+    expect(JSON.parse(kv.value.toString())).toEqual({ id: leader.id, address: expect.any(String), clientId: `${leader.id}-client`, ttlMs: 2_000 });
     expect(leader.election.tenureToken()).toBe(term);
     for (const n of all) if (n !== leader) expect(n.election.leaderValue()?.id).toBe(leader.id);
 
@@ -160,6 +164,89 @@ test("a crashed leader's tenure ends locally before any other node leads, and th
   expect({ overlaps, logs: overlaps ? logs : [] }).toEqual({ overlaps: 0, logs: [] });
   // The takeover waited for etcd to expire the lease: roughly a TTL (2 s), not at once.
   expect(firstOtherLead - crashedAt).toBeGreaterThan(1_000);
+});
+
+test("a shorter-TTL successor waits out the longer TTL of a predecessor whose key vanished unreleased: no overlap", async () => {
+  const keys = newKeys();
+  // electionTimeout 300 ms -> 3 s session TTL; 150 ms -> 2 s.
+  const long = await makeNode(keys, 'l', 300);
+  const short = await makeNode(keys, 's', 150);
+  expect([sessionTiming(300).ttlS, sessionTiming(150).ttlS]).toEqual([3, 2]);
+  await long.election.start();
+  await agreedLeader([long]);
+  await short.election.start();
+  const { term } = await agreedLeader([long, short]);
+  // The short node campaigned and waits behind the long one's key.
+  await waitUntil('both candidates campaigned', 10_000, async () => {
+    const r = await long.client.getAll().prefix(keys.electionPrefix).options(callOptions(1_000)).exec();
+    return r.kvs.length === 2 ? true : undefined;
+  });
+  const ownKey = long.election.ownKey()!;
+  const kv = (await long.client.get(ownKey).options(callOptions(1_000)).exec()).kvs[0]!;
+  expect(JSON.parse(kv.value.toString())).toMatchObject({ id: 'l', ttlMs: 3_000 });
+
+  // Right after a renewal the long node's local lease lasts longest: nearly its full 3 s TTL.
+  const renewedFrom = long.election.session!.validUntil;
+  await waitUntil('a renewal of the long node', 5_000, async () => (long.election.session!.validUntil > renewedFrom ? true : undefined), 1);
+
+  // One sampler on one clock, every 5 ms.
+  let samples = 0;
+  let overlaps = 0;
+  const sampler = setInterval(() => {
+    samples++;
+    if (long.election.hasValidLease() && short.election.hasValidLease() && overlaps++ === 0) logs.push(`${stamp()} OVERLAP`);
+  }, 5);
+  try {
+    // etcd's early revoke, as the old leader lives it: the key vanishes without a released mark, and the node, cut
+    // off from etcd (its watch on a stalled member), keeps its local lease until validUntil. crash() is that node.
+    long.election.crash();
+    const deletedAt = systemClock.now();
+    await long.client.delete().key(ownKey).options(callOptions(1_000)).exec();
+    logs.push(`${stamp()} deleted ${ownKey}`);
+    const next = await agreedLeader([short], 15_000, term);
+    expect(next.leader).toBe(short);
+    const counted = short.leaseChanges.find((c) => c.valid)!.at;
+    expect({ waited: counted - deletedAt >= 3_000, logs: counted - deletedAt >= 3_000 ? [] : logs }).toEqual({ waited: true, logs: [] });
+    // The long node's own lease ended (by its clock) before the short one's counted.
+    const ended = long.leaseChanges.find((c) => !c.valid)!.at;
+    expect(ended).toBeLessThan(counted);
+    await sleep(50);
+  } finally {
+    clearInterval(sampler);
+  }
+  expect(samples).toBeGreaterThan(300);
+  expect({ overlaps, logs: overlaps ? logs : [] }).toEqual({ overlaps: 0, logs: [] });
+});
+
+test('stop() after crash() ends the tenure at once and leaves no timer of the election pending', async () => {
+  const pending = new Set<object>();
+  const counting: Timers = {
+    setTimeout(fn, ms) {
+      const h = {};
+      pending.add(h);
+      const t = systemTimers.setTimeout(() => {
+        pending.delete(h);
+        fn();
+      }, ms);
+      return {
+        cancel: () => {
+          pending.delete(h);
+          t.cancel();
+        },
+      };
+    },
+    setImmediate: (fn) => systemTimers.setImmediate(fn),
+  };
+  const node = await makeNode(newKeys(), 'a', 150, counting);
+  await node.election.start();
+  await agreedLeader([node]);
+  node.election.crash();
+  expect(node.election.hasValidLease()).toBe(true); // until validUntil, by its own clock
+  await node.election.stop();
+  expect(node.election.hasValidLease()).toBe(false);
+  expect(node.leaseChanges.at(-1)?.valid).toBe(false);
+  await sleep(100); // callbacks of calls that were in flight
+  expect(pending.size).toBe(0);
 });
 
 test('confirm() resolves on the leader with a revision at or past the term, and throws NotLeaderException elsewhere', async () => {

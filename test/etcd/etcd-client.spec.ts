@@ -118,35 +118,88 @@ test('toClusterError on a real killed endpoint says unreachable, and on a stoppe
   }
 });
 
-// Last: it turns auth on for this etcd.
-test('auth: a wrong password and a user without permission on the prefix fail with what to fix', async () => {
-  const root = rawClient(etcdHosts(etcd));
+// Last: it turns auth on for this etcd, and off again after its tests.
+describe('auth', () => {
   const p = prefix();
-  const hosts = etcdHosts(etcd);
-  try {
-    await root.user('root').create('rootpw', callOptions(5_000));
-    await root.role('root').create(callOptions(5_000));
-    await root.user('root').addRole('root', callOptions(5_000));
-    await root.role('app').create(callOptions(5_000));
-    await root.role('app').grant({ permission: 'Readwrite', range: Range.prefix(p) }, callOptions(5_000));
-    await root.user('app').create('apppw', callOptions(5_000));
-    await root.user('app').addRole('app', callOptions(5_000));
-    await root.user('other').create('otherpw', callOptions(5_000));
-    await root.auth.authEnable(callOptions(5_000));
-  } finally {
-    root.close();
-  }
+  let hosts: string[];
+  const rootClient = () => new Etcd3({ hosts, auth: { username: 'root', password: 'rootpw' }, faultHandling: { host: () => noop, global: noop } });
 
-  const wrong = await failure(connectEtcd({ hosts, auth: { username: 'app', password: 'nope' }, requestTimeoutMs: 2_000 }, `${p}probe`));
-  expect(wrong.message).toMatch(/^etcd rejected user app: wrong user name or password/);
+  beforeAll(async () => {
+    hosts = etcdHosts(etcd);
+    const root = rawClient(hosts);
+    try {
+      await root.user('root').create('rootpw', callOptions(5_000));
+      await root.role('root').create(callOptions(5_000));
+      await root.user('root').addRole('root', callOptions(5_000));
+      await root.role('app').create(callOptions(5_000));
+      await root.role('app').grant({ permission: 'Readwrite', range: Range.prefix(p) }, callOptions(5_000));
+      await root.user('app').create('apppw', callOptions(5_000));
+      await root.user('app').addRole('app', callOptions(5_000));
+      await root.role('reader').create(callOptions(5_000));
+      await root.role('reader').grant({ permission: 'Read', range: Range.prefix(p) }, callOptions(5_000));
+      await root.user('reader').create('readerpw', callOptions(5_000));
+      await root.user('reader').addRole('reader', callOptions(5_000));
+      await root.user('other').create('otherpw', callOptions(5_000));
+      await root.auth.authEnable(callOptions(5_000));
+    } finally {
+      root.close();
+    }
+  });
 
-  const denied = await failure(connectEtcd({ hosts, auth: { username: 'other', password: 'otherpw' }, requestTimeoutMs: 2_000 }, `${p}probe`));
-  expect(denied.message).toContain(`etcd user other may not read ${p}*`);
+  // Isolation: tests added after this block find the etcd as before (auth off, only the extra users left).
+  afterAll(async () => {
+    const root = rootClient();
+    try {
+      await root.auth.authDisable(callOptions(5_000));
+    } finally {
+      root.close();
+    }
+  });
 
-  const ok = await connectEtcd({ hosts, auth: { username: 'app', password: 'apppw' }, requestTimeoutMs: 2_000 }, `${p}probe`);
-  try {
-    await ok.put(`${p}k`).value('v').options(callOptions(2_000)).exec();
-  } finally {
-    ok.close();
-  }
+  test('a wrong password and a user without permission on the prefix fail with what to fix', async () => {
+    const wrong = await failure(connectEtcd({ hosts, auth: { username: 'app', password: 'nope' }, requestTimeoutMs: 2_000 }, `${p}probe`));
+    expect(wrong.message).toMatch(/^etcd rejected user app: wrong user name or password/);
+
+    const denied = await failure(connectEtcd({ hosts, auth: { username: 'other', password: 'otherpw' }, requestTimeoutMs: 2_000 }, `${p}probe`));
+    expect(denied.message).toContain(`etcd user other may not read ${p}*`);
+
+    const ok = await connectEtcd({ hosts, auth: { username: 'app', password: 'apppw' }, requestTimeoutMs: 2_000 }, `${p}probe`);
+    try {
+      await ok.put(`${p}k`).value('v').options(callOptions(2_000)).exec();
+    } finally {
+      ok.close();
+    }
+  });
+
+  test('a read-only user fails at startup, saying it may not write the prefix, and leaves no probe key or lease', async () => {
+    const root = rootClient();
+    try {
+      const leasesBefore = (await root.leaseClient.leaseLeases(callOptions(2_000))).leases.length;
+      const e = await failure(connectEtcd({ hosts, auth: { username: 'reader', password: 'readerpw' }, requestTimeoutMs: 2_000 }, `${p}probe`));
+      expect(e.message).toBe(
+        `etcd user reader may not write ${p}* (needs read/write on ${p}* and lease grant/revoke): grant its role readwrite ` +
+          `on the prefix (etcdctl role grant-permission <role> --prefix=true readwrite ${p})`,
+      );
+      expect((await root.get(`${p}probe`).options(callOptions(2_000)).exec()).kvs).toHaveLength(0);
+      expect((await root.leaseClient.leaseLeases(callOptions(2_000))).leases.length).toBe(leasesBefore);
+
+      // The writer's probe cleans up after itself too.
+      const ok = await connectEtcd({ hosts, auth: { username: 'app', password: 'apppw' }, requestTimeoutMs: 2_000 }, `${p}probe`);
+      ok.close();
+      expect((await root.get(`${p}probe`).options(callOptions(2_000)).exec()).kvs).toHaveLength(0);
+      expect((await root.leaseClient.leaseLeases(callOptions(2_000))).leases.length).toBe(leasesBefore);
+    } finally {
+      root.close();
+    }
+  });
+
+  test('no auth against an etcd with auth enabled: says to set backend.auth', async () => {
+    const e = await failure(connectEtcd({ hosts, requestTimeoutMs: 2_000 }, `${p}probe`));
+    expect(e.message).toBe('etcd requires authentication: set backend.auth { username, password }');
+  });
+});
+
+test('after the auth tests, the etcd takes clients without auth again', async () => {
+  const client = await connectEtcd({ hosts: etcdHosts(etcd), requestTimeoutMs: 2_000 }, `${prefix()}probe`);
+  client.close();
 });

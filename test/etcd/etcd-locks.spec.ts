@@ -1,11 +1,13 @@
 /**
  * EtcdLocks against a real three-member etcd: FIFO hand-over with growing fencing tokens, takeover after a crashed
- * holder's lease runs out, timeouts and aborts that leave no key behind, and a holder cut off from etcd giving up
- * (signal) before anyone else can get the lock. All times are read on this process's performance.now().
+ * holder's lease runs out, timeouts and aborts that leave no key behind, a holder cut off from etcd giving up
+ * (signal) before anyone else can get the lock, a holder whose key etcd drops early (etcd-io/etcd#15247) outlived by
+ * the waiter's takeover wait, and no overlap while etcd's leader member is paused. All times are read on this
+ * process's performance.now().
  */
 import { randomUUID } from 'node:crypto';
 import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IKeyValue } from 'etcd3';
 import { systemClock, systemTimers } from '../../lib/io/clock';
 import type { DistributedLock } from '../../lib/cluster/distributed-lock';
 import { EtcdLocks } from '../../lib/cluster/etcd/etcd-locks';
@@ -29,8 +31,8 @@ function newClient(hosts: string[] = etcdHosts(etcd)): Etcd3 {
 }
 
 /** A node's locks: its own etcd client unless given one. */
-function node(keys: EtcdKeys, owner: string, client = newClient()): { locks: EtcdLocks; client: Etcd3 } {
-  const locks = new EtcdLocks({ client, keys, clock: systemClock, timers: systemTimers, owner, requestTimeoutMs: REQUEST_TIMEOUT });
+function node(keys: EtcdKeys, owner: string, client = newClient(), requestTimeoutMs = REQUEST_TIMEOUT): { locks: EtcdLocks; client: Etcd3 } {
+  const locks = new EtcdLocks({ client, keys, clock: systemClock, timers: systemTimers, owner, requestTimeoutMs });
   return { locks, client };
 }
 
@@ -41,6 +43,14 @@ function freshKeys(): EtcdKeys {
 /** Queue keys of lock `name` in etcd now. */
 async function queueLength(keys: EtcdKeys, name: string): Promise<number> {
   return observer.getAll().prefix(keys.lockPrefix(name)).count();
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The oldest queue key of lock `name` (its holder), with its lease id and parsed value. */
+async function headOf(keys: EtcdKeys, name: string): Promise<{ key: string; lease: string; value: Record<string, unknown> }> {
+  const kv = (await observer.getAll().prefix(keys.lockPrefix(name)).sort('Create', 'Ascend').limit(1).exec()).kvs[0]!;
+  return { key: kv.key.toString(), lease: kv.lease, value: JSON.parse(kv.value.toString()) as Record<string, unknown> };
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -234,4 +244,121 @@ test('a holder cut off from etcd: its signal aborts (lease not renewable) before
   } finally {
     await relay.close();
   }
+});
+
+test('a holder whose key etcd drops early: the waiter counts the lock only a ttl later, after the holder stopped trusting it', async () => {
+  const keys = freshKeys();
+  const ttl = 2_000;
+  const holder = await node(keys, 'h').locks.acquire('early', { ttl });
+  const head = await headOf(keys, 'early');
+  expect(head.value).toEqual({ owner: 'h', ttl }); // the ttl a successor has to wait out
+  let gotAt = 0;
+  const pw = node(keys, 'w').locks.acquire('early', { ttl, wait: 30_000 }).then((l) => ((gotAt = performance.now()), keep(l)));
+  await until('waiter queued', async () => (await queueLength(keys, 'early')) === 2);
+  // One clock, one sampler: the holder's last moment of held === true against the waiter's grant.
+  let lastHeld = 0;
+  const sampler = setInterval(() => {
+    if (holder.held) lastHeld = performance.now();
+  }, 5);
+  try {
+    expect(holder.held).toBe(true);
+    // What a stale etcd leader does: the lease goes while the holder still trusts its local lease.
+    const droppedAt = performance.now();
+    await observer.leaseClient.leaseRevoke({ ID: head.lease });
+    const lw = await pw;
+    expect(gotAt - droppedAt).toBeGreaterThanOrEqual(ttl);
+    expect(gotAt).toBeGreaterThan(lastHeld);
+    expect(holder.held).toBe(false);
+    expect(holder.signal.aborted).toBe(true);
+    expect(holder.signal.reason).toBeInstanceOf(LockLostException);
+    expect(lw.token).toBeGreaterThan(holder.token);
+  } finally {
+    clearInterval(sampler);
+  }
+});
+
+test('a released holder marks its key before it goes; a wait shorter than the takeover wait times out, leaving no key', async () => {
+  const keys = freshKeys();
+  const ttl = 2_000;
+  const la = await node(keys, 'a').locks.acquire('mark', { ttl });
+  const { key } = await headOf(keys, 'mark');
+  // The value a successor's watch sees as the deleted key's previous one.
+  const w = await observer.watch().key(key).only('delete').withPreviousKV().create();
+  const prev = new Promise<unknown>((resolve) => w.on('delete', (_kv, p?: IKeyValue) => resolve(p && JSON.parse(p.value.toString()))));
+  await la.release();
+  expect(await prev).toEqual({ owner: 'a', ttl, released: true });
+  await w.cancel();
+
+  const holder = await node(keys, 'h').locks.acquire('mark', { ttl });
+  const head = await headOf(keys, 'mark');
+  const pw = node(keys, 'w').locks.acquire('mark', { ttl, wait: 1_000 });
+  await until('waiter queued', async () => (await queueLength(keys, 'mark')) === 2);
+  const t0 = performance.now();
+  await observer.leaseClient.leaseRevoke({ ID: head.lease });
+  await expect(pw).rejects.toBeInstanceOf(LockTimeoutException);
+  expect(performance.now() - t0).toBeLessThan(900); // it knew at once that the lock could not count in time
+  expect(await queueLength(keys, 'mark')).toBe(0);
+  await holder.release();
+});
+
+test("etcd's leader member paused for 3 s under contention from three clients: critical sections never overlap, tokens rise", async () => {
+  const keys = freshKeys();
+  const ttl = 1_000; // etcd's shortest lease: the paused etcd leader finds them all expired when it resumes
+  const contenders = ['a', 'b', 'c'].map((o) => ({ owner: o, locks: node(keys, o, newClient(), 1_000).locks, current: null as DistributedLock | null }));
+  const sections: { owner: string; token: number; start: number; end: number }[] = [];
+  const open = new Map<DistributedLock, { owner: string; token: number; start: number; end: number }>();
+  let overlaps = 0;
+  const errors: string[] = [];
+  // Every 5 ms on one clock: which locks believe they are held.
+  const sampler = setInterval(() => {
+    const now = performance.now();
+    const holding = contenders.filter((c) => c.current?.held);
+    for (const c of holding) open.get(c.current!)!.end = now;
+    if (holding.length > 1) overlaps++;
+  }, 5);
+  let running = true;
+  const loops = contenders.map(async (c) => {
+    while (running) {
+      let lock: DistributedLock;
+      try {
+        lock = await c.locks.acquire('busy', { ttl, wait: 30_000 });
+      } catch (e) {
+        errors.push(`${c.owner}: ${(e as Error).message}`);
+        await sleep(20);
+        continue;
+      }
+      const s = { owner: c.owner, token: lock.token, start: performance.now(), end: performance.now() };
+      open.set(lock, s);
+      sections.push(s);
+      c.current = lock;
+      // Work for most of a lease: a holder whose key etcd dropped early keeps trusting its lease meanwhile.
+      for (let i = 0; i < 140 && lock.held; i++) await sleep(5);
+      if (lock.held) s.end = performance.now();
+      c.current = null;
+      await lock.release();
+    }
+  });
+  const etcdLeader = await etcd.settled(20_000);
+  let resumedAt = 0;
+  try {
+    await sleep(1_500);
+    etcdLeader.pause();
+    await sleep(3_000);
+    etcdLeader.resume();
+    resumedAt = performance.now();
+    await sleep(5_000);
+  } finally {
+    etcdLeader.resume();
+    running = false;
+    await Promise.all(loops);
+    clearInterval(sampler);
+  }
+  await etcd.settled(20_000);
+
+  const byStart = [...sections].sort((x, y) => x.start - y.start);
+  const overlapping = byStart.filter((s, i) => i > 0 && s.start < Math.max(...byStart.slice(0, i).map((p) => p.end)));
+  expect({ overlaps, overlapping, errors: overlaps ? errors : [] }).toEqual({ overlaps: 0, overlapping: [], errors: [] });
+  for (let i = 1; i < byStart.length; i++) expect(byStart[i]!.token).toBeGreaterThan(byStart[i - 1]!.token);
+  expect(sections.length).toBeGreaterThan(10);
+  expect(sections.some((s) => s.start > resumedAt)).toBe(true); // it recovered
 });

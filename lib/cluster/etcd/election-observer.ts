@@ -27,6 +27,8 @@ export class LeaderObserver {
   private lastOkAt = -Infinity;
   private watcher: Watcher | null = null;
   private pollTimer: TimerHandle | null = null;
+  private rewatchTimer: TimerHandle | null = null;
+  private longestTtl: number | undefined;
   private reading = false;
   private again = false;
   private readonly stopper = new AbortController();
@@ -69,6 +71,14 @@ export class LeaderObserver {
     return this.d.clock.now() - this.lastOkAt > this.d.ttlMs ? null : this.view;
   }
 
+  /**
+   * The longest session TTL (ms) written into any leader value read so far (undefined: none carried one). A key that
+   * vanished just before this node campaigned was most likely one of these leaders (see EtcdElection.takeoverWaitMs).
+   */
+  get longestTtlMs(): number | undefined {
+    return this.longestTtl;
+  }
+
   /** The last term seen, even when the view is stale. */
   get lastTerm(): number {
     return this.view.term;
@@ -78,6 +88,8 @@ export class LeaderObserver {
     this.stopper.abort();
     this.pollTimer?.cancel();
     this.pollTimer = null;
+    this.rewatchTimer?.cancel();
+    this.rewatchTimer = null;
     const w = this.watcher;
     this.watcher = null;
     if (w) void w.cancel().catch(() => undefined);
@@ -97,7 +109,11 @@ export class LeaderObserver {
     if (header < this.view.header) return; // an older answer overtaken by a newer one
     const kv = r.kvs[0];
     if (!kv) this.view = { value: null, term: this.view.term, firstRev: null, header };
-    else this.view = { value: parseValue(kv), term: revisionOf(kv.create_revision), firstRev: revisionOf(kv.create_revision), header };
+    else {
+      const value = parseValue(kv);
+      if (value?.ttlMs !== undefined) this.longestTtl = Math.max(this.longestTtl ?? 0, value.ttlMs);
+      this.view = { value, term: revisionOf(kv.create_revision), firstRev: revisionOf(kv.create_revision), header };
+    }
   }
 
   /** Reads again, one read at a time; changes during a read cause one more. */
@@ -145,16 +161,23 @@ export class LeaderObserver {
       if (this.watcher !== w) return;
       void w.cancel().catch(() => undefined);
       this.refresh();
-      this.d.timers.setTimeout(() => this.watcher === w && this.watch(), BACKOFF_FIRST_MS);
+      // Tracked so stop() cancels it: a re-watch after stop would open a watcher nobody closes.
+      this.rewatchTimer?.cancel();
+      this.rewatchTimer = this.d.timers.setTimeout(() => {
+        this.rewatchTimer = null;
+        if (this.watcher === w) this.watch();
+      }, BACKOFF_FIRST_MS);
     });
   }
 }
 
-function parseValue(kv: IKeyValue): ElectionValue | null {
+/** An election value, or null when the key holds something else. `ttlMs` is absent in values of older versions. */
+export function parseValue(kv: IKeyValue): ElectionValue | null {
   try {
-    const v = JSON.parse(kv.value.toString()) as Partial<ElectionValue>;
+    const v = JSON.parse(kv.value.toString()) as Partial<Record<keyof ElectionValue, unknown>>;
     if (typeof v.id === 'string' && typeof v.address === 'string' && typeof v.clientId === 'string') {
-      return { id: v.id, address: v.address, clientId: v.clientId };
+      const ttlMs = typeof v.ttlMs === 'number' && Number.isFinite(v.ttlMs) && v.ttlMs > 0 ? v.ttlMs : undefined;
+      return { id: v.id, address: v.address, clientId: v.clientId, ...(ttlMs === undefined ? {} : { ttlMs }) };
     }
   } catch {
     // falls through: not ours

@@ -6,6 +6,8 @@
  * etcd can expire the lease (see session-lease.ts), so the next leader is elected only after the previous one stopped.
  * Because older etcd releases can revoke a lease early (takeoverDelayMs), a new leader's lease counts only a TTL after
  * its predecessor vanished, unless that predecessor marked its key released (resign, stop) after ending its tenure.
+ * That TTL is the longer of the node's own and the predecessor's: every value carries its writer's TTL (`ttlMs`), since
+ * nodes with different election timeouts hold leases of different lengths.
  */
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { LeadershipSource, LeadershipState } from '../backend.js';
@@ -13,7 +15,7 @@ import type { Clock, TimerHandle, Timers } from '../../io/clock.js';
 import type { ClusterLogger } from '../logger.js';
 import { NotLeaderException } from '../errors.js';
 import { callOptions, toClusterError } from './etcd-client.js';
-import { LeaderObserver } from './election-observer.js';
+import { LeaderObserver, parseValue } from './election-observer.js';
 import { backoff, Outage, sleep } from './etcd-retry.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
 import { SessionLease } from './session-lease.js';
@@ -22,6 +24,11 @@ export interface ElectionValue {
   readonly id: string;
   readonly address: string;
   readonly clientId: string;
+  /**
+   * The session TTL (ms) its writer's lease validity is based on: a successor waits at least this long after the key
+   * vanished unreleased. Absent in values written by older versions; their TTL is taken to be the reader's own.
+   */
+  readonly ttlMs?: number;
 }
 
 export interface EtcdElectionDeps {
@@ -37,9 +44,11 @@ export interface EtcdElectionDeps {
   readonly ttlS?: number;
   /**
    * How long a newly elected node waits, after a predecessor's key vanished without being released (expiry, or a
-   * crash) and after its own campaign, before its lease counts. Default: the session TTL. etcd before the fix for
-   * etcd-io/etcd#15247 (PR #16822) can revoke leases up to a TTL early when its own leader stalls (a stale leader's
-   * revokes get committed), so the previous leader may still hold a locally valid lease; 0 trusts etcd's expiry.
+   * crash) and after its own campaign, before its lease counts. Default: the longer of the own session TTL and the
+   * predecessor's (its value's `ttlMs`; for the wait after the campaign, the longest one the observer saw on a
+   * leader). etcd before the fix for etcd-io/etcd#15247 (PR #16822) can revoke leases up to a TTL early when its own
+   * leader stalls (a stale leader's revokes get committed), so the previous leader may still hold a locally valid
+   * lease; 0 trusts etcd's expiry.
    */
   readonly takeoverDelayMs?: number;
   /** After each new session lease is granted, before campaigning with it (the backend registers the node under it). */
@@ -64,6 +73,8 @@ interface Turn {
   /** The predecessor waited for last, and whether it released its key deliberately. */
   pred: string | null;
   predReleased?: boolean;
+  /** The predecessor's `ttlMs`, when its value carried one. */
+  predTtlMs?: number | undefined;
 }
 
 function untilAborted(signal: AbortSignal): Promise<never> {
@@ -91,7 +102,6 @@ interface Tenure {
 export class EtcdElection implements LeadershipSource {
   private readonly ttlS: number;
   private readonly marginMs: number;
-  private readonly takeoverDelayMs: number;
   private readonly observer: LeaderObserver;
   private readonly outage: Outage;
   private readonly leadershipListeners = new Set<(s: LeadershipState) => void>();
@@ -111,7 +121,6 @@ export class EtcdElection implements LeadershipSource {
     const t = sessionTiming(d.electionTimeoutMs, d.ttlS);
     this.ttlS = t.ttlS;
     this.marginMs = t.marginMs;
-    this.takeoverDelayMs = d.takeoverDelayMs ?? this.ttlS * 1000;
     this.outage = new Outage(d.logger, `etcd election (${d.self.id})`);
     this.observer = new LeaderObserver({
       client: d.client,
@@ -133,8 +142,10 @@ export class EtcdElection implements LeadershipSource {
     if (this.started) throw new Error('the etcd election was started before');
     this.started = true;
     this.active = true;
-    this.loopDone = this.campaignLoop();
-    await this.observer.start();
+    // The observer reads first: the leaders it has seen bound the takeover wait after the first campaign.
+    const observed = this.observer.start();
+    this.loopDone = observed.then(() => this.campaignLoop());
+    await observed;
     this.notify();
   }
 
@@ -212,7 +223,14 @@ export class EtcdElection implements LeadershipSource {
 
   /** Ends the tenure, revokes the lease (others elect at once), closes watchers; no more campaigning. */
   async stop(): Promise<void> {
-    if (!this.active) return;
+    if (!this.active) {
+      // After crash() the tenure would end at its timer: a stop ends it now and leaves no timer pending.
+      if (this.crashed) {
+        this.endTenure('stopped');
+        await this.loopEnded();
+      }
+      return;
+    }
     this.active = false;
     this.stopper.abort();
     const cur = this.current;
@@ -221,7 +239,11 @@ export class EtcdElection implements LeadershipSource {
     cur?.abort.abort();
     this.observer.stop();
     if (cur) await this.release(cur.session);
-    // The loop may be inside a grant or a callback: give it a request timeout to notice.
+    await this.loopEnded();
+  }
+
+  /** The loop may be inside a grant or a callback: give it a request timeout to notice. */
+  private async loopEnded(): Promise<void> {
     const giveUp = new AbortController();
     await Promise.race([this.loopDone, sleep(this.d.timers, this.d.requestTimeoutMs + 1_000, giveUp.signal)]);
     giveUp.abort();
@@ -294,9 +316,10 @@ export class EtcdElection implements LeadershipSource {
     if (onSession) await this.retrying(signal, 'registering this node', () => onSession(session));
     const key = this.d.keys.electionKey(session.id);
     const rev = await this.retrying(signal, 'campaigning', () => this.campaign(key, session));
-    // A leader whose lease etcd dropped early may have gone just before our campaign: see takeoverDelayMs.
-    const turn: Turn = { notBefore: this.d.clock.now() + this.takeoverDelayMs, pred: null };
-    await this.retrying(signal, 'waiting for the earlier candidates', () => this.waitForTurn(key, rev, turn, signal));
+    // A leader whose lease etcd dropped early may have gone just before our campaign (see takeoverDelayMs): it was,
+    // most likely, one the observer saw, so wait out the longest TTL seen on a leader.
+    const turn: Turn = { notBefore: this.d.clock.now() + this.takeoverWaitMs(session, this.observer.longestTtlMs), pred: null };
+    await this.retrying(signal, 'waiting for the earlier candidates', () => this.waitForTurn(key, rev, session, turn, signal));
     const beforeLeading = this.d.beforeLeading;
     if (beforeLeading) await this.retrying(signal, 'preparing to lead', () => beforeLeading(rev));
     const wait = turn.notBefore - this.d.clock.now();
@@ -331,7 +354,7 @@ export class EtcdElection implements LeadershipSource {
     const c = this.d.client;
     const r = await c
       .if(key, 'Create', '==', 0)
-      .then(c.put(key).value(JSON.stringify(this.d.self)).lease(session.id))
+      .then(c.put(key).value(JSON.stringify(this.valueFor(session))).lease(session.id))
       .else(c.get(key))
       .options(callOptions(this.d.requestTimeoutMs))
       .commit();
@@ -345,7 +368,7 @@ export class EtcdElection implements LeadershipSource {
    * Resolves once no key under the election prefix was created before `rev`, while the own key still exists (else
    * KeyLost). Moves `turn.notBefore` past every predecessor that vanished without releasing its key.
    */
-  private async waitForTurn(key: string, rev: number, turn: Turn, signal: AbortSignal): Promise<void> {
+  private async waitForTurn(key: string, rev: number, session: SessionLease, turn: Turn, signal: AbortSignal): Promise<void> {
     const c = this.d.client;
     for (;;) {
       if (signal.aborted) throw new Aborted();
@@ -358,13 +381,29 @@ export class EtcdElection implements LeadershipSource {
       const kv = rev > 1 ? r.responses[0]?.response_range.kvs[0] : undefined;
       const pred = kv ? kv.key.toString() : null;
       if (turn.pred !== null && turn.pred !== pred && !turn.predReleased) {
-        turn.notBefore = Math.max(turn.notBefore, this.d.clock.now() + this.takeoverDelayMs);
+        turn.notBefore = Math.max(turn.notBefore, this.d.clock.now() + this.takeoverWaitMs(session, turn.predTtlMs));
       }
       turn.pred = pred;
       turn.predReleased = false;
+      turn.predTtlMs = kv ? parseValue(kv)?.ttlMs : undefined;
       if (!kv) return;
       if ((await this.deleted(kv.key, revisionOf(r.header.revision) + 1, signal)) === 'released') turn.predReleased = true;
     }
+  }
+
+  /**
+   * How long a predecessor that vanished unreleased may still hold a locally valid lease: its TTL (`predTtlMs`, or
+   * the own one for values without it), and never less than the own TTL. An explicit takeoverDelayMs overrides both.
+   */
+  private takeoverWaitMs(session: SessionLease, predTtlMs: number | undefined): number {
+    if (this.d.takeoverDelayMs !== undefined) return this.d.takeoverDelayMs;
+    const own = session.ttlS * 1000;
+    return Math.max(own, predTtlMs ?? own);
+  }
+
+  /** The own election value: the granted TTL, which the lease's validity is based on, tells successors how long to wait. */
+  private valueFor(session: SessionLease): ElectionValue {
+    return { ...this.d.self, ttlMs: session.ttlS * 1000 };
   }
 
   /** Resolves when `key` is deleted after `fromRev` (saying whether it was released), the session ends, or it is time to look again. */
@@ -413,7 +452,7 @@ export class EtcdElection implements LeadershipSource {
    */
   private async release(session: SessionLease): Promise<void> {
     // ignoreLease: keeps the key on its lease, and fails instead of creating a key that is already gone.
-    const value = JSON.stringify({ ...this.d.self, released: true });
+    const value = JSON.stringify({ ...this.valueFor(session), released: true });
     await this.d.client
       .put(this.d.keys.electionKey(session.id))
       .value(value)

@@ -10,6 +10,7 @@ import {
   Etcd3,
   EtcdAuthenticationFailedError,
   EtcdError,
+  EtcdInvalidAuthTokenError,
   EtcdPermissionDeniedError,
   EtcdWatchStreamEnded,
   GRPCCancelledError,
@@ -75,6 +76,7 @@ const TLS_FAILURE = /certificate|ssl|tls|handshake|wrong version number|self.sig
 function describeEndpointFailure(host: string, e: unknown, o: EtcdConnectOptions): string {
   const msg = e instanceof Error ? e.message : String(e);
   if (e instanceof EtcdAuthenticationFailedError) return authRejected(o);
+  if (needsAuth(e, o)) return AUTH_REQUIRED;
   if (e instanceof EtcdError && /authentication is not enabled/.test(msg)) {
     return `etcd at ${host} has authentication disabled: remove auth from the options, or enable auth in etcd`;
   }
@@ -88,13 +90,44 @@ function authRejected(o: EtcdConnectOptions): string {
   return `etcd rejected user ${o.auth?.username ?? '(none)'}: wrong user name or password — check auth.username and auth.password`;
 }
 
+const AUTH_REQUIRED = 'etcd requires authentication: set backend.auth { username, password }';
+
+/** etcd with auth enabled answers a request without a token so ("user name is empty"), or with a stale one so. */
+function needsAuth(e: unknown, o: EtcdConnectOptions): boolean {
+  if (o.auth) return false;
+  return e instanceof EtcdInvalidAuthTokenError || (e instanceof Error && /user name is empty|invalid auth token/.test(e.message));
+}
+
+/** The TTL (s) of the probe's lease: a probe key left behind by a crash mid-probe is gone soon. */
+const PROBE_LEASE_TTL_S = 5;
+
+type ProbeStep = 'read' | 'write';
+
+function describeProbeFailure(e: unknown, step: ProbeStep, host: string, probeKey: string, o: EtcdConnectOptions): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  if (needsAuth(e, o)) return AUTH_REQUIRED;
+  if (e instanceof EtcdAuthenticationFailedError) return authRejected(o);
+  const user = o.auth?.username ?? '(none)';
+  const prefix = probeKey.slice(0, probeKey.lastIndexOf('/') + 1) || probeKey;
+  const grant = `grant its role readwrite on the prefix (etcdctl role grant-permission <role> --prefix=true readwrite ${prefix})`;
+  if (e instanceof EtcdPermissionDeniedError) {
+    return step === 'read'
+      ? `etcd user ${user} may not read ${prefix}*: ${grant}`
+      : `etcd user ${user} may not write ${prefix}* (needs read/write on ${prefix}* and lease grant/revoke): ${grant}`;
+  }
+  return step === 'read'
+    ? `etcd at ${host} answered but a linearizable read failed (${msg}): does etcd have a leader?`
+    : `etcd at ${host} answered but a test write under a lease failed (${msg}): does etcd have a leader?`;
+}
+
 /** A client with the backend's settings and no probe (for per-endpoint status calls). */
 export function etcdClient(o: EtcdConnectOptions): Etcd3 {
   return new Etcd3(clientOptions(o, o.hosts));
 }
 
 /**
- * Creates the client and probes it: maintenance.status() on each endpoint, then a linearizable get under `probeKey`.
+ * Creates the client and probes it: maintenance.status() on each endpoint, then a linearizable get under `probeKey`,
+ * then a write as the backend does them: grant a lease, put `probeKey` under it, delete it, revoke the lease.
  * Fails with an Error that says what is wrong and what to do. Endpoints that do not answer are tolerated as long as
  * one does (a member may be down); all of them are listed when none answers.
  */
@@ -114,6 +147,7 @@ export async function connectEtcd(o: EtcdConnectOptions, probeKey: string): Prom
       reachable ??= host;
     } catch (e) {
       if (e instanceof EtcdAuthenticationFailedError) throw new Error(authRejected(o));
+      if (needsAuth(e, o)) throw new Error(AUTH_REQUIRED);
       failures.push(describeEndpointFailure(host, e, o));
     } finally {
       one.close();
@@ -123,20 +157,27 @@ export async function connectEtcd(o: EtcdConnectOptions, probeKey: string): Prom
     throw new Error(`no etcd endpoint answered within ${o.requestTimeoutMs} ms: ${failures.join('; ')}. Check the hosts and that etcd runs there`);
   }
 
-  // Probe a linearizable read through a reachable endpoint: it needs an etcd leader and read permission.
+  // Probe through a reachable endpoint: a linearizable read needs an etcd leader and read permission; the write
+  // catches a read-only user here, which would otherwise fail every registration and campaign after one warning.
   const probe = etcdClient({ ...o, hosts: [reachable] });
+  const opts = () => callOptions(o.requestTimeoutMs);
+  let step: ProbeStep = 'read';
+  let lease: string | null = null;
   try {
-    await probe.get(probeKey).options(callOptions(o.requestTimeoutMs)).exec();
+    await probe.get(probeKey).options(opts()).exec();
+    step = 'write';
+    const granted = await probe.leaseClient.leaseGrant({ TTL: PROBE_LEASE_TTL_S, ID: 0 }, opts());
+    if (granted.error) throw new Error(`etcd refused a ${PROBE_LEASE_TTL_S} s lease: ${granted.error}`);
+    lease = granted.ID;
+    await probe.put(probeKey).value('probe').lease(lease).options(opts()).exec();
+    await probe.delete().key(probeKey).options(opts()).exec();
+    const revoking = lease;
+    lease = null;
+    await probe.leaseClient.leaseRevoke({ ID: revoking }, opts());
   } catch (e) {
-    const prefix = probeKey.slice(0, probeKey.lastIndexOf('/') + 1) || probeKey;
-    if (e instanceof EtcdPermissionDeniedError) {
-      throw new Error(
-        `etcd user ${o.auth?.username ?? '(none)'} may not read ${prefix}*: grant its role readwrite on the prefix ` +
-          `(etcdctl role grant-permission <role> --prefix=true readwrite ${prefix})`,
-      );
-    }
-    if (e instanceof EtcdAuthenticationFailedError) throw new Error(authRejected(o));
-    throw new Error(`etcd at ${reachable} answered but a linearizable read failed (${(e as Error).message}): does etcd have a leader?`);
+    // Best effort: the lease (and a probe key on it) expires within PROBE_LEASE_TTL_S anyway.
+    if (lease !== null) await probe.leaseClient.leaseRevoke({ ID: lease }, opts()).catch(() => undefined);
+    throw new Error(describeProbeFailure(e, step, reachable, probeKey, o));
   } finally {
     probe.close();
   }

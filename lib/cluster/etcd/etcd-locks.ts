@@ -7,8 +7,15 @@
  * TTL it grants is at least ⌈ttl/1000⌉ s ≥ ttl. The lock measures its validity with the caller's ttl from the local
  * moment just before that grant/keepalive was sent, minus lockSafetyMargin: it gives up before etcd can delete the key,
  * and the next waiter starts only once it sees that delete.
+ *
+ * Why a waiter may still wait after that delete: etcd before the fix for etcd-io/etcd#15247 can revoke a lease early
+ * (a stale etcd leader's revokes get committed), so a key can vanish while its holder still trusts its lease for up to
+ * its ttl. Each key therefore carries its ttl, and an owner that holds nothing any more (release, giving up) marks its
+ * key `released` before deleting it. A waiter whose last predecessor vanished unmarked, or whose own key vanished
+ * while others were ahead of it, counts its lock only a ttl after it saw that (docs/etcd.md, as the election does).
  */
-import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import { castGrpcError, EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type ILeaseKeepAliveResponse, type Watcher } from 'etcd3';
 import type { ClusterLocks } from '../backend.js';
 import type { Clock, TimerHandle, Timers } from '../../io/clock.js';
 import { abortReason, DistributedLock, lockAcquireArgs, lockSafetyMargin, type LockAcquireOptions, type LockLease } from '../distributed-lock.js';
@@ -37,15 +44,45 @@ const RETRY_PAUSE_MS = 50;
 /** Our key vanished (its lease ran out while we waited): the place in the queue is gone, queue again. */
 const LOST = Symbol('lost');
 
+/** What a lock key holds. */
+interface LockValue {
+  readonly owner: string;
+  /** The acquire's ttl (ms): how long its owner may still trust its lease after etcd dropped the key early. */
+  readonly ttl: number;
+  /** Its owner holds nothing any more (released, or gave up waiting): a successor need not wait out `ttl`. */
+  readonly released?: true;
+  /** With `released`: a wait the owner still owed an earlier holder, in ms from the key's delete; a successor inherits it. */
+  readonly waitMs?: number;
+}
+
+/** How long after seeing `kv` vanish a successor must wait before its lock counts. */
+function waitAfterVanish(kv: IKeyValue, fallbackTtl: number): number {
+  let v: Partial<LockValue>;
+  try {
+    v = JSON.parse(kv.value.toString()) as Partial<LockValue>;
+  } catch {
+    return fallbackTtl; // not ours to read: assume a holder with our ttl
+  }
+  if (v.released === true) return typeof v.waitMs === 'number' && v.waitMs > 0 ? v.waitMs : 0;
+  return typeof v.ttl === 'number' && v.ttl > 0 ? v.ttl : fallbackTtl;
+}
+
+/** What one acquire learned across its attempts: its lock must not count before `notBefore` (local ms). */
+interface Takeover {
+  notBefore: number;
+}
+
 export class EtcdLocks implements ClusterLocks {
   constructor(private readonly d: EtcdLocksDeps) {}
 
   async acquire(name: string, opts: LockAcquireOptions = {}): Promise<DistributedLock> {
     const { ttl, wait } = lockAcquireArgs(name, opts);
     const deadline = this.d.clock.now() + wait;
+    // Kept across attempts: a wait learned before our key vanished still applies to the next key.
+    const takeover: Takeover = { notBefore: 0 };
     for (;;) {
       if (opts.signal?.aborted) throw abortReason(opts.signal);
-      const lock = await new Attempt(this.d, name, ttl, wait, deadline, opts.signal).run();
+      const lock = await new Attempt(this.d, name, ttl, wait, deadline, takeover, opts.signal).run();
       if (lock !== LOST) return lock;
       if (this.d.clock.now() >= deadline) throw timeoutError(name, wait);
     }
@@ -61,15 +98,32 @@ function transient(e: Error): boolean {
   return e instanceof NoLeaderException || e instanceof ProposalOutcomeUnknownError;
 }
 
+/** A random positive int64 as etcd takes lease ids: chosen here so a grant with an unknown outcome can be revoked. */
+function newLeaseId(): string {
+  for (;;) {
+    const id = BigInt.asUintN(63, randomBytes(8).readBigUInt64BE());
+    if (id > 0n) return id.toString();
+  }
+}
+
+/** The key ahead of ours that we wait for. */
+interface Predecessor {
+  readonly key: string;
+  /** From its last value seen (read, or the watch's previous value at its delete). */
+  wait: number;
+}
+
 /** One lease and one queue key, from grant to a held lock or until given up. */
 class Attempt {
-  private lease: Lease | null = null;
-  private leaseApi: LockLease | null = null;
+  private leaseId: string | null = null;
   private key = '';
+  private keyCreated = false;
   /** Local time just before the newest grant/keepalive that etcd confirmed was sent. */
   private leaseFrom = 0;
   /** etcd said the lease is gone: so is our key. */
   private lost = false;
+  /** The etcd client was closed (the backend stops): no call can succeed any more. */
+  private closed = false;
   private wake: (() => void) | null = null;
   private keepaliveTimer: TimerHandle | null = null;
   private settled = false;
@@ -80,6 +134,7 @@ class Attempt {
     private readonly ttl: number,
     private readonly wait: number,
     private readonly deadline: number,
+    private readonly takeover: Takeover,
     private readonly signal: AbortSignal | undefined,
   ) {}
 
@@ -99,19 +154,15 @@ class Attempt {
 
   private async acquire(): Promise<DistributedLock | typeof LOST> {
     const { client, clock, keys } = this.d;
-    const leaseId = await this.step('lock lease grant', async () => {
-      this.leaseFrom = clock.now();
-      // autoKeepAlive off: the lock renews on its own clock (etcd3's loop reports a loss only after 2·TTL).
-      this.lease = client.lease(Math.ceil(this.ttl / 1000), { autoKeepAlive: false, ...this.callOptions() });
-      return this.lease.grant();
-    });
+    const leaseId = await this.grant();
     this.key = `${keys.lockPrefix(this.name)}${leaseId}`;
     const key = this.key;
+    const value = JSON.stringify({ owner: this.d.owner, ttl: this.ttl } satisfies LockValue);
     let token: number;
     try {
       // Create == 0 makes a retry after an unknown outcome harmless: it reads the key the first try made.
       token = await this.step('lock key create', async () => {
-        const res = await client.if(key, 'Create', '==', 0).then(client.put(key).value(this.d.owner).lease(leaseId)).else(client.get(key)).options(this.callOptions()).commit();
+        const res = await client.if(key, 'Create', '==', 0).then(client.put(key).value(value).lease(leaseId)).else(client.get(key)).options(this.callOptions()).commit();
         if (res.succeeded) return revisionOf(res.header.revision);
         const kv: IKeyValue | undefined = res.responses[0]?.response_range?.kvs[0];
         if (!kv) throw new EtcdLeaseInvalidError(leaseId);
@@ -121,10 +172,12 @@ class Attempt {
       if (e instanceof EtcdLeaseInvalidError) return LOST;
       throw e;
     }
-    this.leaseApi = this.lockLease(this.lease!);
-    this.scheduleKeepalive(this.leaseApi);
+    this.keyCreated = true;
+    const lease = this.lockLease(leaseId);
+    this.scheduleKeepalive(lease);
 
-    // FIFO: wait for the key just before ours to go, until none is left.
+    // FIFO: wait for the key just before ours to go, until none is left and no takeover wait is pending.
+    let pred: Predecessor | null = null;
     for (;;) {
       this.checkAbort();
       const r = await this.step('lock queue read', () =>
@@ -134,16 +187,31 @@ class Attempt {
           .options(this.callOptions())
           .commit(),
       );
-      if (!r.succeeded || this.lost) return LOST;
-      const before: IKeyValue | undefined = r.responses[0]?.response_range?.kvs[0];
-      if (!before) break;
+      const before: IKeyValue | undefined = r.succeeded ? r.responses[0]?.response_range?.kvs[0] : undefined;
+      if (!r.succeeded || this.lost) {
+        // Our key went while a key was ahead: etcd may have revoked that holder's lease early along with ours.
+        if (pred) this.waitUntil(clock.now() + Math.max(pred.wait, this.ttl));
+        return LOST;
+      }
+      // Keys ahead of ours are never created, only deleted: one that is still there was there all along, so the key
+      // that vanished in front of it never held the lock. Only the last one ahead may have.
+      if (pred && !before) this.waitUntil(clock.now() + pred.wait);
+      if (!before) {
+        if (clock.now() >= this.takeover.notBefore) break;
+        if (this.takeover.notBefore >= this.deadline) throw timeoutError(this.name, this.wait); // it cannot count in time
+        await this.sleepUntil(this.takeover.notBefore);
+        if (this.lost) return LOST;
+        pred = null;
+        continue; // and check that our key is still there
+      }
+      pred = { key: before.key.toString(), wait: waitAfterVanish(before, this.ttl) };
       if (clock.now() >= this.deadline) throw timeoutError(this.name, this.wait); // wait 0: this one look only
-      await this.waitForDelete(before.key, revisionOf(r.header.revision) + 1);
+      await this.waitForDelete(before.key, revisionOf(r.header.revision) + 1, pred);
+      if (this.closed) throw new ClusterStoppedError(`lock "${this.name}": the etcd client is closed`);
       if (this.lost) return LOST;
     }
 
     // A grant that took most of the lease to come back leaves nothing usable: renew until some of it is left.
-    const lease = this.leaseApi!;
     while (this.leaseFrom + this.ttl - lockSafetyMargin(this.ttl) <= clock.now()) {
       this.checkDeadline();
       const sentAt = clock.now();
@@ -163,15 +231,40 @@ class Attempt {
     return new DistributedLock(this.name, token, this.ttl, this.leaseFrom, { clock, timers: this.d.timers }, lease);
   }
 
-  /** How the held lock renews and releases: keepalives and the revoke of this attempt's lease. */
-  private lockLease(lease: Lease): LockLease {
+  /**
+   * Grants this attempt's lease under an id of our choosing: a grant whose outcome was unknown is revoked by its id
+   * before the next try (best effort; one that etcd applies after that revoke expires within its TTL, keyless).
+   */
+  private async grant(): Promise<string> {
+    const ttlS = Math.ceil(this.ttl / 1000);
+    for (;;) {
+      this.checkAbort();
+      const id = newLeaseId();
+      this.leaseId = id;
+      this.leaseFrom = this.d.clock.now();
+      try {
+        const res = await this.d.client.leaseClient.leaseGrant({ TTL: ttlS, ID: id }, this.callOptions());
+        if (res.error) throw new Error(`etcd refused a ${ttlS} s lease: ${res.error}`);
+        return id;
+      } catch (e) {
+        const err = toClusterError(e, `lock "${this.name}": lock lease grant`);
+        if (!transient(err) || this.d.clock.now() >= this.deadline) throw err;
+        if (err instanceof ProposalOutcomeUnknownError) void this.revoke(id);
+        this.leaseId = null;
+      }
+      await this.pause();
+    }
+  }
+
+  /** How the held lock renews and releases: keepalives, and the release mark then the revoke of this attempt's lease. */
+  private lockLease(id: string): LockLease {
     const what = `lock "${this.name}"`;
     // A renewal answered after the next is due is useless, and one hanging on a stalled member would hold up the next.
     const renewTimeout = Math.min(this.d.requestTimeoutMs, Math.max(250, this.ttl / 3));
     return {
       renew: async () => {
         try {
-          const res = await lease.keepaliveOnce(callOptions(renewTimeout));
+          const res = await this.keepaliveOnce(id, renewTimeout);
           return revisionOf(res.TTL) > 0;
         } catch (e) {
           if (e instanceof EtcdLeaseInvalidError) return false;
@@ -181,13 +274,42 @@ class Attempt {
         }
       },
       release: async () => {
+        // DistributedLock ended the lock locally before calling this: the mark is true, and spares the next a wait.
+        await this.markReleased(0);
         try {
-          await lease.revoke(this.callOptions());
+          await this.d.client.leaseClient.leaseRevoke({ ID: id }, this.callOptions());
         } catch (e) {
+          if (e instanceof EtcdLeaseInvalidError) return; // gone already
           throw toClusterError(e, `${what} release`);
         }
       },
     };
+  }
+
+  /** One keepalive on a stream of its own, bounded by `timeoutMs` even if the stream never answers. */
+  private async keepaliveOnce(id: string, timeoutMs: number): Promise<ILeaseKeepAliveResponse> {
+    const stream = await this.d.client.leaseClient.leaseKeepAlive(callOptions(timeoutMs));
+    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
+      let done = false;
+      const finish = (r: ILeaseKeepAliveResponse | Error) => {
+        if (done) return;
+        done = true;
+        guard.cancel();
+        try {
+          // The 'error' listener stays: late errors on this stream are ignored, never unhandled.
+          if (r instanceof Error) stream.cancel();
+          else stream.end();
+        } catch {
+          // already closed
+        }
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      const guard = this.d.timers.setTimeout(() => finish(new ProposalOutcomeUnknownError(`lock "${this.name}": keepalive not answered in time`)), timeoutMs + 100);
+      stream.on('data', (r: ILeaseKeepAliveResponse) => finish(r));
+      stream.on('error', (e: Error) => finish(castGrpcError(e)));
+      stream.write({ ID: id });
+    });
   }
 
   /** Keeps the waiting key alive: a wait longer than the lease must not lose our place. */
@@ -204,28 +326,68 @@ class Attempt {
             this.wake?.();
           }
         },
-        () => undefined, // the next keepalive, or the queue read finding the key gone, decides
+        (e: unknown) => {
+          if (this.settled || !(e instanceof ClusterStoppedError)) return; // the next keepalive, or the queue read, decides
+          this.closed = true;
+          this.wake?.();
+        },
       );
       this.scheduleKeepalive(lease);
     }, this.ttl / 3);
   }
 
-  /** Resolves once `key` is deleted (watched from `fromRevision`), or the deadline, an abort, a loss, or a re-check is due. */
-  private async waitForDelete(key: Buffer, fromRevision: number): Promise<void> {
-    const { client, clock, timers } = this.d;
-    const parts: { watcher?: Watcher; timer?: TimerHandle } = {};
+  /** Moves the takeover wait out to `at` (never in): a holder we cannot rule out may trust its lease until then. */
+  private waitUntil(at: number): void {
+    this.takeover.notBefore = Math.max(this.takeover.notBefore, at);
+  }
+
+  /** Sleeps until `at` (local), or the deadline, an abort, a loss, or a re-check is due. */
+  private async sleepUntil(at: number): Promise<void> {
+    const { clock, timers } = this.d;
+    let timer: TimerHandle | undefined;
     const onAbort = () => this.wake?.();
     try {
       await new Promise<void>((resolve) => {
         this.wake = resolve;
-        // A watch that cannot be set up: re-read after a pause rather than spin on reads.
-        const retryLater = () => timers.setTimeout(resolve, RETRY_PAUSE_MS);
+        this.signal?.addEventListener('abort', onAbort);
+        timer = timers.setTimeout(resolve, Math.max(1, Math.min(RECHECK_MS, at - clock.now(), this.deadline - clock.now())));
+      });
+    } finally {
+      this.wake = null;
+      timer?.cancel();
+      this.signal?.removeEventListener('abort', onAbort);
+    }
+    this.checkDeadline();
+  }
+
+  /**
+   * Resolves once `key` is deleted (watched from `fromRevision`; `pred.wait` then follows its last value), or the
+   * deadline, an abort, a loss, or a re-check is due.
+   */
+  private async waitForDelete(key: Buffer, fromRevision: number, pred: Predecessor): Promise<void> {
+    const { client, clock, timers } = this.d;
+    const parts: { watcher?: Watcher; timer?: TimerHandle; retry?: TimerHandle } = {};
+    const onAbort = () => this.wake?.();
+    try {
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        // A watch that cannot be set up: re-read after a pause rather than spin on reads; at once if the client is closed.
+        const retryLater = (e: unknown) => {
+          if (this.wake !== resolve) return; // this wait is over: no timer outlives it
+          if (isClosedClient(e)) {
+            this.closed = true;
+            return resolve();
+          }
+          parts.retry?.cancel();
+          parts.retry = timers.setTimeout(resolve, RETRY_PAUSE_MS);
+        };
         this.signal?.addEventListener('abort', onAbort);
         parts.timer = timers.setTimeout(resolve, Math.max(1, Math.min(RECHECK_MS, this.deadline - clock.now())));
         client
           .watch()
           .key(key)
           .only('delete')
+          .withPreviousKV()
           .startRevision(String(fromRevision))
           .create()
           .then(
@@ -235,7 +397,11 @@ class Attempt {
                 return void w.cancel().catch(() => undefined); // this wait is over already
               }
               parts.watcher = w;
-              w.on('delete', () => resolve());
+              w.on('delete', (_kv: IKeyValue, prev?: IKeyValue) => {
+                // Without the previous value (compacted, or an old etcd) the value read before decides.
+                if (prev) pred.wait = waitAfterVanish(prev, this.ttl);
+                resolve();
+              });
               w.on('error', retryLater);
             },
             retryLater,
@@ -244,6 +410,7 @@ class Attempt {
     } finally {
       this.wake = null;
       parts.timer?.cancel();
+      parts.retry?.cancel();
       this.signal?.removeEventListener('abort', onAbort);
       parts.watcher?.cancel().catch(() => undefined);
     }
@@ -277,14 +444,32 @@ class Attempt {
     if (this.d.clock.now() >= this.deadline) throw timeoutError(this.name, this.wait);
   }
 
-  /** Leaves the queue: delete our key (the next waiter goes on at once) and revoke the lease. Best effort. */
+  /**
+   * Marks our key released, keeping its lease (ignoreLease also fails rather than re-create a key that is gone), with
+   * any takeover wait we still owed so that our successor inherits it. Best effort: unmarked, it waits our ttl.
+   */
+  private async markReleased(waitMs: number): Promise<void> {
+    if (!this.keyCreated) return;
+    const v: LockValue = { owner: this.d.owner, ttl: this.ttl, released: true, ...(waitMs > 0 ? { waitMs: Math.ceil(waitMs) } : {}) };
+    await this.d.client.put(this.key).value(JSON.stringify(v)).ignoreLease().options(this.callOptions()).exec().catch(() => undefined);
+  }
+
+  private async revoke(id: string): Promise<void> {
+    await this.d.client.leaseClient.leaseRevoke({ ID: id }, this.callOptions()).catch(() => undefined);
+  }
+
+  /** Leaves the queue: mark and delete our key (the next waiter goes on at once) and revoke the lease. Best effort. */
   private async giveUp(): Promise<void> {
     this.settled = true;
     this.keepaliveTimer?.cancel();
-    const lease = this.lease;
-    if (!lease) return;
-    if (this.key) await this.d.client.delete().key(this.key).options(this.callOptions()).exec().catch(() => undefined);
-    await lease.revoke(this.callOptions()).catch(() => undefined);
+    const id = this.leaseId;
+    if (!id) return;
+    if (this.keyCreated && !this.closed) {
+      // Never a holder, so the mark is true; but a wait we owed an earlier holder passes on to our successor.
+      await this.markReleased(this.takeover.notBefore - this.d.clock.now());
+      await this.d.client.delete().key(this.key).options(this.callOptions()).exec().catch(() => undefined);
+    }
+    await this.revoke(id);
   }
 
   private callOptions(): { deadline: Date } {

@@ -27,6 +27,8 @@ export class SessionLease {
   private stopped = false;
   private keepaliveTimer: TimerHandle | null = null;
   private lapseTimer: TimerHandle | null = null;
+  /** Ends the keepalive in flight (its stream and guard timer), so nothing of a halted lease outlives it. */
+  private endInflight: (() => void) | null = null;
   private readonly lapseListeners = new Set<() => void>();
   private failures = 0;
   private readonly marginMs: number;
@@ -111,6 +113,7 @@ export class SessionLease {
     this.keepaliveTimer = null;
     this.lapseTimer?.cancel();
     this.lapseTimer = null;
+    this.endInflight?.();
   }
 
   private scheduleKeepalive(at: number): void {
@@ -150,6 +153,11 @@ export class SessionLease {
   /** One keepalive on its own stream, with a deadline of a third of the TTL. */
   private async keepaliveOnce(): Promise<ILeaseKeepAliveResponse> {
     const stream = await this.client.leaseClient.leaseKeepAlive(callOptions(this.periodMs));
+    if (this.stopped) {
+      stream.on('error', () => undefined); // the cancel's own error
+      stream.cancel();
+      throw new Error('lease keepalive: the lease was halted');
+    }
     return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
       const guard = this.d.timers.setTimeout(() => done(new Error('lease keepalive: no answer in time')), this.periodMs + 100);
       let settled = false;
@@ -157,6 +165,7 @@ export class SessionLease {
         if (settled) return;
         settled = true;
         guard.cancel();
+        this.endInflight = null;
         try {
           // The 'error' listener stays: late errors on this stream are ignored, never unhandled.
           if (r instanceof Error) stream.cancel();
@@ -167,6 +176,7 @@ export class SessionLease {
         if (r instanceof Error) reject(r);
         else resolve(r);
       };
+      this.endInflight = () => done(new Error('lease keepalive: the lease was halted'));
       stream.on('data', (r: ILeaseKeepAliveResponse) => done(r));
       stream.on('error', (e: Error) => done(castGrpcError(e)));
       stream.write({ ID: this.id });
