@@ -4,7 +4,8 @@ jest.setTimeout(30_000);
 const big = (kb: number): string => 'x'.repeat(kb * 1024);
 
 test('past 1 MiB of image, a snapshot waits for compactionThreshold entries and for as many bytes of log as the image', async () => {
-  const c = await startMemCluster({ compactionThreshold: 5 });
+  // Megabyte snapshots on a loaded machine can stall this process past an election: writes get time to ride one out.
+  const c = await startMemCluster({ compactionThreshold: 5, requestTimeoutMs: 5000 });
   try {
     const leader = c.node(await c.leader());
     const snapshotAt = () => leader.runtime.status().snapshotIndex;

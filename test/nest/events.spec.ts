@@ -43,6 +43,16 @@ describe.each(BACKENDS)('@ClusterEvent across three Nest apps (%s backend)', (ba
     expect(indexes[0]!.every((x, i, a) => typeof x === 'number' && (i === 0 || x > a[i - 1]!))).toBe(true);
   });
 
+  // Regression (etcd): a publish resolved when etcd took the write, before this node's watch brought the event back,
+  // so the sample's cancel handler read its own read model without the cancellation.
+  test("once publish() resolves on a node, that node's own handlers have the event", async () => {
+    for (const n of c.nodes) {
+      const id = `own-${n.id}`;
+      await n.app.get(EventBus).publish(new OrderCreated(id));
+      expect(n.journal.events.map((e) => e.id)).toContain(id);
+    }
+  });
+
   test('an event class without @ClusterEvent stays local', async () => {
     class LocalOnly {}
     const before = c.nodes.map((n) => n.journal.events.length);

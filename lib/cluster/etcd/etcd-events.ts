@@ -115,10 +115,41 @@ export class EtcdEvents {
   }
 
   /**
-   * Publishes an event; resolves with its index. The key is created only if absent, so a retry after a lost answer
-   * finds the first attempt's key and returns its index instead of publishing twice.
+   * Publishes an event; resolves with its index once this node's copy holds it too, so this node's own handlers have
+   * seen it by then, as on the embedded backend, where a publish resolves once applied here (bounded: a watch that
+   * lags past requestTimeout does not hold the publisher).
    */
   async publish(name: string, payload: unknown): Promise<{ index: number }> {
+    const r = await this.append(name, payload);
+    await this.settle(r.index);
+    return r;
+  }
+
+  /** Resolves once the watch has brought revision `index` here, or after requestTimeout. Never throws. */
+  private settle(index: number): Promise<void> {
+    if (this.watch.revision >= index || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      let cancel = (): void => undefined;
+      const timer = this.d.timers.setTimeout(() => {
+        cancel();
+        resolve();
+      }, this.d.requestTimeoutMs);
+      const check = (): void => {
+        if (this.watch.revision >= index || !this.running) {
+          timer.cancel();
+          return resolve();
+        }
+        cancel = this.watch.onAdvance(check);
+      };
+      check();
+    });
+  }
+
+  /**
+   * Writes the event's key; resolves with its index. The key is created only if absent, so a retry after a lost
+   * answer finds the first attempt's key and returns its index instead of publishing twice.
+   */
+  private async append(name: string, payload: unknown): Promise<{ index: number }> {
     const key = this.d.keys.event(this.d.clientId, ++this.seq);
     const value = Buffer.from(packr.pack({ name, payload }));
     const c = this.d.client;
