@@ -54,13 +54,22 @@ function clientOptions(o: EtcdConnectOptions, hosts: readonly string[]): IOption
 }
 
 function readTls(tls: NonNullable<EtcdConnectOptions['tls']>): NonNullable<IOptions['credentials']> {
-  const read = (what: string, path: string | undefined): Buffer | undefined => {
+  // grpc refuses a lone certificate or key too, but without naming the options that set them.
+  if (Boolean(tls.cert) !== Boolean(tls.key)) {
+    throw new Error(`etcd ${tls.cert ? 'backend.tls.cert is set without backend.tls.key' : 'backend.tls.key is set without backend.tls.cert'}: a client certificate needs both (PEM file paths)`);
+  }
+  const read = (what: 'ca' | 'cert' | 'key', path: string | undefined): Buffer | undefined => {
     if (!path) return undefined;
+    let pem: Buffer;
     try {
-      return readFileSync(path);
+      pem = readFileSync(path);
     } catch (e) {
-      throw new Error(`cannot read etcd tls.${what} file ${path}: ${(e as Error).message}`);
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message;
+      throw new Error(`etcd backend.tls.${what}: cannot read ${path} (${why}): set it to ${TLS_FILE[what]}`);
     }
+    // A DER file or a wrong path (a directory listing, a config file) would otherwise surface as a handshake failure.
+    if (!pem.includes('-----BEGIN ')) throw new Error(`etcd backend.tls.${what}: ${path} is not a PEM file: set it to ${TLS_FILE[what]}`);
+    return pem;
   };
   return {
     // grpc's createSsl takes a missing root certificate as "use the system's CAs"; etcd3's type insists on a Buffer.
@@ -70,7 +79,48 @@ function readTls(tls: NonNullable<EtcdConnectOptions['tls']>): NonNullable<IOpti
   };
 }
 
+const TLS_FILE = {
+  ca: "the PEM file of the CA that signed etcd's server certificate",
+  cert: "the PEM file of a client certificate signed by the CA etcd trusts (its --trusted-ca-file)",
+  key: 'the PEM file of the private key that belongs to backend.tls.cert',
+} as const;
+
 const TLS_FAILURE = /certificate|ssl|tls|handshake|wrong version number|self.signed|unable to verify|CERT_|EPROTO/i;
+
+/** The part of a grpc "No connection established. Last error: …" message that names the TLS problem. */
+function tlsCause(msg: string): string {
+  const alert = /alert ([a-z ]+?)(?::|\n|$)/i.exec(msg);
+  if (alert) return `TLS alert from etcd: ${alert[1]!.trim()}`;
+  const last = /Last error: (?:Error: )?(.*?)(?:\.? Resolution note:.*)?$/s.exec(msg);
+  return (last?.[1] ?? msg).trim();
+}
+
+/** What a TLS failure says about the configuration, and what to change. */
+function describeTlsFailure(host: string, msg: string, o: EtcdConnectOptions): string {
+  const at = `etcd at ${host}: TLS failed (${tlsCause(msg)})`;
+  const tls = o.tls ?? {};
+  // Go's TLS server answers a missing or untrusted client certificate with one of these alerts.
+  if (/alert (bad certificate|certificate required|unknown ca|certificate unknown|unsupported certificate)|alert number (42|43|46|48|116)\b/i.test(msg)) {
+    return tls.cert
+      ? `${at}: etcd refused the client certificate ${tls.cert} — it must be signed by the CA etcd trusts (its --trusted-ca-file) and allow client auth; check backend.tls.cert and backend.tls.key`
+      : `${at}: etcd requires a client certificate (it runs with --client-cert-auth) — set backend.tls.cert and backend.tls.key to a client certificate signed by the CA etcd trusts (its --trusted-ca-file)`;
+  }
+  if (/unable to verify|unable to get (local )?issuer|self.signed|certificate signature failure|UNABLE_TO_VERIFY|SELF_SIGNED/i.test(msg)) {
+    return tls.ca
+      ? `${at}: etcd's server certificate is not signed by the CA in backend.tls.ca (${tls.ca}) — set backend.tls.ca to the CA that signed etcd's certificate (its --cert-file)`
+      : `${at}: etcd's server certificate is not signed by a CA this system trusts — set backend.tls.ca to the CA that signed it (and backend.tls.cert/backend.tls.key if etcd checks client certificates)`;
+  }
+  if (/altname|Hostname\/IP does not match|ERR_TLS_CERT_ALTNAME/i.test(msg)) {
+    return `${at}: etcd's server certificate is not issued for the host in ${host} — connect by a name or IP in its subjectAltName, or reissue the certificate with this one`;
+  }
+  if (/expired|not yet valid|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID/i.test(msg)) {
+    return `${at}: a certificate is expired or not yet valid — renew it (or check this machine's clock)`;
+  }
+  if (/wrong version number|packet length too long|http request|unknown protocol/i.test(msg)) {
+    return `${at}: etcd does not speak TLS on this port — use http:// and drop backend.tls, or start etcd with https:// client URLs`;
+  }
+  return `${at} — check backend.tls.ca (the CA that signed etcd's certificate), backend.tls.cert/backend.tls.key, and that the host uses https://`;
+}
 
 /** One line per endpoint on what went wrong, with the fix when the cause is recognisable. */
 function describeEndpointFailure(host: string, e: unknown, o: EtcdConnectOptions): string {
@@ -80,9 +130,7 @@ function describeEndpointFailure(host: string, e: unknown, o: EtcdConnectOptions
   if (e instanceof EtcdError && /authentication is not enabled/.test(msg)) {
     return `etcd at ${host} has authentication disabled: remove auth from the options, or enable auth in etcd`;
   }
-  if (TLS_FAILURE.test(msg)) {
-    return `etcd at ${host}: TLS handshake failed (${msg}) — check tls.ca (the CA that signed etcd's certificate), tls.cert/tls.key, and that the host uses https://`;
-  }
+  if (TLS_FAILURE.test(msg)) return describeTlsFailure(host, msg, o);
   return `etcd at ${host} is unreachable (${msg})`;
 }
 
@@ -138,7 +186,11 @@ export async function connectEtcd(o: EtcdConnectOptions, probeKey: string): Prom
   const secure = o.hosts.filter((h) => h.startsWith('https:')).length;
   if (secure > 0 && secure < o.hosts.length) throw new Error('etcd hosts mix http:// and https://: use one scheme for all');
 
+  // Unreadable TLS files fail here, before any connection, with the option and the path named.
+  if (o.tls && (o.tls.ca || o.tls.cert || o.tls.key)) readTls(o.tls);
+
   const failures: string[] = [];
+  let tlsFailures = 0;
   let reachable: string | null = null;
   for (const host of o.hosts) {
     const one = etcdClient({ ...o, hosts: [host] });
@@ -148,12 +200,15 @@ export async function connectEtcd(o: EtcdConnectOptions, probeKey: string): Prom
     } catch (e) {
       if (e instanceof EtcdAuthenticationFailedError) throw new Error(authRejected(o));
       if (needsAuth(e, o)) throw new Error(AUTH_REQUIRED);
+      if (TLS_FAILURE.test(e instanceof Error ? e.message : String(e))) tlsFailures++;
       failures.push(describeEndpointFailure(host, e, o));
     } finally {
       one.close();
     }
   }
   if (reachable === null) {
+    // etcd answered, only the TLS setup is wrong: "check that etcd runs there" would send the reader the wrong way.
+    if (tlsFailures === o.hosts.length) throw new Error(`cannot connect to etcd over TLS: ${failures.join('; ')}`);
     throw new Error(`no etcd endpoint answered within ${o.requestTimeoutMs} ms: ${failures.join('; ')}. Check the hosts and that etcd runs there`);
   }
 
