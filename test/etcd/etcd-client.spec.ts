@@ -13,6 +13,7 @@ import { callOptions, connectEtcd, toClusterError } from '../../lib/cluster/etcd
 import { NoLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
 import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { freePorts } from '../transport/helpers';
+import { failure } from '../support/failure';
 
 jest.setTimeout(60_000);
 
@@ -30,14 +31,6 @@ function rawClient(hosts: string[]): Etcd3 {
   return new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop } });
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 test('unreachable hosts fail the probe within the timeout, with every host listed', async () => {
   const ports = await freePorts(2);

@@ -12,6 +12,7 @@ import { createCluster } from '../../lib/cluster/create-cluster';
 import { connectEtcd, type EtcdConnectOptions } from '../../lib/cluster/etcd/etcd-client';
 import { findEtcd } from '../support/etcd-binary';
 import { freePorts } from '../transport/helpers';
+import { failure } from '../support/failure';
 
 jest.setTimeout(60_000);
 
@@ -48,14 +49,6 @@ function makeCerts(): void {
   ssl('x509', '-req', '-in', 'stranger.csr', '-CA', 'other-ca.crt', '-CAkey', 'other-ca.key', '-CAcreateserial', '-out', 'stranger.crt', '-days', '1', '-extfile', 'client.cnf');
 }
 
-async function failure(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a failure');
-}
 
 /** Starts a node through the public entry point with these etcd TLS options. */
 async function startNode(tls: EtcdConnectOptions['tls'] | undefined) {

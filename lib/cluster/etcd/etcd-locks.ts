@@ -15,7 +15,7 @@
  * while others were ahead of it, counts its lock only a ttl after it saw that (docs/etcd.md, as the election does).
  */
 import { randomBytes } from 'node:crypto';
-import { castGrpcError, EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type ILeaseKeepAliveResponse, type Watcher } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type IKeyValue, type ILeaseKeepAliveResponse, type Watcher } from 'etcd3';
 import type { ClusterLocks } from '../backend.js';
 import type { Clock, TimerHandle, Timers } from '../../io/clock.js';
 import { abortReason, DistributedLock, lockAcquireArgs, lockSafetyMargin, type LockAcquireOptions, type LockLease } from '../distributed-lock.js';
@@ -23,6 +23,7 @@ import { ClusterStoppedError, NoLeaderException, ProposalOutcomeUnknownError } f
 import { LockTimeoutException } from '../lock-errors.js';
 import { callOptions, isClosedClient, toClusterError } from './etcd-client.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
+import { keepaliveOnce } from './lease-keepalive.js';
 
 export interface EtcdLocksDeps {
   readonly client: Etcd3;
@@ -288,29 +289,10 @@ class Attempt {
 
   /** One keepalive on a stream of its own, bounded by `timeoutMs` even if the stream never answers. */
   private async keepaliveOnce(id: string, timeoutMs: number): Promise<ILeaseKeepAliveResponse> {
-    const stream = await this.d.client.leaseClient.leaseKeepAlive(callOptions(timeoutMs));
-    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
-      let done = false;
-      const finish = (r: ILeaseKeepAliveResponse | Error) => {
-        if (done) return;
-        done = true;
-        guard.cancel();
-        try {
-          // The 'error' listener stays: late errors on this stream are ignored, never unhandled.
-          if (r instanceof Error) stream.cancel();
-          else stream.end();
-        } catch {
-          // already closed
-        }
-        if (r instanceof Error) reject(r);
-        else resolve(r);
-      };
-      const guard = this.d.timers.setTimeout(() => finish(new ProposalOutcomeUnknownError(`lock "${this.name}": keepalive not answered in time`)), timeoutMs + 100);
-      stream.on('data', (r: ILeaseKeepAliveResponse) => finish(r));
-      stream.on('error', (e: Error) => finish(castGrpcError(e)));
-      stream.write({ ID: id });
-    });
+    const late = () => new ProposalOutcomeUnknownError(`lock "${this.name}": keepalive not answered in time`);
+    return (await keepaliveOnce(this.d.client, id, timeoutMs, this.d.timers, late)).answer;
   }
+
 
   /** Keeps the waiting key alive: a wait longer than the lease must not lose our place. */
   private scheduleKeepalive(lease: LockLease): void {

@@ -7,10 +7,11 @@
  * send time + TTL, minus a margin for clock-rate drift and timer lateness.
  */
 import type { Etcd3, ILeaseKeepAliveResponse } from 'etcd3';
-import { EtcdLeaseInvalidError, castGrpcError } from 'etcd3';
+import { EtcdLeaseInvalidError } from 'etcd3';
 import type { Clock, TimerHandle, Timers } from '../../io/clock.js';
 import type { ClusterLogger } from '../logger.js';
 import { callOptions, toClusterError } from './etcd-client.js';
+import { keepaliveOnce } from './lease-keepalive.js';
 
 export interface SessionLeaseDeps {
   readonly clock: Clock;
@@ -150,37 +151,17 @@ export class SessionLease {
     this.scheduleKeepalive(sentAt + this.periodMs);
   }
 
-  /** One keepalive on its own stream, with a deadline of a third of the TTL. */
+  /** One keepalive on its own stream, with a deadline of a third of the TTL; halting the lease ends it at once. */
   private async keepaliveOnce(): Promise<ILeaseKeepAliveResponse> {
-    const stream = await this.client.leaseClient.leaseKeepAlive(callOptions(this.periodMs));
-    if (this.stopped) {
-      stream.on('error', () => undefined); // the cancel's own error
-      stream.cancel();
-      throw new Error('lease keepalive: the lease was halted');
+    const k = await keepaliveOnce(this.client, this.id, this.periodMs, this.d.timers, () => new Error('lease keepalive: no answer in time'));
+    const halted = () => k.end(new Error('lease keepalive: the lease was halted'));
+    if (this.stopped) halted();
+    else this.endInflight = halted;
+    try {
+      return await k.answer;
+    } finally {
+      this.endInflight = null;
     }
-    return new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
-      const guard = this.d.timers.setTimeout(() => done(new Error('lease keepalive: no answer in time')), this.periodMs + 100);
-      let settled = false;
-      const done = (r: ILeaseKeepAliveResponse | Error) => {
-        if (settled) return;
-        settled = true;
-        guard.cancel();
-        this.endInflight = null;
-        try {
-          // The 'error' listener stays: late errors on this stream are ignored, never unhandled.
-          if (r instanceof Error) stream.cancel();
-          else stream.end();
-        } catch {
-          // already closed
-        }
-        if (r instanceof Error) reject(r);
-        else resolve(r);
-      };
-      this.endInflight = () => done(new Error('lease keepalive: the lease was halted'));
-      stream.on('data', (r: ILeaseKeepAliveResponse) => done(r));
-      stream.on('error', (e: Error) => done(castGrpcError(e)));
-      stream.write({ ID: this.id });
-    });
   }
 
   private armLapseTimer(): void {
