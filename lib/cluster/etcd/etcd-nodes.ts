@@ -85,26 +85,37 @@ export class EtcdNodes {
 
   /**
    * Registers this node under `leaseId` (each new session lease registers again). The key is written only when it is
-   * absent or ours (same process): a process that took the id meanwhile keeps it, and this one is told.
+   * absent or still ours (same process, compared on its mod revision): a process that took the id meanwhile keeps it,
+   * and this one says so at error level on every try, since it cannot lead until that process is gone.
    */
   async register(leaseId: string): Promise<void> {
     const { client, keys, self } = this.d;
     const key = keys.node(self.id);
     const value = JSON.stringify({ id: self.id, address: self.address, clientId: self.clientId, startedAt: this.startedAt } satisfies NodeValue);
-    const r = await client
-      .if(key, 'Create', '==', 0)
-      .then(client.put(key).value(value).lease(leaseId))
-      .else(client.get(key))
-      .options(callOptions(this.d.requestTimeoutMs))
-      .commit();
-    if (r.succeeded) return;
-    const kv = r.responses[0]?.response_range?.kvs[0];
-    const other = kv ? parseNode(kv) : null;
-    if (kv && other?.clientId !== self.clientId) {
-      throw new Error(`node id ${self.id} was taken by process ${other?.clientId ?? 'unknown'} at ${other?.address ?? 'unknown'} while this one started`);
+    for (;;) {
+      const r = await client
+        .if(key, 'Create', '==', 0)
+        .then(client.put(key).value(value).lease(leaseId))
+        .else(client.get(key))
+        .options(callOptions(this.d.requestTimeoutMs))
+        .commit();
+      if (r.succeeded) return;
+      const kv = r.responses[0]?.response_range?.kvs[0];
+      if (!kv) continue; // gone meanwhile: create it
+      const other = parseNode(kv);
+      if (other?.clientId !== self.clientId) {
+        const msg = `node id ${self.id} was taken by process ${other?.clientId ?? 'unknown'} at ${other?.address ?? 'unknown'}: this node cannot lead until it is gone`;
+        this.d.logger.error(msg);
+        throw new Error(msg);
+      }
+      // Our own key from the previous session: move it to the new lease, unless it changed hands since it was read.
+      const moved = await client
+        .if(key, 'Mod', '==', kv.mod_revision)
+        .then(client.put(key).value(value).lease(leaseId))
+        .options(callOptions(this.d.requestTimeoutMs))
+        .commit();
+      if (moved.succeeded) return;
     }
-    // Our own key from the previous session (or gone meanwhile): write it under the new lease.
-    await client.put(key).value(value).lease(leaseId).options(callOptions(this.d.requestTimeoutMs)).exec();
   }
 
   /** Reads the present nodes, then follows changes (re-reading after a disconnect or a compaction). */
