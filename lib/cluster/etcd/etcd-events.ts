@@ -121,28 +121,8 @@ export class EtcdEvents {
    */
   async publish(name: string, payload: unknown): Promise<{ index: number }> {
     const r = await this.append(name, payload);
-    await this.settle(r.index);
+    await this.watch.reach(r.index, this.d.requestTimeoutMs);
     return r;
-  }
-
-  /** Resolves once the watch has brought revision `index` here, or after requestTimeout. Never throws. */
-  private settle(index: number): Promise<void> {
-    if (this.watch.revision >= index || !this.running) return Promise.resolve();
-    return new Promise((resolve) => {
-      let cancel = (): void => undefined;
-      const timer = this.d.timers.setTimeout(() => {
-        cancel();
-        resolve();
-      }, this.d.requestTimeoutMs);
-      const check = (): void => {
-        if (this.watch.revision >= index || !this.running) {
-          timer.cancel();
-          return resolve();
-        }
-        cancel = this.watch.onAdvance(check);
-      };
-      check();
-    });
   }
 
   /**

@@ -183,11 +183,8 @@ export class TaskMirror {
   }
 
   /** After a write: lets the copy show it before returning (as the embedded ledger's applied copy does). Never throws. */
-  async settle(rev: number): Promise<void> {
-    const deadline = this.d.clock.now() + this.d.requestTimeoutMs;
-    for (let left = this.d.requestTimeoutMs; this.watch.revision < rev && left > 0; left = deadline - this.d.clock.now()) {
-      await this.nextAdvance(left);
-    }
+  settle(rev: number): Promise<void> {
+    return this.watch.reach(rev, this.d.requestTimeoutMs);
   }
 
   /**

@@ -109,6 +109,29 @@ export class WatchedPrefix {
     return true;
   }
 
+  /**
+   * Resolves once the sink has revision `rev` (a write of this node's under the prefix has come back through the
+   * watch), once the watch stops, or after `timeoutMs`. Never rejects: callers that wrote already report success.
+   */
+  reach(rev: number, timeoutMs: number): Promise<void> {
+    if (this.rev >= rev || !this.active) return Promise.resolve();
+    return new Promise((resolve) => {
+      let off = (): void => undefined;
+      const timer = this.o.timers.setTimeout(() => {
+        off();
+        resolve();
+      }, timeoutMs);
+      const check = (): void => {
+        if (this.rev >= rev || !this.active) {
+          timer.cancel();
+          return resolve();
+        }
+        off = this.onAdvance(check);
+      };
+      check();
+    });
+  }
+
   /** Calls `fn` the next time the revision moves (or the watch stops), once. Returns a function that cancels it. */
   onAdvance(fn: () => void): () => void {
     this.advanced.add(fn);
