@@ -1,6 +1,5 @@
 /** The etcd client: the startup probe's messages and the error mapping, against a real 3-member etcd. */
 import { randomBytes } from 'node:crypto';
-import { noop } from 'cockatiel';
 import {
   Etcd3,
   EtcdPermissionDeniedError,
@@ -11,7 +10,7 @@ import {
 } from 'etcd3';
 import { callOptions, connectEtcd, toClusterError } from '../../lib/cluster/etcd/etcd-client';
 import { NoLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
-import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { etcdHosts, noRetryClient, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { freePorts } from '../transport/helpers';
 import { failure } from '../support/failure';
 
@@ -28,7 +27,7 @@ afterAll(async () => {
 const prefix = () => `t${randomBytes(4).toString('hex')}/`;
 
 function rawClient(hosts: string[]): Etcd3 {
-  return new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop } });
+  return noRetryClient(hosts);
 }
 
 
@@ -115,7 +114,7 @@ test('toClusterError on a real killed endpoint says unreachable, and on a stoppe
 describe('auth', () => {
   const p = prefix();
   let hosts: string[];
-  const rootClient = () => new Etcd3({ hosts, auth: { username: 'root', password: 'rootpw' }, faultHandling: { host: () => noop, global: noop } });
+  const rootClient = () => noRetryClient(hosts, { auth: { username: 'root', password: 'rootpw' } });
 
   beforeAll(async () => {
     hosts = etcdHosts(etcd);

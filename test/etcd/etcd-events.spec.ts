@@ -1,15 +1,13 @@
 /** Cluster events on a real etcd: one order for every node, idempotent publishes, retention gaps, compaction. */
-import { randomUUID } from 'node:crypto';
-import { noop } from 'cockatiel';
-import { Etcd3, type KVClient } from 'etcd3';
+import type { Etcd3, KVClient } from 'etcd3';
 import { EtcdEvents } from '../../lib/cluster/etcd/etcd-events';
-import { EtcdKeys } from '../../lib/cluster/etcd/keys';
+import type { EtcdKeys } from '../../lib/cluster/etcd/keys';
 import { EventDelivery, type EventGap } from '../../lib/cluster/event-delivery';
 import type { ClusterLogger } from '../../lib/cluster/logger';
 import { MemoryCursor } from '../../lib/cluster/memory-cursor';
 import type { CommittedEvent } from '../../lib/cluster/state/event-log-module';
 import { systemTimers } from '../../lib/io/clock';
-import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { etcdHosts, freshKeys, noRetryClient, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { waitUntil } from '../support/process-cluster';
 
 jest.setTimeout(120_000);
@@ -32,7 +30,7 @@ afterAll(async () => {
 });
 
 function client(): Etcd3 {
-  const c = new Etcd3({ hosts: etcdHosts(etcd), faultHandling: { host: () => noop, global: noop } });
+  const c = noRetryClient(etcdHosts(etcd));
   clients.push(c);
   return c;
 }
@@ -61,9 +59,6 @@ function events(
   return e;
 }
 
-function freshKeys(): EtcdKeys {
-  return new EtcdKeys(`t/${randomUUID()}/`);
-}
 
 /** Waits until `e` buffers `n` events and returns them. */
 function buffered(e: EtcdEvents, n: number, after = 0): Promise<CommittedEvent[]> {
@@ -207,9 +202,9 @@ test('a watch cut off by its etcd member going down resumes after the last event
   const keys = freshKeys();
   const member = etcd.members[0]!;
   // The watcher talks to one member only, so killing it surely cuts the watch.
-  const only = new Etcd3({ hosts: member.clientUrl, faultHandling: { host: () => noop, global: noop } });
+  const only = noRetryClient(member.clientUrl);
   clients.push(only);
-  const others = new Etcd3({ hosts: etcd.members.slice(1).map((m) => m.clientUrl), faultHandling: { host: () => noop, global: noop } });
+  const others = noRetryClient(etcd.members.slice(1).map((m) => m.clientUrl));
   clients.push(others);
   const logger = recorder();
   const w = events(keys, 'w', { client: only, logger });

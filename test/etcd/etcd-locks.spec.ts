@@ -5,15 +5,13 @@
  * the waiter's takeover wait, and no overlap while etcd's leader member is paused. All times are read on this
  * process's performance.now().
  */
-import { randomUUID } from 'node:crypto';
-import { noop } from 'cockatiel';
-import { Etcd3, type IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import { systemClock, systemTimers } from '../../lib/io/clock';
 import type { DistributedLock } from '../../lib/cluster/distributed-lock';
 import { EtcdLocks } from '../../lib/cluster/etcd/etcd-locks';
-import { EtcdKeys } from '../../lib/cluster/etcd/keys';
+import type { EtcdKeys } from '../../lib/cluster/etcd/keys';
 import { LockLostException, LockTimeoutException } from '../../lib/cluster/lock-errors';
-import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { etcdHosts, freshKeys, noRetryClient, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { freezableRelay } from '../support/freezable-relay';
 
 jest.setTimeout(120_000);
@@ -25,7 +23,7 @@ const clients: Etcd3[] = [];
 const held: DistributedLock[] = [];
 
 function newClient(hosts: string[] = etcdHosts(etcd)): Etcd3 {
-  const c = new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop } });
+  const c = noRetryClient(hosts);
   clients.push(c);
   return c;
 }
@@ -36,9 +34,6 @@ function node(keys: EtcdKeys, owner: string, client = newClient(), requestTimeou
   return { locks, client };
 }
 
-function freshKeys(): EtcdKeys {
-  return new EtcdKeys(`t/${randomUUID()}/`);
-}
 
 /** Queue keys of lock `name` in etcd now. */
 async function queueLength(keys: EtcdKeys, name: string): Promise<number> {

@@ -1,11 +1,9 @@
 /** EtcdStore against a real three-member etcd: the embedded store's semantics, and bounded failures when etcd is gone. */
-import { randomUUID } from 'node:crypto';
-import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { NoLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
 import { EtcdStore } from '../../lib/cluster/etcd/etcd-store';
-import { EtcdKeys } from '../../lib/cluster/etcd/keys';
-import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import type { EtcdKeys } from '../../lib/cluster/etcd/keys';
+import { etcdHosts, freshKeys, noRetryClient, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { freezableRelay } from '../support/freezable-relay';
 
 jest.setTimeout(90_000);
@@ -17,13 +15,13 @@ const extraClients: Etcd3[] = [];
 
 /** Like production: no etcd3 retries, so nothing is re-sent behind the store's back. */
 function newClient(hosts: string[]): Etcd3 {
-  const c = new Etcd3({ hosts, faultHandling: { host: () => noop, global: noop } });
+  const c = noRetryClient(hosts);
   extraClients.push(c);
   return c;
 }
 
 function storeOn(c: Etcd3): { store: EtcdStore; keys: EtcdKeys } {
-  const keys = new EtcdKeys(`t/${randomUUID()}/`);
+  const keys = freshKeys();
   return { store: new EtcdStore({ client: c, keys, requestTimeoutMs: REQUEST_TIMEOUT }), keys };
 }
 

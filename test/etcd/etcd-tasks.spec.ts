@@ -1,14 +1,12 @@
 /** The singleton task ledger on a real etcd: starts fenced by the election key, trims, abandons, the watched copy. */
-import { randomUUID } from 'node:crypto';
-import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import { EtcdTasks } from '../../lib/cluster/etcd/etcd-tasks';
-import { EtcdKeys } from '../../lib/cluster/etcd/keys';
+import type { EtcdKeys } from '../../lib/cluster/etcd/keys';
 import { NoLeaderException, NotLeaderException, ProposalOutcomeUnknownError } from '../../lib/cluster/errors';
 import { silentLogger, type ClusterLogger } from '../../lib/cluster/logger';
 import { TaskLedger } from '../../lib/cluster/task-ledger';
 import { TASK_RUNS_KEPT, type TaskRun } from '../../lib/cluster/state/task-ledger-module';
-import { etcdHosts, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
+import { etcdHosts, freshKeys, noRetryClient, startEtcd, type EtcdCluster } from '../support/etcd-cluster';
 import { waitUntil } from '../support/process-cluster';
 
 jest.setTimeout(120_000);
@@ -32,7 +30,7 @@ afterAll(async () => {
 });
 
 function client(): Etcd3 {
-  return new Etcd3({ hosts: etcdHosts(etcd), faultHandling: { host: () => noop, global: noop } });
+  return noRetryClient(etcdHosts(etcd));
 }
 
 /** An election key as a leader holds it: under electionPrefix, on a lease; its create revision is the term. */
@@ -52,9 +50,6 @@ async function ledger(keys: EtcdKeys, own: () => string | null, logger: ClusterL
   return t;
 }
 
-function freshKeys(): EtcdKeys {
-  return new EtcdKeys(`t/${randomUUID()}/`);
-}
 
 test('start records a run whose token is its key\'s create revision; a second start of that fire time is a duplicate', async () => {
   const keys = freshKeys();
@@ -128,7 +123,7 @@ test('with its client closed every write fails with NoLeaderException (it never 
 test('with no etcd member reachable every write fails with NoLeaderException or ProposalOutcomeUnknownError', async () => {
   const keys = freshKeys();
   // Nothing listens on port 1: every connection attempt is refused.
-  const unreachable = new Etcd3({ hosts: ['http://127.0.0.1:1'], faultHandling: { host: () => noop, global: noop } });
+  const unreachable = noRetryClient(['http://127.0.0.1:1']);
   try {
     const t = new EtcdTasks({ client: unreachable, keys, requestTimeoutMs: 1_000, logger: silentLogger, wallClock: Date.now, ownKey: () => keys.electionKey('1') });
     await expectClusterError(t.start('job', 1, 'n1', 1));

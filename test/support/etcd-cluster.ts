@@ -5,11 +5,13 @@
  * benchmark dies first.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { noop } from 'cockatiel';
-import { Etcd3 } from 'etcd3';
+import { Etcd3, type IOptions } from 'etcd3';
+import { EtcdKeys } from '../../lib/cluster/etcd/keys.js';
 import { freePorts } from '../transport/helpers.js';
 import { findEtcd, type EtcdBinary } from './etcd-binary.js';
 import { sleep, waitUntil } from './process-cluster.js';
@@ -68,7 +70,7 @@ export class EtcdMember {
 
   /** A client talking to this member only, with the etcd3 client's retries and circuit breaker off. */
   get client(): Etcd3 {
-    this.current ??= new Etcd3({ hosts: this.clientUrl, faultHandling: { host: () => noop, global: noop }, dialTimeout: 2000 });
+    this.current ??= noRetryClient(this.clientUrl, { dialTimeout: 2000 });
     return this.current;
   }
 
@@ -239,4 +241,14 @@ export async function startEtcd(members = 3): Promise<EtcdCluster> {
 /** The members' client URLs, for `backend: { type: 'etcd', hosts }`. */
 export function etcdHosts(cluster: EtcdCluster): string[] {
   return cluster.members.map((m) => m.clientUrl);
+}
+
+/** A raw etcd3 client for assertions and fault set-up: every call goes to one host once (no retries, no breaker). */
+export function noRetryClient(hosts: string | readonly string[], extra: Omit<IOptions, 'hosts'> = {}): Etcd3 {
+  return new Etcd3({ ...extra, hosts: typeof hosts === 'string' ? hosts : [...hosts], faultHandling: { host: () => noop, global: noop } });
+}
+
+/** A key layout under a prefix of its own, so tests sharing one etcd never see each other's keys. */
+export function freshKeys(): EtcdKeys {
+  return new EtcdKeys(`t/${randomUUID()}/`);
 }

@@ -96,6 +96,7 @@ export class EtcdBackend implements ClusterBackend {
     this.logger = p.logger;
     this.wallClock = p.wallClock;
     const { client, keys } = p;
+    const self = { id: p.nodeId, address: p.address, clientId: p.clientId };
     this.store = new EtcdStore({ client, keys, requestTimeoutMs: p.requestTimeoutMs });
     this.locks = new EtcdLocks({ client, keys, clock: p.clock, timers: p.timers, owner: p.clientId, requestTimeoutMs: p.requestTimeoutMs });
     this.tasks = new EtcdTasks({
@@ -133,7 +134,7 @@ export class EtcdBackend implements ClusterBackend {
     this.nodes = new EtcdNodes({
       client,
       keys,
-      self: { id: p.nodeId, address: p.address, clientId: p.clientId },
+      self,
       requestTimeoutMs: p.requestTimeoutMs,
       timers: p.timers,
       logger: p.logger,
@@ -143,7 +144,7 @@ export class EtcdBackend implements ClusterBackend {
     this.election = new EtcdElection({
       client,
       keys,
-      self: { id: p.nodeId, address: p.address, clientId: p.clientId },
+      self,
       clock: p.clock,
       timers: p.timers,
       logger: p.logger,
