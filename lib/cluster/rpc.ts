@@ -1,5 +1,5 @@
-import { Packr } from 'msgpackr';
 import type { MemberRole, NodeId } from '../raft/index.js';
+import { pack, unpack } from './msgpack.js';
 import type { SessionId } from './state/session-table.js';
 
 /** Requests one member sends another over the cluster connection. */
@@ -44,14 +44,12 @@ export interface WireError {
 
 export type ClusterReply = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: WireError };
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
-
 export function encodeRequest(r: ClusterRequest): Uint8Array {
-  return packr.pack(r);
+  return pack(r);
 }
 
 export function decodeRequest(data: Uint8Array): ClusterRequest {
-  const r = packr.unpack(data) as ClusterRequest;
+  const r = unpack(data) as ClusterRequest;
   if (!r || (r.kind !== 'propose' && r.kind !== 'transfer' && r.kind !== 'app' && r.kind !== 'member' && r.kind !== 'snapshot')) {
     throw new Error('malformed cluster request');
   }
@@ -59,11 +57,11 @@ export function decodeRequest(data: Uint8Array): ClusterRequest {
 }
 
 export function encodeReply(r: ClusterReply): Uint8Array {
-  return packr.pack(r);
+  return pack(r);
 }
 
 export function decodeReply(data: Uint8Array): ClusterReply {
-  const r = packr.unpack(data) as ClusterReply;
+  const r = unpack(data) as ClusterReply;
   if (!r || typeof r.ok !== 'boolean') throw new Error('malformed cluster reply');
   return r;
 }

@@ -1,4 +1,5 @@
 import type { Snapshot } from '../raft/types.js';
+import { allocBytes } from '../io/large-bytes.js';
 import type { Disk } from './disk.js';
 import { settleFailedWrite } from './disk-full.js';
 import { errnoCode } from './errors.js';
@@ -110,7 +111,10 @@ export class SnapshotStore {
     try {
       if (file.size > 0) await file.truncate(0);
       const first = Math.min(data.byteLength, WRITE_STEP);
-      await file.append(Buffer.concat([head, data.subarray(0, first)]));
+      const opening = allocBytes(head.byteLength + first);
+      opening.set(head);
+      opening.set(data.subarray(0, first), head.byteLength);
+      await file.append(opening);
       for (let at = first; at < data.byteLength; at += WRITE_STEP) await file.append(data.subarray(at, at + WRITE_STEP));
       await file.sync();
     } finally {

@@ -1,4 +1,3 @@
-import { Packr } from 'msgpackr';
 import {
   ClientClosedError,
   EtcdAuthenticationFailedError,
@@ -13,6 +12,7 @@ import type { EventSource } from '../backend.js';
 import { ProposalOutcomeUnknownError } from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
 import { eventsAfter, type CommittedEvent } from '../state/event-log-module.js';
+import { pack, unpack } from '../msgpack.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
 import { WatchedPrefix } from './watched-prefix.js';
 
@@ -30,7 +30,6 @@ export interface EtcdEventsDeps {
   readonly isLeader: () => boolean;
 }
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
 /** Events per range read when catching up. */
 const READ_PAGE = 500;
 /** Keys deleted per trim transaction: etcd refuses transactions of more than 128 operations by default. */
@@ -131,7 +130,7 @@ export class EtcdEvents {
    */
   private async append(name: string, payload: unknown): Promise<{ index: number }> {
     const key = this.d.keys.event(this.d.clientId, ++this.seq);
-    const value = Buffer.from(packr.pack({ name, payload }));
+    const value = Buffer.from(pack({ name, payload }));
     const c = this.d.client;
     let last: unknown;
     for (let attempt = 1; attempt <= PUBLISH_ATTEMPTS; attempt++) {
@@ -202,7 +201,7 @@ export class EtcdEvents {
     if (index <= this.floor) return;
     let decoded: { name?: unknown; payload?: unknown };
     try {
-      decoded = packr.unpack(kv.value) as { name?: unknown; payload?: unknown };
+      decoded = unpack(kv.value) as { name?: unknown; payload?: unknown };
     } catch (e) {
       decoded = {};
       this.d.logger.warn(`event ${kv.key.toString()} could not be decoded (${(e as Error).message}); skipped`);

@@ -2,15 +2,12 @@
  * `cluster.store` on etcd: every key under `<prefix>kv/`, values msgpack-encoded as in the embedded log. etcd's own
  * key version is the store's version (writes since creation, reset to 0 by a delete), its mod revision the revision.
  */
-import { Packr } from 'msgpackr';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { ClusterStore } from '../backend.js';
 import type { CasResult, ReadConsistency, StoreEntry, WriteResult } from '../cluster-store.js';
+import { pack, unpack } from '../msgpack.js';
 import { callOptions, toClusterError } from './etcd-client.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
-
-// The embedded store's encoding: records off, so plain maps and arrays decode the same everywhere.
-const packr = new Packr({ useRecords: false, moreTypes: false });
 
 export interface EtcdStoreDeps {
   readonly client: Etcd3;
@@ -29,7 +26,7 @@ export class EtcdStore implements ClusterStore {
       const res = await this.d.client.get(this.d.keys.kv(key)).serializable(opts.consistency === 'local').options(this.deadline()).exec();
       const kv = res.kvs[0];
       // unpack builds new objects on every call: the caller gets its own copy.
-      return kv ? { value: packr.unpack(kv.value) as T, version: revisionOf(kv.version), revision: revisionOf(kv.mod_revision) } : undefined;
+      return kv ? { value: unpack(kv.value) as T, version: revisionOf(kv.version), revision: revisionOf(kv.mod_revision) } : undefined;
     } catch (e) {
       throw toClusterError(e, `store get "${key}"`);
     }
@@ -87,5 +84,5 @@ function checkKey(key: string): void {
 }
 
 function encode(value: unknown): Buffer {
-  return packr.pack(value);
+  return pack(value);
 }

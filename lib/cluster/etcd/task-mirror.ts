@@ -2,12 +2,12 @@
  * The task ledger as every node reads it: how runs are stored under `<prefix>tasks/`, and this node's copy of them
  * (a read, then a watch) that runs()/latest() and the read barrier use. The writes are in etcd-tasks.ts.
  */
-import { Packr } from 'msgpackr';
 import { Range, type Etcd3, type IEvent, type IKeyValue } from 'etcd3';
 import type { Clock, Timers } from '../../io/clock.js';
 import { NoLeaderException } from '../errors.js';
 import type { ClusterLogger } from '../logger.js';
 import type { TaskOutcome, TaskRun } from '../state/task-ledger-module.js';
+import { pack, unpack } from '../msgpack.js';
 import { callOptions, isClosedClient, toClusterError } from './etcd-client.js';
 import { revisionOf, type EtcdKeys } from './keys.js';
 import { WatchedPrefix } from './watched-prefix.js';
@@ -28,7 +28,6 @@ const READ_PAGE = 500;
 /** How long a waiting read barrier lets the watch deliver before it checks etcd again. */
 const WATCH_GRACE_MS = 50;
 
-const packr = new Packr({ useRecords: false, moreTypes: false });
 
 export function evictedKey(keys: EtcdKeys, task: string): string {
   return `${keys.taskPrefix(task)}${EVICTED_LEAF}`;
@@ -41,14 +40,14 @@ export function isEvictedMarker(key: Buffer | string): boolean {
 
 export function encodeRun(run: StoredRun): Buffer {
   // A copy: the packer reuses its buffer, and the request is serialized later.
-  return Buffer.from(packr.pack(run));
+  return Buffer.from(pack(run));
 }
 
 /** A stored run with its token (the key's create revision); null, with a warning, when the value is not one. */
 export function decodeRun(kv: IKeyValue, logger: ClusterLogger): TaskRun | null {
   let v: Partial<StoredRun> | null;
   try {
-    v = packr.unpack(kv.value) as Partial<StoredRun> | null;
+    v = unpack(kv.value) as Partial<StoredRun> | null;
   } catch {
     v = null;
   }

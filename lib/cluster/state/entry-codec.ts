@@ -1,4 +1,5 @@
-import { Packr } from 'msgpackr';
+import { allocBytes } from '../../io/large-bytes.js';
+import { pack, packOwn, unpack } from '../msgpack.js';
 import type { SessionId } from './session-table.js';
 
 /** A log entry's payload: which module, its command, the proposer's clock, and optionally a client session. */
@@ -9,22 +10,13 @@ export interface EntryPayload {
   readonly session?: SessionId;
 }
 
-// Records off: plain maps and arrays decode the same on every node and every version of this library.
-const packr = new Packr({ useRecords: false, moreTypes: false });
-/**
- * The same encoding for snapshot images, on a Packr of its own. A Packr hands out views into one working buffer that
- * it grows to fit the largest thing packed; with images on it that buffer grew to megabytes, and each log entry
- * packed after kept a whole such buffer alive until compaction, churn the allocator never gave back (RSS).
- */
-const imagePackr = new Packr({ useRecords: false, moreTypes: false });
-
 export function encodePayload(p: EntryPayload): Uint8Array {
   const s = p.session;
-  return packr.pack(s ? [p.module, p.command, p.time, s.client, s.seq] : [p.module, p.command, p.time]);
+  return pack(s ? [p.module, p.command, p.time, s.client, s.seq] : [p.module, p.command, p.time]);
 }
 
 export function decodePayload(data: Uint8Array): EntryPayload {
-  const v = packr.unpack(data) as unknown[];
+  const v = unpack(data) as unknown[];
   if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[2] !== 'number') {
     throw new Error('entry payload is not [module, command, time, client?, seq?]');
   }
@@ -32,12 +24,13 @@ export function decodePayload(data: Uint8Array): EntryPayload {
   return { module: v[0], command: v[1], time: v[2], session };
 }
 
+/** A part of a snapshot image, in a buffer of its own (see msgpack.ts). */
 export function encodeImage(image: unknown): Uint8Array {
-  return imagePackr.pack(image);
+  return packOwn(image);
 }
 
 export function decodeImage(data: Uint8Array): unknown {
-  return imagePackr.unpack(data);
+  return unpack(data);
 }
 
 /** Bytes of the msgpack header that starts an array of `n` elements. */
@@ -102,5 +95,5 @@ export function joinImageSync(parts: readonly Uint8Array[]): Uint8Array {
 function allocJoined(parts: readonly Uint8Array[]): Buffer {
   let total = arrayHeaderBytes(parts.length);
   for (const part of parts) total += binHeaderBytes(part.byteLength) + part.byteLength;
-  return Buffer.allocUnsafe(total);
+  return allocBytes(total);
 }
