@@ -54,7 +54,8 @@ export function fmt(x: number | undefined, digits = 2): string {
 export function cell(m: Measurement | undefined): string {
   if (!m) return '–';
   if (v(m, 'growthMb') !== undefined) {
-    return `+${fmt(v(m, 'growthMb'), 1)} MB RSS (peak +${fmt(v(m, 'peakGrowthMb'), 1)}) over ${fmt(v(m, 'writes'))} writes`;
+    const warm = v(m, 'warmupWrites') === undefined ? '' : ` after a warm-up of ${fmt(v(m, 'warmupWrites'))} writes (+${fmt(v(m, 'growthSinceFirstChunkMb'), 1)} MB from the first 20 000)`;
+    return `+${fmt(v(m, 'growthMb'), 1)} MB RSS (peak +${fmt(v(m, 'peakGrowthMb'), 1)}) over ${fmt(v(m, 'writes'))} writes${warm}`;
   }
   if (v(m, 'addedP50Ms') !== undefined) {
     return `+${fmt(v(m, 'addedP50Ms'), 3)} ms p50, +${fmt(v(m, 'addedP99Ms'), 3)} ms p99`;
@@ -219,7 +220,8 @@ export function docsRegion(results: Results): string {
     out.push(
       `Memory over ${fmt(v(rss, 'writes'))} writes${rss.quick === true ? ' (`--quick`: fewer than the 1M of a full run)' : ''} at ${fmt(v(rss, 'writesPerSec'))} writes/s, ` +
         `${fmt(v(rss, 'writers'))} writers on the leader rewriting a working set of about ${fmt(v(rss, 'keys'))} keys, snapshot index ` +
-        `${fmt(v(rss, 'snapshotIndex'))} at the end (start and end after a full GC):`,
+        `${fmt(v(rss, 'snapshotIndex'))} at the end (start and end after a full GC; the start once RSS settled, after ` +
+        `${fmt(v(rss, 'warmupWrites'))} warm-up writes, RSS ${Array.isArray(rss.rssAfterFirstChunkMb) ? rss.rssAfterFirstChunkMb.map((x) => fmt(x, 1)).join(' / ') : '–'} MB after the first 20 000):`,
       '',
       mdTable(['node', 'RSS MB: start → peak → end', 'heap used MB: start → peak → end', 'heap total MB', 'external MB'], rows),
       '',
