@@ -14,10 +14,14 @@ import { allocBytes, LARGE_BYTES } from '../io/large-bytes.js';
  */
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
-/** What msgpackr starts with. */
+/** What msgpackr starts with, and what it is given back after a large value. */
 const SMALL_BUFFER = 8192;
+/** Those small buffers are cut from slabs of this size (one allocation per seven), below LARGE_BYTES. */
+const SLAB_BYTES = 7 * SMALL_BUFFER;
+let slab = Buffer.alloc(0);
+let slabUsed = 0;
 
-/** Where snapshot image parts are packed before being copied out: mapped, reused, grown to the largest part. */
+/** Where large values are packed before being copied out: mapped, reused, grown to the largest value. */
 let scratch: Buffer | null = null;
 
 /** `value` packed; a small one is a view into msgpackr's working buffer, valid for good (msgpackr never reuses it). */
@@ -27,32 +31,54 @@ export function pack(value: unknown): Buffer {
 }
 
 /**
- * `value` packed into a buffer of its own, for large values kept for a while (snapshot image parts): packed in a
- * mapped scratch buffer and copied out, so that neither msgpackr's growth nor the result is a large malloc'd block.
+ * `value` packed into a mapped scratch buffer that the next packScratch or packOwn overwrites: for a value that is
+ * copied at once (a snapshot image part, into the image). Neither msgpackr's growth nor the result is a malloc'd
+ * block, and nothing is allocated per value.
  */
-export function packOwn(value: unknown): Buffer {
+export function packScratch(value: unknown): Uint8Array {
   scratch ??= allocBytes(LARGE_BYTES * 16);
   packr.useBuffer(scratch);
   let view: Buffer;
   try {
     view = packr.pack(value);
-  } catch (e) {
-    packr.useBuffer(Buffer.allocUnsafeSlow(SMALL_BUFFER));
-    throw e;
+  } finally {
+    // Whatever comes next packs into a buffer of its own again, never into the scratch.
+    packr.useBuffer(freshBuffer());
   }
-  // A part larger than the scratch made msgpackr allocate a larger buffer once; the next part goes to a mapped one.
+  // A value larger than the scratch made msgpackr allocate a larger buffer once; the next one goes to a mapped one.
   if (view.buffer !== scratch.buffer) scratch = allocBytes(view.buffer.byteLength);
-  return ownCopy(view);
+  return view;
+}
+
+/** `value` packed into a buffer of its own, mapped when large (see packScratch). */
+export function packOwn(value: unknown): Buffer {
+  const view = packScratch(value);
+  const own = allocBytes(view.byteLength);
+  own.set(view);
+  return own;
 }
 
 export function unpack(data: Uint8Array): unknown {
   return packr.unpack(data);
 }
 
-/** A copy of `view`, after which msgpackr packs into a fresh small buffer. */
+/** A copy of `view` (in msgpackr's grown buffer), after which msgpackr packs into a fresh small buffer. */
 function ownCopy(view: Uint8Array): Buffer {
   const own = allocBytes(view.byteLength);
   own.set(view);
-  packr.useBuffer(Buffer.allocUnsafeSlow(SMALL_BUFFER));
+  packr.useBuffer(freshBuffer());
   return own;
+}
+
+/**
+ * A small buffer nothing has been packed into. Never one used before: msgpackr starts writing at its start, and
+ * earlier values (log entry payloads, or another msgpackr user's in this process) may be views into a used one.
+ */
+function freshBuffer(): Buffer {
+  if (slabUsed + SMALL_BUFFER > slab.byteLength) {
+    slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  slabUsed += SMALL_BUFFER;
+  return slab.subarray(slabUsed - SMALL_BUFFER, slabUsed);
 }

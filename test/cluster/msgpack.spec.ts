@@ -1,5 +1,6 @@
 import { allocBytes, LARGE_BYTES } from '../../lib/io/large-bytes';
-import { pack, packOwn, unpack } from '../../lib/cluster/msgpack';
+import { Packr } from 'msgpackr';
+import { pack, packOwn, packScratch, unpack } from '../../lib/cluster/msgpack';
 import { decodeImage, encodeImage, encodePayload } from '../../lib/cluster/state/entry-codec';
 
 /** A value that packs to about `bytes` bytes. */
@@ -32,6 +33,16 @@ describe('msgpack codec buffers', () => {
     const parts = [1_000, 50_000, 2_000_000, 10].map((n) => ({ n, bytes: packOwn(valueOf(n)) }));
     for (let i = 0; i < 50; i++) pack(valueOf(i * 1000));
     for (const { n, bytes } of parts) expect(unpack(bytes)).toEqual(valueOf(n));
+  });
+
+  it('values packed between two scratch packs, here or by another msgpackr user, are not overwritten', () => {
+    packScratch(valueOf(10_000));
+    const ours = pack({ a: 1 });
+    const theirs = new Packr().pack({ b: 2 });
+    packScratch(valueOf(10_000));
+    packScratch(valueOf(100_000));
+    expect(unpack(ours)).toEqual({ a: 1 });
+    expect(unpack(theirs)).toEqual({ b: 2 });
   });
 
   it('an unpackable value leaves the codec working', () => {

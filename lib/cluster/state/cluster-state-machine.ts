@@ -1,7 +1,7 @@
 import { isMembershipEntry } from '../../raft/membership.js';
 import type { Entry } from '../../raft/index.js';
 import { ApplyError } from './apply-error.js';
-import { decodeImage, decodePayload, encodeImage, joinImage, joinImageSync } from './entry-codec.js';
+import { decodeImage, decodePayload, ImageWriter } from './entry-codec.js';
 import { EventLogModule } from './event-log-module.js';
 import { KvModule } from './kv-module.js';
 import { LockModule } from './lock-module.js';
@@ -55,6 +55,8 @@ export class ClusterStateMachine implements StateMachine {
   private readonly modules = new Map<string, StateModule>();
   /** Modules whose rows are encoded in slices, in image order. */
   private readonly bulk: readonly BulkStateModule[];
+  /** Size of the last image made or restored: about what the next one reserves. */
+  private lastImageBytes = 0;
   appliedIndex = 0;
   /** Term of the last applied entry: the first entry of a newer term closes the runs its predecessors left open. */
   appliedTerm = 0;
@@ -101,28 +103,25 @@ export class ClusterStateMachine implements StateMachine {
   }
 
   snapshot(): Uint8Array {
-    const { head, rows } = this.capture();
+    const { image, rows } = this.capture();
     try {
-      const parts: Uint8Array[] = [head];
-      for (const r of rows) for (let i = 0; i < r.length; i += SLICE) parts.push(encodeImage(r.slice(i, i + SLICE)));
-      return joinImageSync(parts);
+      for (const r of rows) for (let i = 0; i < r.length; i += SLICE) image.add(r.slice(i, i + SLICE));
+      return this.finished(image);
     } finally {
       for (const r of rows) r.release();
     }
   }
 
   async snapshotInSlices(pause: () => Promise<void>): Promise<Uint8Array> {
-    const { head, rows } = this.capture();
+    const { image, rows } = this.capture();
     try {
-      const parts: Uint8Array[] = [head];
       for (const r of rows) {
         for (let i = 0; i < r.length; i += SLICE) {
           await pause();
-          parts.push(encodeImage(r.slice(i, i + SLICE)));
+          image.add(r.slice(i, i + SLICE));
         }
       }
-      await pause();
-      return await joinImage(parts, pause);
+      return this.finished(image);
     } finally {
       for (const r of rows) r.release();
     }
@@ -134,22 +133,31 @@ export class ClusterStateMachine implements StateMachine {
    * captured, to be encoded later: applies replace a row rather than change it, so what the capture reads stays the
    * state of this moment (a module with capture() copies nothing now; others copy their row list).
    */
-  private capture(): { head: Uint8Array; rows: RowCapture[] } {
+  private capture(): { image: ImageWriter; rows: RowCapture[] } {
     const modules: Record<string, unknown> = {};
     for (const [name, m] of this.modules) modules[name] = m.snapshot();
     const rows = this.bulk.map((m) => m.capture?.() ?? copiedRows(m.rows()));
     try {
-      const bulk = this.bulk.map((m, i) => [m.name, Math.ceil(rows[i]!.length / SLICE)]);
-      const head = encodeImage({ appliedIndex: this.appliedIndex, appliedTerm: this.appliedTerm, modules, sessions: this.sessions.snapshot(), bulk });
-      return { head, rows };
+      const slices = rows.map((r) => Math.ceil(r.length / SLICE));
+      const bulk = this.bulk.map((m, i) => [m.name, slices[i]!]);
+      const image = new ImageWriter(1 + slices.reduce((a, b) => a + b, 0), this.lastImageBytes);
+      image.add({ appliedIndex: this.appliedIndex, appliedTerm: this.appliedTerm, modules, sessions: this.sessions.snapshot(), bulk });
+      return { image, rows };
     } catch (e) {
       for (const r of rows) r.release();
       throw e;
     }
   }
+  private finished(image: ImageWriter): Uint8Array {
+    const bytes = image.finish();
+    this.lastImageBytes = bytes.byteLength;
+    return bytes;
+  }
+
 
   restore(data: Uint8Array): void {
     const [headBytes, ...slices] = decodeImage(data) as Uint8Array[];
+    this.lastImageBytes = data.byteLength;
     const image = decodeImage(headBytes!) as {
       appliedIndex: number;
       appliedTerm?: number;
