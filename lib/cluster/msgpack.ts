@@ -31,7 +31,7 @@ export function pack(value: unknown): Buffer {
 }
 
 /**
- * `value` packed into a mapped scratch buffer that the next packScratch or packOwn overwrites: for a value that is
+ * `value` packed into a mapped scratch buffer that the next packScratch overwrites: for a value that is
  * copied at once (a snapshot image part, into the image). Neither msgpackr's growth nor the result is a malloc'd
  * block, and nothing is allocated per value.
  */
@@ -48,14 +48,6 @@ export function packScratch(value: unknown): Uint8Array {
   // A value larger than the scratch made msgpackr allocate a larger buffer once; the next one goes to a mapped one.
   if (view.buffer !== scratch.buffer) scratch = allocBytes(view.buffer.byteLength);
   return view;
-}
-
-/** `value` packed into a buffer of its own, mapped when large (see packScratch). */
-export function packOwn(value: unknown): Buffer {
-  const view = packScratch(value);
-  const own = allocBytes(view.byteLength);
-  own.set(view);
-  return own;
 }
 
 export function unpack(data: Uint8Array): unknown {

@@ -1,5 +1,6 @@
 import { ApplyError, ClusterStateMachine } from '../../lib/cluster/state/cluster-state-machine';
-import { decodeImage, encodeImage, encodePayload, ImageWriter } from '../../lib/cluster/state/entry-codec';
+import { pack } from '../../lib/cluster/msgpack';
+import { decodeImage, encodePayload, ImageWriter } from '../../lib/cluster/state/entry-codec';
 
 let index = 0;
 const apply = (sm: ClusterStateMachine, module: string, command: unknown, time = 1_000) =>
@@ -64,9 +65,9 @@ describe('ClusterStateMachine snapshots', () => {
     const kvRows = slices.slice(0, kvSlices).flatMap((b) => decodeImage(b) as unknown[]);
     const rest = slices.slice(kvSlices);
     const resliced: Uint8Array[] = [];
-    for (let i = 0; i < kvRows.length; i += 2048) resliced.push(encodeImage(kvRows.slice(i, i + 2048)));
+    for (let i = 0; i < kvRows.length; i += 2048) resliced.push(pack(kvRows.slice(i, i + 2048)));
     const bulk = head.bulk.map(([name, n]) => [name, name === 'kv' ? resliced.length : n]);
-    const old = encodeImage([encodeImage({ ...head, bulk }), ...resliced, ...rest]);
+    const old = pack([pack({ ...head, bulk }), ...resliced, ...rest]);
     const b = new ClusterStateMachine();
     b.restore(old);
     expect(b.kv.size).toBe(5000);
@@ -78,7 +79,7 @@ describe('ClusterStateMachine snapshots', () => {
       for (const size of [0, 1, 255, 256, 65_535, 65_536]) {
         if (count * size > 20_000_000) continue;
         const parts = Array.from({ length: count }, (_, i) => Buffer.alloc(size, i & 0xff));
-        const expected = Buffer.from(encodeImage(parts));
+        const expected = Buffer.from(pack(parts));
         // Reserved far too little (grown in place, then moved to a larger reservation) and about right.
         for (const reserve of [0, expected.byteLength]) {
           const w = new ImageWriter(count, reserve);
@@ -87,7 +88,7 @@ describe('ClusterStateMachine snapshots', () => {
         }
         const packed = new ImageWriter(count, 0);
         for (const p of parts) packed.add(p);
-        expect(Buffer.from(packed.finish()).equals(Buffer.from(encodeImage(parts.map((p) => encodeImage(p)))))).toBe(true);
+        expect(Buffer.from(packed.finish()).equals(Buffer.from(pack(parts.map((p) => pack(p)))))).toBe(true);
       }
     }
   });

@@ -1,5 +1,5 @@
 import { GrowingBytes } from '../../io/large-bytes.js';
-import { pack, packOwn, packScratch, unpack } from '../msgpack.js';
+import { pack, packScratch, unpack } from '../msgpack.js';
 import type { SessionId } from './session-table.js';
 
 /** A log entry's payload: which module, its command, the proposer's clock, and optionally a client session. */
@@ -24,11 +24,6 @@ export function decodePayload(data: Uint8Array): EntryPayload {
   return { module: v[0], command: v[1], time: v[2], session };
 }
 
-/** A part of a snapshot image, in a buffer of its own (see msgpack.ts). */
-export function encodeImage(image: unknown): Uint8Array {
-  return packOwn(image);
-}
-
 export function decodeImage(data: Uint8Array): unknown {
   return unpack(data);
 }
@@ -46,7 +41,7 @@ function writeBinHeader(out: Buffer, p: number, n: number): number {
 }
 
 /**
- * A snapshot image (a msgpack array of bins, the same bytes as `encodeImage(parts)`) written part by part straight
+ * A snapshot image (a msgpack array of bins, the same bytes as msgpack.ts's `pack(parts)`) written part by part straight
  * into one buffer that grows in place: each part is packed into msgpack.ts's scratch and copied in at once, so an
  * image of N parts costs no allocation per part and no second copy of the whole (joining parts kept apart held the
  * image twice, and 2 000 part buffers at 500 000 keys).
