@@ -148,12 +148,12 @@ export class ClusterStateMachine implements StateMachine {
       throw e;
     }
   }
+
   private finished(image: ImageWriter): Uint8Array {
     const bytes = image.finish();
     this.lastImageBytes = bytes.byteLength;
     return bytes;
   }
-
 
   restore(data: Uint8Array): void {
     const [headBytes, ...slices] = decodeImage(data) as Uint8Array[];
