@@ -68,11 +68,6 @@ export class GrowingBytes {
     this.used += n;
   }
 
-  append(bytes: Uint8Array): void {
-    this.room(bytes.byteLength).set(bytes, this.used);
-    this.used += bytes.byteLength;
-  }
-
   /** The bytes appended, in a buffer cut to their size (the pages past it are returned). */
   finish(): Buffer {
     this.ab.resize(this.used);

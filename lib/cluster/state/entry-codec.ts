@@ -41,8 +41,8 @@ function writeBinHeader(out: Buffer, p: number, n: number): number {
 }
 
 /**
- * A snapshot image (a msgpack array of bins, the same bytes as msgpack.ts's `pack(parts)`) written part by part straight
- * into one buffer that grows in place: each part is packed into msgpack.ts's scratch and copied in at once, so an
+ * A snapshot image (a msgpack array of bins, the same bytes as msgpack.ts's `pack(parts)`) written part by part
+ * straight into one buffer that grows in place: each part is packed into msgpack.ts's scratch and copied in at once, so an
  * image of N parts costs no allocation per part and no second copy of the whole (joining parts kept apart held the
  * image twice, and 2 000 part buffers at 500 000 keys).
  */
@@ -54,8 +54,7 @@ export class ImageWriter {
   constructor(parts: number, expectedBytes: number) {
     this.out = new GrowingBytes(expectedBytes);
     this.left = parts;
-    const head = this.out.room(5);
-    this.out.advance(writeArrayHeader(head, this.out.length, parts) - this.out.length);
+    this.out.advance(writeArrayHeader(this.out.room(5), 0, parts));
   }
 
   /** Packs `value` as the next part. */
